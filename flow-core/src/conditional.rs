@@ -1,0 +1,293 @@
+//! [`ConditionalSpline`]: an element-wise spline whose parameters a hypernetwork computes from a
+//! context vector (Pyro's `conditional_spline`).
+//!
+//! `y_i = h_θ(x_i)` with `θ = NN(context)`, the hypernetwork's output split as
+//! `[widths | heights | derivatives | lambdas]`, row-major per dimension.
+//!
+//! Also the conditional flows built from such layers: [`ConditionalFlow`] (with
+//! [`Conditioned`], a flow with its context fixed) and [`JointFlow`], the tutorial's
+//! `p(x₁)·p(x₂ | x₁)`.
+
+use crate::coupling::HyperOut;
+use crate::error::{Error, LayerError};
+use crate::flow::{Chain, Layer};
+use crate::nn::DenseNN;
+use crate::real::Real;
+use crate::spline::{eval_all, Direction, SplineShape};
+use crate::workspace::{Scratch, Workspace};
+use rand_core::RngCore;
+
+/// A conditional element-wise spline (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConditionalSpline<'a> {
+    dim: usize,
+    shape: SplineShape,
+    nn: DenseNN<'a>,
+}
+
+impl<'a> ConditionalSpline<'a> {
+    /// A `dim`-dimensional conditional spline; `nn` maps the context to `dim ×
+    /// shape.params_per_dim()` outputs.
+    pub fn new(dim: usize, shape: SplineShape, nn: DenseNN<'a>) -> Result<Self, Error> {
+        if dim == 0 {
+            return Err(Error::InvalidLayer(LayerError::ZeroDim));
+        }
+        if nn.output_len() != dim.saturating_mul(shape.params_per_dim()) {
+            return Err(Error::InvalidLayer(LayerError::HypernetShape));
+        }
+        Ok(Self { dim, shape, nn })
+    }
+
+    /// Dimension.
+    #[inline]
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Context size (the hypernetwork's input size).
+    #[inline]
+    pub fn context_dim(&self) -> usize {
+        self.nn.input()
+    }
+
+    /// Bins, bound, order.
+    #[inline]
+    pub fn shape(&self) -> &SplineShape {
+        &self.shape
+    }
+
+    /// The hypernetwork.
+    #[inline]
+    pub fn hypernet(&self) -> &DenseNN<'a> {
+        &self.nn
+    }
+
+    pub(crate) fn apply<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        want_log_det: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if ctx.len() != self.context_dim() {
+            return Err(Error::InvalidLayer(LayerError::Context));
+        }
+        let last = self.nn.hidden(ctx, &[], s.h0, s.h1)?;
+        let out = HyperOut { nn: &self.nn, last };
+        eval_all(&self.shape, &out, v, lds, dir, want_log_det, s.xs, s.ys)
+    }
+}
+
+/// A conditional normalizing flow `p(x | c)` on `R^D` with a context `c ∈ R^C`: layers may be
+/// conditional (context size `C`) or not. [`condition`](Self::condition) fixes a context and
+/// gives a distribution to score and sample, as Pyro's `ConditionalTransformedDistribution`.
+#[derive(Clone, Debug)]
+pub struct ConditionalFlow<
+    'a,
+    const D: usize,
+    const C: usize,
+    const L: usize = 8,
+    const H: usize = 64,
+    const K: usize = 32,
+> {
+    chain: Chain<'a, L>,
+}
+
+impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>
+    ConditionalFlow<'a, D, C, L, H, K>
+{
+    /// A conditional flow through `layers` in forward order.
+    pub fn new(layers: &[Layer<'a>]) -> Result<Self, Error> {
+        const { assert!(D >= 1 && C >= 1 && L >= 1 && K >= 2, "need D, C, L >= 1, K >= 2") };
+        Ok(Self {
+            chain: Chain::new(layers, D, C, H, K)?,
+        })
+    }
+
+    /// The layers, in forward order.
+    pub fn layers(&self) -> &[Layer<'a>] {
+        self.chain.layers()
+    }
+
+    /// The distribution `p(· | context)`.
+    pub fn condition<T: Real>(&self, context: &[T; C]) -> Conditioned<'_, 'a, T, D, C, L, H, K> {
+        Conditioned {
+            flow: self,
+            context: *context,
+        }
+    }
+
+    /// `log p(x | context)`.
+    pub fn log_prob<T: Real>(&self, x: &[T; D], context: &[T; C]) -> Result<T, Error> {
+        self.condition(context).log_prob(x)
+    }
+}
+
+/// A [`ConditionalFlow`] with its context fixed.
+#[derive(Clone, Debug)]
+pub struct Conditioned<
+    'f,
+    'a,
+    T,
+    const D: usize,
+    const C: usize,
+    const L: usize,
+    const H: usize,
+    const K: usize,
+> {
+    flow: &'f ConditionalFlow<'a, D, C, L, H, K>,
+    context: [T; C],
+}
+
+impl<T: Real, const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>
+    Conditioned<'_, '_, T, D, C, L, H, K>
+{
+    /// `log p(x | context)`.
+    pub fn log_prob(&self, x: &[T; D]) -> Result<T, Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = (*x, [T::ZERO; D]);
+        self.flow
+            .chain
+            .log_prob(&mut v, &self.context, &mut lds, &mut ws.scratch())
+    }
+
+    /// One sample `x ~ p(· | context)`.
+    pub fn sample<R: RngCore + ?Sized>(&self, rng: &mut R) -> Result<[T; D], Error> {
+        Ok(self.sample_impl(rng, false)?.0)
+    }
+
+    /// One sample with its `log p(x | context)`.
+    pub fn sample_with_log_prob<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<([T; D], T), Error> {
+        self.sample_impl(rng, true)
+    }
+
+    fn sample_impl<R: RngCore + ?Sized>(&self, rng: &mut R, lp: bool) -> Result<([T; D], T), Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = ([T::ZERO; D], [T::ZERO; D]);
+        let l = self.flow.chain.sample(
+            rng,
+            &mut v,
+            &self.context,
+            &mut lds,
+            lp,
+            &mut ws.scratch(),
+        )?;
+        Ok((v, l))
+    }
+
+    /// `x = f(z; context)` and `log|det ∂x/∂z|`.
+    pub fn forward_and_log_det(&self, z: &[T; D]) -> Result<([T; D], T), Error> {
+        self.transform(z, Direction::Forward)
+    }
+
+    /// `z = f⁻¹(x; context)` and `log|det ∂z/∂x|`.
+    pub fn inverse_and_log_det(&self, x: &[T; D]) -> Result<([T; D], T), Error> {
+        self.transform(x, Direction::Inverse)
+    }
+
+    fn transform(&self, x: &[T; D], dir: Direction) -> Result<([T; D], T), Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = (*x, [T::ZERO; D]);
+        let ld = self.flow.chain.transform(
+            &mut v,
+            &self.context,
+            &mut lds,
+            dir,
+            &mut ws.scratch(),
+        )?;
+        Ok((v, ld))
+    }
+}
+
+/// The joint `p(x) = p(x₁) · p(x₂ | x₁)` of Pyro's tutorial: a flow for the first `d₁`
+/// coordinates and a conditional flow for the other `D - d₁` with `x₁` as its context, scored
+/// and sampled as one distribution on `R^D`.
+#[derive(Clone, Debug)]
+pub struct JointFlow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32>
+{
+    marginal: Chain<'a, L>,
+    conditional: Chain<'a, L>,
+}
+
+impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFlow<'a, D, L, H, K> {
+    /// `marginal` acts on `x₁` (its layers' dimension is `d₁`), `conditional` on `x₂` with
+    /// context `x₁`. `d₁ + d₂` must equal `D`.
+    pub fn new(marginal: &[Layer<'a>], conditional: &[Layer<'a>]) -> Result<Self, Error> {
+        const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
+        let d1 = marginal.first().map_or(0, Layer::dim);
+        let d2 = conditional.first().map_or(0, Layer::dim);
+        if d1 == 0 || d2 == 0 || d1 + d2 != D {
+            return Err(Error::DimensionMismatch {
+                expected: D,
+                found: d1 + d2,
+            });
+        }
+        Ok(Self {
+            marginal: Chain::new(marginal, d1, 0, H, K)?,
+            conditional: Chain::new(conditional, d2, d1, H, K)?,
+        })
+    }
+
+    /// The marginal's layers `p(x₁)`.
+    pub fn marginal_layers(&self) -> &[Layer<'a>] {
+        self.marginal.layers()
+    }
+
+    /// The conditional's layers `p(x₂ | x₁)`.
+    pub fn conditional_layers(&self) -> &[Layer<'a>] {
+        self.conditional.layers()
+    }
+
+    /// `d₁`, the size of `x₁`.
+    pub fn split(&self) -> usize {
+        self.marginal.dim()
+    }
+
+    /// `log p(x₁) + log p(x₂ | x₁)`.
+    pub fn log_prob<T: Real>(&self, x: &[T; D]) -> Result<T, Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let mut s = ws.scratch();
+        let (mut v, mut lds) = (*x, [T::ZERO; D]);
+        let d1 = self.split();
+        let x1 = x.get(..d1).ok_or(Error::Numerical)?;
+        let (v1, v2) = v.split_at_mut_checked(d1).ok_or(Error::Numerical)?;
+        let (l1, l2) = lds.split_at_mut_checked(d1).ok_or(Error::Numerical)?;
+        let lp2 = self.conditional.log_prob(v2, x1, l2, &mut s)?;
+        let lp1 = self.marginal.log_prob(v1, &[], l1, &mut s)?;
+        Ok(lp1 + lp2)
+    }
+
+    /// One joint sample: `x₁ ~ p(x₁)`, then `x₂ ~ p(x₂ | x₁)`.
+    pub fn sample<T: Real, R: RngCore + ?Sized>(&self, rng: &mut R) -> Result<[T; D], Error> {
+        Ok(self.sample_impl(rng, false)?.0)
+    }
+
+    /// One joint sample with its `log p(x)`.
+    pub fn sample_with_log_prob<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<([T; D], T), Error> {
+        self.sample_impl(rng, true)
+    }
+
+    fn sample_impl<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        want: bool,
+    ) -> Result<([T; D], T), Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let mut s = ws.scratch();
+        let (mut v, mut lds) = ([T::ZERO; D], [T::ZERO; D]);
+        let d1 = self.split();
+        let (v1, v2) = v.split_at_mut_checked(d1).ok_or(Error::Numerical)?;
+        let (l1, l2) = lds.split_at_mut_checked(d1).ok_or(Error::Numerical)?;
+        let lp1 = self.marginal.sample(rng, v1, &[], l1, want, &mut s)?;
+        let lp2 = self.conditional.sample(rng, v2, v1, l2, want, &mut s)?;
+        Ok((v, lp1 + lp2))
+    }
+}

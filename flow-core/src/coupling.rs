@@ -1,0 +1,152 @@
+//! [`SplineCoupling`]: Pyro's `spline_coupling` — and its conditional variant.
+//!
+//! With split `d`, `x = (x1, x2)`, `x1 = x[..d]`, `x2 = x[d..]`:
+//!
+//! ```text
+//! y1 = g(x1)              element-wise spline with its own learnable parameters
+//! y2 = h_θ(x2),  θ = NN(x1 ++ context)
+//! log|det J| = Σ log|g'(x1_i)| + Σ log|h_θ'(x2_j)|
+//! ```
+//!
+//! The hypernetwork sees the *untransformed* `x1`, so the inverse first recovers
+//! `x1 = g⁻¹(y1)` and then inverts the upper part. Its output is split as Pyro does:
+//! `[widths | heights | derivatives | lambdas]`, row-major per upper dimension. With a context
+//! size of 0 this is Pyro's coupling; with a context it is a conditional coupling (hypernetwork
+//! input `x1 ++ context`), which Pyro lacks.
+
+use crate::error::{Error, LayerError};
+use crate::nn::DenseNN;
+use crate::real::Real;
+use crate::spline::{eval_all, Direction, ParamVector, Spline, SplineShape};
+use crate::workspace::Scratch;
+
+/// The outputs of a hypernetwork as a parameter vector, computed row by row on demand.
+pub(crate) struct HyperOut<'n, 's, T> {
+    pub(crate) nn: &'n DenseNN<'n>,
+    pub(crate) last: (&'s [T], &'s [T]),
+}
+
+impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
+    #[inline]
+    fn entry(&self, r: usize) -> T {
+        self.nn.output(self.last, r)
+    }
+}
+
+/// A spline coupling layer (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplineCoupling<'a> {
+    split: usize,
+    lower: Spline<'a>,
+    upper: SplineShape,
+    nn: DenseNN<'a>,
+    context: usize,
+}
+
+impl<'a> SplineCoupling<'a> {
+    /// A coupling over `lower.dim() + upper_dim` dimensions with split `lower.dim()`.
+    ///
+    /// `nn` must take `lower.dim() + context` inputs and give `upper_dim ×
+    /// upper.params_per_dim()` outputs.
+    pub fn new(
+        lower: Spline<'a>,
+        upper_dim: usize,
+        upper: SplineShape,
+        nn: DenseNN<'a>,
+        context: usize,
+    ) -> Result<Self, Error> {
+        if upper_dim == 0 {
+            return Err(Error::InvalidLayer(LayerError::Split));
+        }
+        let split = lower.dim();
+        if nn.input() != split + context
+            || nn.output_len() != upper_dim.saturating_mul(upper.params_per_dim())
+        {
+            return Err(Error::InvalidLayer(LayerError::HypernetShape));
+        }
+        Ok(Self {
+            split,
+            lower,
+            upper,
+            nn,
+            context,
+        })
+    }
+
+    /// Total dimension.
+    #[inline]
+    pub fn dim(&self) -> usize {
+        self.split + self.upper_dim()
+    }
+
+    /// Number of upper dimensions, `dim - split`.
+    #[inline]
+    pub fn upper_dim(&self) -> usize {
+        self.nn.output_len() / self.upper.params_per_dim().max(1)
+    }
+
+    /// The split `d`: dimensions `..d` are the lower part.
+    #[inline]
+    pub fn split(&self) -> usize {
+        self.split
+    }
+
+    /// Context size (0 for Pyro's unconditional coupling).
+    #[inline]
+    pub fn context_dim(&self) -> usize {
+        self.context
+    }
+
+    /// The lower element-wise spline.
+    #[inline]
+    pub fn lower(&self) -> &Spline<'a> {
+        &self.lower
+    }
+
+    /// The upper spline's shape.
+    #[inline]
+    pub fn upper_shape(&self) -> &SplineShape {
+        &self.upper
+    }
+
+    /// The hypernetwork.
+    #[inline]
+    pub fn hypernet(&self) -> &DenseNN<'a> {
+        &self.nn
+    }
+
+    pub(crate) fn apply<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        want_log_det: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if ctx.len() != self.context {
+            return Err(Error::InvalidLayer(LayerError::Context));
+        }
+        let mismatch = Error::DimensionMismatch {
+            expected: self.dim(),
+            found: v.len().min(lds.len()),
+        };
+        let (x1, x2) = v.split_at_mut_checked(self.split).ok_or(mismatch)?;
+        let (ld1, ld2) = lds.split_at_mut_checked(self.split).ok_or(mismatch)?;
+        // Going forward the hypernet reads x1 before the lower spline changes it; going back it
+        // reads x1 after the lower spline's inverse has recovered it.
+        let mut total = T::ZERO;
+        if dir == Direction::Inverse {
+            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+        }
+        {
+            let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
+            let out = HyperOut { nn: &self.nn, last };
+            total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, s.xs, s.ys)?;
+        }
+        if dir == Direction::Forward {
+            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+        }
+        Ok(total)
+    }
+}

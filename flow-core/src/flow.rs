@@ -1,0 +1,380 @@
+//! [`Layer`] and [`Flow`]: a standard Normal base pushed through an ordered list of layers.
+//!
+//! As in Pyro's `TransformedDistribution`, the list order is the forward order: a sample is
+//! `x = f_L(… f_1(z))`, and the density is
+//!
+//! ```text
+//! log p(x) = log N(z; 0, I) + Σ_l log|det ∂f_l⁻¹/∂y|,   z = f_1⁻¹(… f_L⁻¹(x))
+//! ```
+
+use crate::affine::{Affine, Exp};
+use crate::base::StdNormal;
+use crate::conditional::ConditionalSpline;
+use crate::coupling::SplineCoupling;
+use crate::error::{check_capacity, Capacity, Error, LayerError};
+use crate::permute::Permute;
+use crate::real::Real;
+use crate::spline::{Direction, Spline};
+use crate::workspace::{Scratch, Workspace};
+use rand_core::RngCore;
+
+/// One layer of a flow. Every variant borrows its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Layer<'a> {
+    /// `y = loc + scale·x`.
+    Affine(Affine<'a>),
+    /// `y = e^x`.
+    Exp(Exp),
+    /// Learnable element-wise rational spline.
+    Spline(Spline<'a>),
+    /// Spline coupling (conditional when its context size is not 0).
+    Coupling(SplineCoupling<'a>),
+    /// Reordering of the dimensions.
+    Permute(Permute<'a>),
+    /// Element-wise spline with parameters from the context.
+    ConditionalSpline(ConditionalSpline<'a>),
+}
+
+impl Layer<'_> {
+    /// The dimension the layer acts on.
+    pub fn dim(&self) -> usize {
+        match self {
+            Layer::Affine(l) => l.dim(),
+            Layer::Exp(l) => l.dim(),
+            Layer::Spline(l) => l.dim(),
+            Layer::Coupling(l) => l.dim(),
+            Layer::Permute(l) => l.dim(),
+            Layer::ConditionalSpline(l) => l.dim(),
+        }
+    }
+
+    /// The context size it needs (0 for an unconditional layer).
+    pub fn context_dim(&self) -> usize {
+        match self {
+            Layer::Coupling(l) => l.context_dim(),
+            Layer::ConditionalSpline(l) => l.context_dim(),
+            _ => 0,
+        }
+    }
+
+    /// The widest hidden layer of its hypernetwork (0 if it has none).
+    pub fn max_hidden(&self) -> usize {
+        match self {
+            Layer::Coupling(l) => l.hypernet().max_hidden(),
+            Layer::ConditionalSpline(l) => l.hypernet().max_hidden(),
+            _ => 0,
+        }
+    }
+
+    /// The largest spline bin count in the layer (0 if it has no spline).
+    pub fn bins(&self) -> usize {
+        match self {
+            Layer::Spline(l) => l.shape().bins(),
+            Layer::Coupling(l) => l.lower().shape().bins().max(l.upper_shape().bins()),
+            Layer::ConditionalSpline(l) => l.shape().bins(),
+            _ => 0,
+        }
+    }
+
+    /// Applies the layer in place: forward gives `y` and `log|dy/dx|` per dimension in `lds`,
+    /// inverse gives `x` and `log|dx/dy|`. Returns the sum of `lds`.
+    ///
+    /// `v` and `lds` must have the layer's dimension and `ctx` its context size.
+    pub fn apply<T: Real, const H: usize, const K: usize>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        ws: &mut Workspace<T, H, K>,
+    ) -> Result<T, Error> {
+        if v.len() != self.dim() || lds.len() != self.dim() {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim(),
+                found: v.len().min(lds.len()),
+            });
+        }
+        self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch())
+    }
+
+    pub(crate) fn apply_scratch<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        want_log_det: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        let inverse = dir == Direction::Inverse;
+        match self {
+            Layer::Affine(l) => Ok(l.apply(v, lds, inverse)),
+            Layer::Exp(l) => l.apply(v, lds, inverse),
+            Layer::Spline(l) => l.apply(v, lds, dir, want_log_det, s),
+            Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+            Layer::Permute(l) => {
+                // `lds` doubles as the copy buffer; a permutation's log|J| is 0.
+                l.apply(v, lds, inverse);
+                for ld in lds.iter_mut() {
+                    *ld = T::ZERO;
+                }
+                Ok(T::ZERO)
+            }
+            Layer::ConditionalSpline(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+        }
+    }
+}
+
+/// An ordered list of layers on a `dim`-dimensional space with an optional context; the
+/// common engine of [`Flow`], [`ConditionalFlow`](crate::ConditionalFlow) and
+/// [`JointFlow`](crate::JointFlow).
+#[derive(Clone, Debug)]
+pub(crate) struct Chain<'a, const L: usize> {
+    layers: heapless::Vec<Layer<'a>, L>,
+    dim: usize,
+    context: usize,
+}
+
+impl<'a, const L: usize> Chain<'a, L> {
+    /// Checks that every layer has dimension `dim`, needs either no context or exactly
+    /// `context`, and fits the capacities `H` (hidden width) and `K` (bins).
+    pub(crate) fn new(
+        layers: &[Layer<'a>],
+        dim: usize,
+        context: usize,
+        max_hidden: usize,
+        max_bins: usize,
+    ) -> Result<Self, Error> {
+        check_capacity(Capacity::Layers, layers.len(), L)?;
+        let mut v = heapless::Vec::new();
+        for l in layers {
+            if l.dim() != dim {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    found: l.dim(),
+                });
+            }
+            if l.context_dim() != 0 && l.context_dim() != context {
+                return Err(Error::InvalidLayer(LayerError::Context));
+            }
+            check_capacity(Capacity::Hidden, l.max_hidden(), max_hidden)?;
+            check_capacity(Capacity::Bins, l.bins(), max_bins)?;
+            v.push(*l).map_err(|_| Error::Capacity {
+                what: Capacity::Layers,
+                needed: layers.len(),
+                limit: L,
+            })?;
+        }
+        Ok(Self {
+            layers: v,
+            dim,
+            context,
+        })
+    }
+
+    pub(crate) fn layers(&self) -> &[Layer<'a>] {
+        &self.layers
+    }
+
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Runs every layer in `dir`'s order; returns the summed log-determinant.
+    pub(crate) fn run<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        want_log_det: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if v.len() != self.dim || lds.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                found: v.len().min(lds.len()),
+            });
+        }
+        if ctx.len() != self.context {
+            return Err(Error::DimensionMismatch {
+                expected: self.context,
+                found: ctx.len(),
+            });
+        }
+        let mut total = T::ZERO;
+        let mut step = |l: &Layer<'a>| -> Result<(), Error> {
+            total += l.apply_scratch(v, ctx, lds, dir, want_log_det, &mut s.reborrow())?;
+            Ok(())
+        };
+        match dir {
+            Direction::Forward => self.layers.iter().try_for_each(&mut step)?,
+            Direction::Inverse => self.layers.iter().rev().try_for_each(&mut step)?,
+        }
+        Ok(total)
+    }
+
+    /// `log p(x | ctx)` with `v` holding `x` (left holding `z`); `-inf` outside the support.
+    pub(crate) fn log_prob<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if !v.iter().chain(ctx).all(|x| x.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        let ld = match self.run(v, ctx, lds, Direction::Inverse, true, s) {
+            Ok(ld) => ld,
+            Err(Error::OutOfSupport) => return Ok(T::NEG_INFINITY),
+            Err(e) => return Err(e),
+        };
+        finite_or_numerical(StdNormal::log_prob(v) + ld)
+    }
+
+    /// Draws `z ~ N(0, I)` into `v` and pushes it forward; returns `log p(x | ctx)` when
+    /// `want_log_prob` (else 0).
+    pub(crate) fn sample<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        want_log_prob: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if !ctx.iter().all(|x| x.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        StdNormal::sample(rng, v);
+        let base = StdNormal::log_prob(v);
+        let ld = self.run(v, ctx, lds, Direction::Forward, want_log_prob, s)?;
+        if v.iter().any(|x| x.is_nan()) {
+            return Err(Error::Numerical);
+        }
+        if want_log_prob {
+            finite_or_numerical(base - ld)
+        } else {
+            Ok(T::ZERO)
+        }
+    }
+
+    /// Forward or inverse through all layers with input checks; returns the log-determinant.
+    pub(crate) fn transform<T: Real>(
+        &self,
+        v: &mut [T],
+        ctx: &[T],
+        lds: &mut [T],
+        dir: Direction,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        if !v.iter().chain(ctx).all(|x| x.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        let ld = self.run(v, ctx, lds, dir, true, s)?;
+        if v.iter().any(|x| x.is_nan()) {
+            return Err(Error::Numerical);
+        }
+        finite_or_numerical(ld)
+    }
+}
+
+/// `Err(Numerical)` for NaN; infinities pass (a density can underflow to `-inf`).
+#[inline]
+pub(crate) fn finite_or_numerical<T: Real>(v: T) -> Result<T, Error> {
+    if v.is_nan() {
+        Err(Error::Numerical)
+    } else {
+        Ok(v)
+    }
+}
+
+/// A normalizing flow on `R^D`: a standard Normal base and up to `L` layers.
+///
+/// The capacities are compile-time: `L` layers, hidden layers up to `H` wide, splines of up to
+/// `K` bins. Scratch for one call is `2H + 2K` scalars on the stack plus a few `[T; D]`.
+///
+/// Inputs must be finite ([`Error::NonFiniteInput`] otherwise). Values far outside the spline
+/// box pass through the identity tails; a density too small for `T` is `-inf`, and a point
+/// outside the support of an [`Exp`] layer has `log_prob = -inf`. A NaN arising inside (e.g.
+/// a hypernetwork overflowing on a finite but huge input) is [`Error::Numerical`].
+#[derive(Clone, Debug)]
+pub struct Flow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32>
+{
+    chain: Chain<'a, L>,
+}
+
+impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a, D, L, H, K> {
+    /// A flow through `layers` in forward order. Each layer must act on `D` dimensions, need no
+    /// context, and fit the capacities.
+    pub fn new(layers: &[Layer<'a>]) -> Result<Self, Error> {
+        const { assert!(D >= 1 && L >= 1 && K >= 2, "need D >= 1, L >= 1, K >= 2") };
+        Ok(Self {
+            chain: Chain::new(layers, D, 0, H, K)?,
+        })
+    }
+
+    /// The layers, in forward order.
+    pub fn layers(&self) -> &[Layer<'a>] {
+        self.chain.layers()
+    }
+
+    /// `log p(x)`.
+    pub fn log_prob<T: Real>(&self, x: &[T; D]) -> Result<T, Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = (*x, [T::ZERO; D]);
+        self.chain.log_prob(&mut v, &[], &mut lds, &mut ws.scratch())
+    }
+
+    /// One sample `x`.
+    pub fn sample<T: Real, R: RngCore + ?Sized>(&self, rng: &mut R) -> Result<[T; D], Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = ([T::ZERO; D], [T::ZERO; D]);
+        self.chain
+            .sample(rng, &mut v, &[], &mut lds, false, &mut ws.scratch())?;
+        Ok(v)
+    }
+
+    /// One sample with its `log p(x)`, computed on the way forward (no inverse needed).
+    pub fn sample_with_log_prob<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<([T; D], T), Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = ([T::ZERO; D], [T::ZERO; D]);
+        let lp = self
+            .chain
+            .sample(rng, &mut v, &[], &mut lds, true, &mut ws.scratch())?;
+        Ok((v, lp))
+    }
+
+    /// `x = f(z)` and `log|det ∂x/∂z|`.
+    pub fn forward_and_log_det<T: Real>(&self, z: &[T; D]) -> Result<([T; D], T), Error> {
+        self.transform(z, Direction::Forward)
+    }
+
+    /// `z = f⁻¹(x)` and `log|det ∂z/∂x|`.
+    pub fn inverse_and_log_det<T: Real>(&self, x: &[T; D]) -> Result<([T; D], T), Error> {
+        self.transform(x, Direction::Inverse)
+    }
+
+    /// `x = f(z)`.
+    pub fn forward<T: Real>(&self, z: &[T; D]) -> Result<[T; D], Error> {
+        Ok(self.forward_and_log_det(z)?.0)
+    }
+
+    /// `z = f⁻¹(x)`.
+    pub fn inverse<T: Real>(&self, x: &[T; D]) -> Result<[T; D], Error> {
+        Ok(self.inverse_and_log_det(x)?.0)
+    }
+
+    fn transform<T: Real>(&self, x: &[T; D], dir: Direction) -> Result<([T; D], T), Error> {
+        let mut ws = Workspace::<T, H, K>::new();
+        let (mut v, mut lds) = (*x, [T::ZERO; D]);
+        let ld = self
+            .chain
+            .transform(&mut v, &[], &mut lds, dir, &mut ws.scratch())?;
+        Ok((v, ld))
+    }
+}

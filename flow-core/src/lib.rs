@@ -1,0 +1,113 @@
+//! Normalizing flows for microcontrollers: `no_std`, no allocator, no `unsafe`, and the same
+//! numbers as Pyro 1.9.2.
+//!
+//! A flow pushes a standard Normal through learnable bijections; `flow-core` scores
+//! ([`Flow::log_prob`]) and samples ([`Flow::sample`]) such flows with parameters borrowed from
+//! wherever they are stored — in flash, on a device. Pyro's tutorial, first a fixed flow: a
+//! standard Normal through `Affine(3, 0.5)` and `Exp` is a LogNormal(3, 0.5):
+//!
+//! ```
+//! use flow_core::{Affine, Exp, Flow, Layer};
+//! use rand_core::SeedableRng;
+//!
+//! let flow: Flow<1> = Flow::new(&[
+//!     Layer::Affine(Affine::scalar(1, 3.0, 0.5)?),
+//!     Layer::Exp(Exp::new(1)?),
+//! ])?;
+//!
+//! // The density equals LogNormal(3, 0.5)'s closed form.
+//! let x = 20.0f64;
+//! let (mu, sigma) = (3.0f64, 0.5f64);
+//! let closed = -(x.ln() - mu).powi(2) / (2.0 * sigma * sigma)
+//!     - (x * sigma * (2.0 * core::f64::consts::PI).sqrt()).ln();
+//! assert!((flow.log_prob(&[x])? - closed).abs() < 1e-12);
+//!
+//! // Sampling works with any rand_core RNG.
+//! let mut rng = rand_pcg::Pcg32::seed_from_u64(7);
+//! let s: [f32; 1] = flow.sample(&mut rng)?;
+//! assert!(s[0] > 0.0);
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+//!
+//! A learnable element-wise rational spline (Pyro's `Spline(1, count_bins=4)`), its
+//! unconstrained parameters stored as little-endian `f32` bytes, read in place:
+//!
+//! ```
+//! use flow_core::{encode_f32s, Flow, Layer, Order, Spline, SplineShape, Weights};
+//!
+//! let shape = SplineShape::new(4, 3.0, Order::Linear)?;
+//! // uw[4] | uh[4] | ud[3] | ul[4], as in Pyro's state_dict.
+//! let params = [
+//!     -1.6f32, 0.2, 2.2, 0.8, 1.2, -0.4, -1.4, 0.9, 0.9, 0.7, 0.9, 0.9, 0.5, 0.8, 0.7,
+//! ];
+//! let mut bytes = [0u8; 60];
+//! encode_f32s(&params, &mut bytes).unwrap();
+//! let spline = Spline::new(1, shape, Weights::new(&bytes).unwrap())?;
+//! let flow: Flow<1> = Flow::new(&[Layer::Spline(spline)])?;
+//!
+//! let x = [0.5f32];
+//! let (z, log_det) = flow.inverse_and_log_det(&x)?;
+//! let lp = flow.log_prob(&x)?;
+//! // log p(x) = log N(z) + log|dz/dx|
+//! assert!((lp - (-0.5 * z[0] * z[0] - 0.918_938_5 + log_det)).abs() < 1e-5);
+//! // Outside [-B, B] the spline is the identity.
+//! assert_eq!(flow.forward(&[7.0f32])?, [7.0]);
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+//!
+//! # What is here
+//! - [`base`]: the standard Normal base, its density and its Box–Muller sampler.
+//! - [`affine`]: the fixed [`Affine`] and [`Exp`] transforms.
+//! - [`spline`]: the element-wise monotonic rational spline, linear and quadratic order, with
+//!   Pyro's exact parameterization, and the learnable [`Spline`] layer.
+//! - [`nn`]: the dense hypernetwork [`DenseNN`].
+//! - [`coupling`]: [`SplineCoupling`], unconditional (Pyro's) and conditional.
+//! - [`conditional`]: [`ConditionalSpline`], [`ConditionalFlow`] and the joint
+//!   `p(x₁)·p(x₂|x₁)` [`JointFlow`].
+//! - [`permute`]: [`Permute`].
+//! - [`flow`]: [`Layer`] and [`Flow`].
+//!
+//! Every type computes generically over [`Real`] (`f32` on the device; `f64` too, which the
+//! tests use to match Pyro's float64 numbers at 1e-9). Parameters are always `f32`.
+//!
+//! # Never a panic
+//! Every operation returns a [`Result`]; none panics, on any input. NaN or infinite inputs are
+//! [`Error::NonFiniteInput`]; finite values beyond the spline box take the identity tails;
+//! a NaN arising inside is [`Error::Numerical`]. Points exactly on knots and on `±B` follow
+//! Pyro's bin search (see [`spline`]).
+//!
+//! # Features
+//! - `std`: implements `std::error::Error` for [`Error`].
+//! - `micromath`: `f32` `exp`, `ln` and `sqrt` through micromath's approximations instead of
+//!   libm. Smaller and faster, but the results are no longer those of Pyro to `f32` precision
+//!   (see the README for the measured cost); off by default.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod affine;
+pub mod base;
+pub mod conditional;
+pub mod coupling;
+mod error;
+pub mod flow;
+pub mod nn;
+pub mod permute;
+mod real;
+pub mod spline;
+mod weights;
+mod workspace;
+
+pub use affine::{Affine, Exp};
+pub use base::StdNormal;
+pub use conditional::{ConditionalFlow, ConditionalSpline, Conditioned, JointFlow};
+pub use coupling::SplineCoupling;
+pub use error::{Capacity, Error, LayerError};
+pub use flow::{Flow, Layer};
+pub use nn::DenseNN;
+pub use permute::Permute;
+pub use real::Real;
+pub use spline::{Direction, Order, Spline, SplineShape};
+pub use weights::{encode_f32s, Weights};
+pub use workspace::Workspace;

@@ -1,0 +1,633 @@
+//! Monotonic rational splines, element-wise — exactly Pyro 1.9.2's `_monotonic_rational_spline`.
+//!
+//! # Parameterization
+//! One spline dimension with `K` bins on the box `[-B, B] × [-B, B]` has unconstrained parameters
+//! `uw[K]`, `uh[K]`, `ud[K-1]` and, for the linear order only, `ul[K]`. From them:
+//!
+//! 1. `w~ = softmax(uw)`, `h~ = softmax(uh)`, `d~ = softplus(ud)` (torch's: `u` for `u > 20`,
+//!    else `ln(1 + e^u)`), `l~ = sigmoid(ul)`.
+//! 2. Minimum sizes: `w_k = 1e-3 + (1 - 1e-3·K)·w~_k`, likewise `h_k`; `d_j = 1e-3 + d~_j`.
+//! 3. Knots `x_k = 2B·(w_0 + … + w_{k-1}) - B`, with `x_0 = -B` and `x_K = +B` set exactly;
+//!    `Δx_k = x_{k+1} - x_k`. The `y` knots come from `h` the same way.
+//! 4. Knot derivatives `δ_0 = δ_K = 1 - 1e-3 = 0.999` (as Pyro pads them) and `δ_k = d_{k-1}`.
+//! 5. Linear order: `λ_k = 0.95·l~_k + 0.025`.
+//! 6. Bin slope `s_k = Δy_k / Δx_k`.
+//!
+//! A value `v` is inside when `-B <= v <= B`; outside (and for NaN) the spline is the identity
+//! with `log|J| = 0`. The bin is `k = #{j in 0..=K : v >= knot_j + 1e-6} - 1`, clamped to
+//! `0..K`, searching the `x` knots going forward and the `y` knots going back. The absolute
+//! `1e-6` means a point on an interior knot is evaluated in the bin to its left at `θ = 1`.
+//!
+//! # Quadratic order (Durkan et al., 2019)
+//! With `θ = (x - x_k)/Δx_k`, `t = θ(1-θ)` and `c = δ_k + δ_{k+1} - 2s_k`:
+//!
+//! ```text
+//! den    = s_k + c·t
+//! y      = y_k + Δy_k (s_k θ² + δ_k t) / den
+//! dy/dx  = s_k² (δ_{k+1} θ² + 2 s_k t + δ_k (1-θ)²) / den²
+//! ```
+//!
+//! Inverse, with `Δ = y - y_k`: `a = Δc + Δy_k(s_k - δ_k)`, `b = Δy_k δ_k - Δc`, `q = -s_k Δ`,
+//! `θ = 2q / (-b - sqrt(b² - 4aq))`, `x = x_k + θ Δx_k`. The discriminant is `>= 0` in exact
+//! arithmetic; a negative rounding residue is clamped to 0 (Pyro asserts instead).
+//!
+//! # Linear order (Dolatabadi et al., 2020)
+//! With `wa = 1`, `wb = sqrt(δ_k/δ_{k+1})`, `wc = (λ δ_k + (1-λ) wb δ_{k+1}) / s_k`,
+//! `ya = y_k`, `yb = y_k + Δy_k`, `yc = ((1-λ) ya + λ wb yb) / ((1-λ) + λ wb)`:
+//!
+//! ```text
+//! θ <= λ: y = (ya (λ-θ) + wc yc θ) / ((λ-θ) + wc θ),          dy/dx = wc λ (yc-ya) / (Δx den²)
+//! θ >  λ: y = (wc yc (1-θ) + wb yb (θ-λ)) / (wc (1-θ) + wb (θ-λ)), dy/dx = wb wc (1-λ)(yb-yc) / (Δx den²)
+//! ```
+//!
+//! and the inverse, branching on `y <= yc`:
+//!
+//! ```text
+//! y <= yc: θ = λ (ya - y) / ((wc - 1) y + ya - wc yc),              dx/dy = Δx wc λ (yc-ya) / den²
+//! y >  yc: θ = ((wc - λ wb) y + λ wb yb - wc yc) / ((wc - wb) y + wb yb - wc yc),
+//!                                                                     dx/dy = Δx wb wc (1-λ)(yb-yc) / den²
+//! ```
+//!
+//! In every case `log|J| = ln(derivative numerator) - 2 ln|den|`, as Pyro computes it.
+
+use crate::error::{Capacity, Error, LayerError};
+use crate::real::{max, Real};
+use crate::weights::Weights;
+use crate::workspace::Scratch;
+
+/// Minimum bin width, as a fraction of the box (Pyro's `min_bin_width`).
+pub const MIN_BIN_WIDTH: f64 = 1e-3;
+/// Minimum bin height, as a fraction of the box (Pyro's `min_bin_height`).
+pub const MIN_BIN_HEIGHT: f64 = 1e-3;
+/// Minimum knot derivative (Pyro's `min_derivative`).
+pub const MIN_DERIVATIVE: f64 = 1e-3;
+/// Minimum `λ` of the linear order (Pyro's `min_lambda`).
+pub const MIN_LAMBDA: f64 = 0.025;
+/// The absolute offset of the bin search (Pyro's `eps`).
+pub const SEARCH_EPS: f64 = 1e-6;
+/// The largest bin count: `1e-3·K <= 1` must hold for the minimum sizes.
+pub const MAX_BINS_BY_MIN_SIZE: usize = 1000;
+/// torch's softplus threshold: above it, `softplus(u) = u`.
+pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
+
+/// The spline's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Linear-rational (Dolatabadi et al.), Pyro's default; `4K - 1` parameters per dimension.
+    Linear,
+    /// Rational-quadratic (Durkan et al.); `3K - 1` parameters per dimension.
+    Quadratic,
+}
+
+/// Bins, bound and order of a spline: everything but its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplineShape {
+    bins: usize,
+    bound: f32,
+    order: Order,
+}
+
+impl SplineShape {
+    /// A validated shape: `2 <= bins <= 1000` and a finite `bound > 0`.
+    pub fn new(bins: usize, bound: f32, order: Order) -> Result<Self, Error> {
+        if !(2..=MAX_BINS_BY_MIN_SIZE).contains(&bins) {
+            return Err(Error::InvalidLayer(LayerError::Bins));
+        }
+        if !(bound.is_finite() && bound > 0.0) {
+            return Err(Error::InvalidLayer(LayerError::Bound));
+        }
+        Ok(Self { bins, bound, order })
+    }
+
+    /// Number of bins `K`.
+    #[inline]
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// The bound `B`.
+    #[inline]
+    pub fn bound(&self) -> f32 {
+        self.bound
+    }
+
+    /// The order.
+    #[inline]
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// Unconstrained parameters per dimension: `4K - 1` (linear) or `3K - 1` (quadratic).
+    #[inline]
+    pub fn params_per_dim(&self) -> usize {
+        match self.order {
+            Order::Linear => 4 * self.bins - 1,
+            Order::Quadratic => 3 * self.bins - 1,
+        }
+    }
+
+    /// Number of `λ` parameters per dimension: `K` for linear, 0 for quadratic.
+    #[inline]
+    pub fn lambdas_per_dim(&self) -> usize {
+        match self.order {
+            Order::Linear => self.bins,
+            Order::Quadratic => 0,
+        }
+    }
+}
+
+/// Which way to evaluate a spline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `x → y`, returning `log|dy/dx|`.
+    Forward,
+    /// `y → x`, returning `log|dx/dy|`.
+    Inverse,
+}
+
+/// The unconstrained parameters of one spline dimension, wherever they come from: stored
+/// weights, or a hypernetwork's output computed on demand.
+pub trait BinParams<T: Real> {
+    /// Writes the `K` unconstrained widths `uw` into `out` (`out.len() == K`).
+    fn widths(&self, out: &mut [T]);
+    /// Writes the `K` unconstrained heights `uh` into `out`.
+    fn heights(&self, out: &mut [T]);
+    /// The unconstrained derivative `ud[j]` of interior knot `j + 1`, `j in 0..K-1`.
+    fn derivative(&self, j: usize) -> T;
+    /// The unconstrained `ul[k]` of bin `k` (linear order only).
+    fn lambda(&self, k: usize) -> T;
+}
+
+/// Unconstrained parameters of one dimension held in slices (`lambdas` empty for quadratic).
+#[derive(Clone, Copy, Debug)]
+pub struct RawParams<'p, T> {
+    /// `uw[K]`.
+    pub widths: &'p [T],
+    /// `uh[K]`.
+    pub heights: &'p [T],
+    /// `ud[K-1]`.
+    pub derivatives: &'p [T],
+    /// `ul[K]`, linear order only.
+    pub lambdas: &'p [T],
+}
+
+impl<T: Real> BinParams<T> for RawParams<'_, T> {
+    fn widths(&self, out: &mut [T]) {
+        for (o, &v) in out.iter_mut().zip(self.widths) {
+            *o = v;
+        }
+    }
+    fn heights(&self, out: &mut [T]) {
+        for (o, &v) in out.iter_mut().zip(self.heights) {
+            *o = v;
+        }
+    }
+    fn derivative(&self, j: usize) -> T {
+        self.derivatives.get(j).copied().unwrap_or(T::ZERO)
+    }
+    fn lambda(&self, k: usize) -> T {
+        self.lambdas.get(k).copied().unwrap_or(T::ZERO)
+    }
+}
+
+/// torch's softplus with `beta = 1`, `threshold = 20`.
+#[inline]
+pub fn softplus<T: Real>(u: T) -> T {
+    if u > T::from_f64(SOFTPLUS_THRESHOLD) {
+        u
+    } else {
+        u.exp().ln_1p()
+    }
+}
+
+/// The logistic sigmoid `1 / (1 + e^-u)`.
+#[inline]
+pub fn sigmoid<T: Real>(u: T) -> T {
+    T::ONE / (T::ONE + (-u).exp())
+}
+
+/// Turns `K` unconstrained widths (or heights) in place into the right-hand knots
+/// `x_1 … x_K` of the box `[-B, B]`, with `x_K = B` exactly. (`x_0 = -B` is implied.)
+pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
+    let k = u.len();
+    let mut m = T::NEG_INFINITY;
+    for &v in u.iter() {
+        m = max(m, v);
+    }
+    let mut sum = T::ZERO;
+    for v in u.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    let min = T::from_f64(MIN_BIN_WIDTH);
+    let scale = T::from_f64(1.0 - MIN_BIN_WIDTH * k as f64);
+    let two_b = bound + bound;
+    let mut cum = T::ZERO;
+    for v in u.iter_mut() {
+        cum += min + scale * (*v / sum);
+        *v = two_b * cum - bound;
+    }
+    if let Some(last) = u.last_mut() {
+        *last = bound;
+    }
+}
+
+/// `k = #{j in 0..=K : v >= knot_j + eps} - 1`, clamped to `0..K`; `knots` holds `x_1 … x_K`.
+#[inline]
+fn search<T: Real>(knots: &[T], v: T, bound: T) -> usize {
+    let eps = T::from_f64(SEARCH_EPS);
+    let mut count = usize::from(v >= -bound + eps);
+    for &x in knots {
+        count += usize::from(v >= x + eps);
+    }
+    count.saturating_sub(1).min(knots.len().saturating_sub(1))
+}
+
+/// Left edge and width of bin `k`, with `knots` holding `x_1 … x_K`.
+#[inline]
+fn bin<T: Real>(knots: &[T], k: usize, bound: T) -> (T, T) {
+    let lo = if k == 0 {
+        -bound
+    } else {
+        knots.get(k - 1).copied().unwrap_or(-bound)
+    };
+    let hi = knots.get(k).copied().unwrap_or(bound);
+    (lo, hi - lo)
+}
+
+/// Derivative `δ_i` at knot `i in 0..=K`.
+#[inline]
+fn knot_derivative<T: Real, P: BinParams<T>>(p: &P, i: usize, bins: usize) -> T {
+    if i == 0 || i >= bins {
+        T::from_f64(1.0 - MIN_DERIVATIVE)
+    } else {
+        T::from_f64(MIN_DERIVATIVE) + softplus(p.derivative(i - 1))
+    }
+}
+
+/// Evaluates one spline dimension at `v`, returning `(output, log|J|)`.
+///
+/// `Forward` gives `(y, log|dy/dx|)`, `Inverse` gives `(x, log|dx/dy|)`. With `want_log_det`
+/// false the log-determinant is not computed and returned as 0. `xs` and `ys` are scratch for
+/// the knots and must each hold `K` values; otherwise `Error::Capacity` is returned. NaN inputs
+/// lie outside the box and are returned unchanged.
+pub fn eval<T: Real, P: BinParams<T>>(
+    shape: &SplineShape,
+    p: &P,
+    v: T,
+    dir: Direction,
+    want_log_det: bool,
+    xs: &mut [T],
+    ys: &mut [T],
+) -> Result<(T, T), Error> {
+    let bound = T::from_f32(shape.bound);
+    if !(v >= -bound && v <= bound) {
+        return Ok((v, T::ZERO));
+    }
+    let k_bins = shape.bins;
+    let cap = Error::Capacity {
+        what: Capacity::Bins,
+        needed: k_bins,
+        limit: xs.len().min(ys.len()),
+    };
+    let xs = xs.get_mut(..k_bins).ok_or(cap)?;
+    let ys = ys.get_mut(..k_bins).ok_or(cap)?;
+    p.widths(xs);
+    p.heights(ys);
+    knots_in_place(xs, bound);
+    knots_in_place(ys, bound);
+    let k = match dir {
+        Direction::Forward => search(xs, v, bound),
+        Direction::Inverse => search(ys, v, bound),
+    };
+    let (x_k, dx) = bin(xs, k, bound);
+    let (y_k, dy) = bin(ys, k, bound);
+    let d_k = knot_derivative(p, k, k_bins);
+    let d_k1 = knot_derivative(p, k + 1, k_bins);
+    let s = dy / dx;
+    let bin = Bin {
+        x_k,
+        dx,
+        y_k,
+        dy,
+        s,
+        d_k,
+        d_k1,
+    };
+    Ok(match shape.order {
+        Order::Quadratic => match dir {
+            Direction::Forward => bin.quadratic_forward(v, want_log_det),
+            Direction::Inverse => bin.quadratic_inverse(v, want_log_det),
+        },
+        Order::Linear => {
+            let lambda = T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k))
+                + T::from_f64(MIN_LAMBDA);
+            let lin = bin.linear(lambda);
+            match dir {
+                Direction::Forward => lin.forward(v, want_log_det),
+                Direction::Inverse => lin.inverse(v, want_log_det),
+            }
+        }
+    })
+}
+
+/// The quantities of the bin a point falls in.
+struct Bin<T> {
+    x_k: T,
+    dx: T,
+    y_k: T,
+    dy: T,
+    s: T,
+    d_k: T,
+    d_k1: T,
+}
+
+/// A bin of the linear-rational spline, with its weights.
+struct LinearBin<T> {
+    x_k: T,
+    dx: T,
+    lambda: T,
+    wb: T,
+    wc: T,
+    ya: T,
+    yb: T,
+    yc: T,
+}
+
+impl<T: Real> Bin<T> {
+    /// `ln(s² (δ_{k+1} θ² + 2 s t + δ_k (1-θ)²)) - 2 ln(den)`.
+    #[inline]
+    fn quadratic_log_det(&self, theta: T, t: T, den: T) -> T {
+        let one_m = T::ONE - theta;
+        let num = self.s
+            * self.s
+            * (self.d_k1 * theta * theta + (self.s + self.s) * t + self.d_k * one_m * one_m);
+        num.ln() - (den.ln() + den.ln())
+    }
+
+    fn quadratic_forward(&self, x: T, want: bool) -> (T, T) {
+        let theta = (x - self.x_k) / self.dx;
+        let t = theta * (T::ONE - theta);
+        let c = self.d_k + self.d_k1 - (self.s + self.s);
+        let den = self.s + c * t;
+        let y = self.y_k + self.dy * (self.s * theta * theta + self.d_k * t) / den;
+        let ld = if want {
+            self.quadratic_log_det(theta, t, den)
+        } else {
+            T::ZERO
+        };
+        (y, ld)
+    }
+
+    fn quadratic_inverse(&self, y: T, want: bool) -> (T, T) {
+        let delta = y - self.y_k;
+        let c = self.d_k + self.d_k1 - (self.s + self.s);
+        let a = delta * c + self.dy * (self.s - self.d_k);
+        let b = self.dy * self.d_k - delta * c;
+        let q = -self.s * delta;
+        let disc = b * b - T::from_f64(4.0) * a * q;
+        let disc = if disc > T::ZERO { disc } else { T::ZERO };
+        let theta = (q + q) / (-b - disc.sqrt());
+        let x = theta * self.dx + self.x_k;
+        let ld = if want {
+            let t = theta * (T::ONE - theta);
+            let den = self.s + c * t;
+            -self.quadratic_log_det(theta, t, den)
+        } else {
+            T::ZERO
+        };
+        (x, ld)
+    }
+
+    fn linear(&self, lambda: T) -> LinearBin<T> {
+        let wb = (self.d_k / self.d_k1).sqrt();
+        let one_m_l = T::ONE - lambda;
+        let wc = (lambda * self.d_k + one_m_l * wb * self.d_k1) / self.s;
+        let ya = self.y_k;
+        let yb = self.dy + self.y_k;
+        let yc = (one_m_l * ya + lambda * wb * yb) / (one_m_l + lambda * wb);
+        LinearBin {
+            x_k: self.x_k,
+            dx: self.dx,
+            lambda,
+            wb,
+            wc,
+            ya,
+            yb,
+            yc,
+        }
+    }
+}
+
+impl<T: Real> LinearBin<T> {
+    fn forward(&self, x: T, want: bool) -> (T, T) {
+        let (l, wb, wc, ya, yb, yc) = (self.lambda, self.wb, self.wc, self.ya, self.yb, self.yc);
+        let theta = (x - self.x_k) / self.dx;
+        let (num, den, dnum) = if theta <= l {
+            (
+                ya * (l - theta) + wc * yc * theta,
+                (l - theta) + wc * theta,
+                wc * l * (yc - ya),
+            )
+        } else {
+            (
+                wc * yc * (T::ONE - theta) + wb * yb * (theta - l),
+                wc * (T::ONE - theta) + wb * (theta - l),
+                wb * wc * (T::ONE - l) * (yb - yc),
+            )
+        };
+        let ld = if want {
+            let lden = den.abs().ln();
+            (dnum / self.dx).ln() - (lden + lden)
+        } else {
+            T::ZERO
+        };
+        (num / den, ld)
+    }
+
+    fn inverse(&self, y: T, want: bool) -> (T, T) {
+        let (l, wb, wc, ya, yb, yc) = (self.lambda, self.wb, self.wc, self.ya, self.yb, self.yc);
+        let (num, den, dnum) = if y <= yc {
+            (
+                l * (ya - y),
+                (wc - T::ONE) * y + ya - wc * yc,
+                wc * l * (yc - ya),
+            )
+        } else {
+            (
+                (wc - l * wb) * y + l * wb * yb - wc * yc,
+                (wc - wb) * y + wb * yb - wc * yc,
+                wb * wc * (T::ONE - l) * (yb - yc),
+            )
+        };
+        let theta = num / den;
+        let x = theta * self.dx + self.x_k;
+        let ld = if want {
+            let lden = den.abs().ln();
+            (dnum * self.dx).ln() - (lden + lden)
+        } else {
+            T::ZERO
+        };
+        (x, ld)
+    }
+}
+
+/// A flat parameter vector laid out as Pyro splits a hypernetwork's output, for `dims`
+/// dimensions of `K` bins: `[widths (dims×K) | heights (dims×K) | derivatives (dims×(K-1)) |
+/// lambdas (dims×K, linear only)]`, each block row-major by dimension. The element-wise
+/// [`Spline`]'s stored parameters use the same layout.
+pub(crate) trait ParamVector<T> {
+    /// Entry `r`.
+    fn entry(&self, r: usize) -> T;
+}
+
+impl<T: Real> ParamVector<T> for Weights<'_> {
+    #[inline]
+    fn entry(&self, r: usize) -> T {
+        self.at(r)
+    }
+}
+
+/// Dimension `j`'s view into a [`ParamVector`].
+pub(crate) struct DimParams<'v, V> {
+    pub(crate) v: &'v V,
+    pub(crate) dims: usize,
+    pub(crate) bins: usize,
+    pub(crate) j: usize,
+}
+
+impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
+    #[inline]
+    fn widths(&self, out: &mut [T]) {
+        let base = self.j * self.bins;
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = self.v.entry(base + k);
+        }
+    }
+    #[inline]
+    fn heights(&self, out: &mut [T]) {
+        let base = (self.dims + self.j) * self.bins;
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = self.v.entry(base + k);
+        }
+    }
+    #[inline]
+    fn derivative(&self, i: usize) -> T {
+        self.v
+            .entry(2 * self.dims * self.bins + self.j * (self.bins - 1) + i)
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        self.v.entry(
+            2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k,
+        )
+    }
+}
+
+/// Applies a spline to each of `v`'s dimensions, with dimension `j`'s parameters from `params`
+/// (laid out as in [`ParamVector`]); writes each `log|J|` to `lds` and returns their sum (0
+/// when `want_log_det` is false).
+pub(crate) fn eval_all<T: Real, V: ParamVector<T>>(
+    shape: &SplineShape,
+    params: &V,
+    v: &mut [T],
+    lds: &mut [T],
+    dir: Direction,
+    want_log_det: bool,
+    xs: &mut [T],
+    ys: &mut [T],
+) -> Result<T, Error> {
+    let dims = v.len();
+    let mut total = T::ZERO;
+    for (j, (x, ld)) in v.iter_mut().zip(lds.iter_mut()).enumerate() {
+        let p = DimParams {
+            v: params,
+            dims,
+            bins: shape.bins,
+            j,
+        };
+        let (y, l) = eval(shape, &p, *x, dir, want_log_det, xs, ys)?;
+        *x = y;
+        *ld = l;
+        total += l;
+    }
+    Ok(total)
+}
+
+/// The learnable element-wise spline (Pyro's `Spline(dim, count_bins, bound, order)`), each
+/// dimension with its own parameters, stored as `[uw (dim×K) | uh (dim×K) | ud (dim×(K-1)) |
+/// ul (dim×K), linear only]` — the order of Pyro's `unnormalized_widths`, `_heights`,
+/// `_derivatives`, `_lambdas`, each row-major.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spline<'a> {
+    dim: usize,
+    shape: SplineShape,
+    weights: Weights<'a>,
+}
+
+impl<'a> Spline<'a> {
+    /// A spline over `dim` dimensions; checks the parameter count and that each is finite.
+    pub fn new(dim: usize, shape: SplineShape, weights: Weights<'a>) -> Result<Self, Error> {
+        if dim == 0 {
+            return Err(Error::InvalidLayer(LayerError::ZeroDim));
+        }
+        let expected = Self::param_count(dim, &shape);
+        if weights.len() != expected {
+            return Err(Error::ParameterCount {
+                expected,
+                found: weights.len(),
+            });
+        }
+        if !weights.all_finite() {
+            return Err(Error::NonFiniteParameter);
+        }
+        Ok(Self {
+            dim,
+            shape,
+            weights,
+        })
+    }
+
+    /// Parameters of a `dim`-dimensional spline of this shape.
+    pub fn param_count(dim: usize, shape: &SplineShape) -> usize {
+        dim.saturating_mul(shape.params_per_dim())
+    }
+
+    /// Dimension.
+    #[inline]
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Bins, bound, order.
+    #[inline]
+    pub fn shape(&self) -> &SplineShape {
+        &self.shape
+    }
+
+    /// The stored parameters.
+    #[inline]
+    pub fn weights(&self) -> Weights<'a> {
+        self.weights
+    }
+
+    pub(crate) fn apply<T: Real>(
+        &self,
+        v: &mut [T],
+        lds: &mut [T],
+        dir: Direction,
+        want_log_det: bool,
+        s: &mut Scratch<'_, T>,
+    ) -> Result<T, Error> {
+        eval_all(
+            &self.shape,
+            &self.weights,
+            v,
+            lds,
+            dir,
+            want_log_det,
+            s.xs,
+            s.ys,
+        )
+    }
+}

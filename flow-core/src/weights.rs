@@ -1,0 +1,118 @@
+//! Borrowed parameter storage: little-endian `f32` values read in place.
+//!
+//! A trained model keeps its parameters where its bytes are — in flash on a microcontroller —
+//! and a [`Weights`] view reads them from there. Reading through bytes rather than casting to
+//! `&[f32]` needs no alignment and no `unsafe`, and gives the same values on every target.
+
+use crate::real::Real;
+
+/// A view of `len()` little-endian `f32` values in a byte slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Weights<'a> {
+    /// Views `bytes` as little-endian `f32`s. Returns `None` when the length is not a multiple of 4.
+    pub const fn new(bytes: &'a [u8]) -> Option<Self> {
+        if bytes.len() % 4 == 0 {
+            Some(Self { bytes })
+        } else {
+            None
+        }
+    }
+
+    /// An empty view.
+    pub const fn empty() -> Self {
+        Self { bytes: &[] }
+    }
+
+    /// Number of `f32` values.
+    #[inline]
+    pub const fn len(&self) -> usize {
+        self.bytes.len() / 4
+    }
+
+    /// `true` when there are no values.
+    #[inline]
+    pub const fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The underlying bytes.
+    #[inline]
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The value at `i`, or `None` past the end.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f32> {
+        let start = i.checked_mul(4)?;
+        let b = self.bytes.get(start..start.checked_add(4)?)?;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(b);
+        Some(f32::from_le_bytes(a))
+    }
+
+    /// The value at `i` converted to `T`, or NaN-free zero past the end.
+    ///
+    /// Callers index only within lengths checked when the layer was built; the zero is there so
+    /// that no index can panic.
+    #[inline]
+    pub(crate) fn at<T: Real>(&self, i: usize) -> T {
+        T::from_f32(self.get(i).unwrap_or(0.0))
+    }
+
+    /// The sub-view of `len` values starting at value `start`, or `None` if out of range.
+    #[inline]
+    pub fn slice(&self, start: usize, len: usize) -> Option<Weights<'a>> {
+        let s = start.checked_mul(4)?;
+        let e = s.checked_add(len.checked_mul(4)?)?;
+        Some(Weights {
+            bytes: self.bytes.get(s..e)?,
+        })
+    }
+
+    /// Splits off the first `len` values: `(head, rest)`, or `None` if there are fewer.
+    #[inline]
+    pub fn split(&self, len: usize) -> Option<(Weights<'a>, Weights<'a>)> {
+        let head = self.slice(0, len)?;
+        let rest = self.slice(len, self.len().checked_sub(len)?)?;
+        Some((head, rest))
+    }
+
+    /// Iterates over the values.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
+        self.bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    /// `Σ self[i]·x[i]` over the shorter of the two.
+    #[inline]
+    pub(crate) fn dot<T: Real>(&self, x: &[T]) -> T {
+        let mut acc = T::ZERO;
+        for (w, &v) in self.iter().zip(x) {
+            acc += T::from_f32(w) * v;
+        }
+        acc
+    }
+
+    /// `true` when every value is finite.
+    pub fn all_finite(&self) -> bool {
+        self.iter().all(f32::is_finite)
+    }
+}
+
+/// Writes `src` as little-endian bytes into `dst`; returns the number of bytes written, or
+/// `None` when `dst` is too short.
+pub fn encode_f32s(src: &[f32], dst: &mut [u8]) -> Option<usize> {
+    let n = src.len().checked_mul(4)?;
+    let out = dst.get_mut(..n)?;
+    for (c, v) in out.chunks_exact_mut(4).zip(src) {
+        c.copy_from_slice(&v.to_le_bytes());
+    }
+    Some(n)
+}

@@ -16,7 +16,10 @@ pub struct Affine<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum AffineParams<'a> {
-    Scalar { loc: f32, scale: f32 },
+    Scalar {
+        loc: f32,
+        scale: f32,
+    },
     /// `[loc (dim) | scale (dim)]`.
     PerDim(Weights<'a>),
 }
@@ -73,10 +76,9 @@ impl<'a> Affine<'a> {
     pub fn loc_scale(&self, j: usize) -> (f32, f32) {
         match self.params {
             AffineParams::Scalar { loc, scale } => (loc, scale),
-            AffineParams::PerDim(w) => (
-                w.get(j).unwrap_or(0.0),
-                w.get(self.dim + j).unwrap_or(1.0),
-            ),
+            AffineParams::PerDim(w) => {
+                (w.get(j).unwrap_or(0.0), w.get(self.dim + j).unwrap_or(1.0))
+            }
         }
     }
 
@@ -131,7 +133,7 @@ impl Exp {
         let mut total = T::ZERO;
         for (x, ld) in v.iter_mut().zip(lds.iter_mut()) {
             if inverse {
-                if !(*x > T::ZERO) {
+                if x.is_nan() || *x <= T::ZERO {
                     return Err(Error::OutOfSupport);
                 }
                 *x = x.ln();

@@ -76,7 +76,7 @@ impl<'a> ConditionalSpline<'a> {
         }
         let last = self.nn.hidden(ctx, &[], s.h0, s.h1)?;
         let out = HyperOut { nn: &self.nn, last };
-        eval_all(&self.shape, &out, v, lds, dir, want_log_det, s.xs, s.ys)
+        eval_all(&self.shape, &out, v, lds, dir, want_log_det, (s.xs, s.ys))
     }
 }
 
@@ -100,7 +100,12 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
 {
     /// A conditional flow through `layers` in forward order.
     pub fn new(layers: &[Layer<'a>]) -> Result<Self, Error> {
-        const { assert!(D >= 1 && C >= 1 && L >= 1 && K >= 2, "need D, C, L >= 1, K >= 2") };
+        const {
+            assert!(
+                D >= 1 && C >= 1 && L >= 1 && K >= 2,
+                "need D, C, L >= 1, K >= 2"
+            )
+        };
         Ok(Self {
             chain: Chain::new(layers, D, C, H, K)?,
         })
@@ -166,17 +171,17 @@ impl<T: Real, const D: usize, const C: usize, const L: usize, const H: usize, co
         self.sample_impl(rng, true)
     }
 
-    fn sample_impl<R: RngCore + ?Sized>(&self, rng: &mut R, lp: bool) -> Result<([T; D], T), Error> {
+    fn sample_impl<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        lp: bool,
+    ) -> Result<([T; D], T), Error> {
         let mut ws = Workspace::<T, H, K>::new();
         let (mut v, mut lds) = ([T::ZERO; D], [T::ZERO; D]);
-        let l = self.flow.chain.sample(
-            rng,
-            &mut v,
-            &self.context,
-            &mut lds,
-            lp,
-            &mut ws.scratch(),
-        )?;
+        let l =
+            self.flow
+                .chain
+                .sample(rng, &mut v, &self.context, &mut lds, lp, &mut ws.scratch())?;
         Ok((v, l))
     }
 
@@ -193,13 +198,10 @@ impl<T: Real, const D: usize, const C: usize, const L: usize, const H: usize, co
     fn transform(&self, x: &[T; D], dir: Direction) -> Result<([T; D], T), Error> {
         let mut ws = Workspace::<T, H, K>::new();
         let (mut v, mut lds) = (*x, [T::ZERO; D]);
-        let ld = self.flow.chain.transform(
-            &mut v,
-            &self.context,
-            &mut lds,
-            dir,
-            &mut ws.scratch(),
-        )?;
+        let ld =
+            self.flow
+                .chain
+                .transform(&mut v, &self.context, &mut lds, dir, &mut ws.scratch())?;
         Ok((v, ld))
     }
 }
@@ -208,8 +210,13 @@ impl<T: Real, const D: usize, const C: usize, const L: usize, const H: usize, co
 /// coordinates and a conditional flow for the other `D - d₁` with `x₁` as its context, scored
 /// and sampled as one distribution on `R^D`.
 #[derive(Clone, Debug)]
-pub struct JointFlow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32>
-{
+pub struct JointFlow<
+    'a,
+    const D: usize,
+    const L: usize = 8,
+    const H: usize = 64,
+    const K: usize = 32,
+> {
     marginal: Chain<'a, L>,
     conditional: Chain<'a, L>,
 }

@@ -142,7 +142,7 @@ impl<'a> SplineCoupling<'a> {
         {
             let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
             let out = HyperOut { nn: &self.nn, last };
-            total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, s.xs, s.ys)?;
+            total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
         }
         if dir == Direction::Forward {
             total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;

@@ -300,8 +300,7 @@ pub(crate) fn finite_or_numerical<T: Real>(v: T) -> Result<T, Error> {
 /// outside the support of an [`Exp`] layer has `log_prob = -inf`. A NaN arising inside (e.g.
 /// a hypernetwork overflowing on a finite but huge input) is [`Error::Numerical`].
 #[derive(Clone, Debug)]
-pub struct Flow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32>
-{
+pub struct Flow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32> {
     chain: Chain<'a, L>,
 }
 
@@ -324,7 +323,8 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     pub fn log_prob<T: Real>(&self, x: &[T; D]) -> Result<T, Error> {
         let mut ws = Workspace::<T, H, K>::new();
         let (mut v, mut lds) = (*x, [T::ZERO; D]);
-        self.chain.log_prob(&mut v, &[], &mut lds, &mut ws.scratch())
+        self.chain
+            .log_prob(&mut v, &[], &mut lds, &mut ws.scratch())
     }
 
     /// One sample `x`.

@@ -64,7 +64,7 @@
 //! - [`coupling`]: [`SplineCoupling`], unconditional (Pyro's) and conditional.
 //! - [`conditional`]: [`ConditionalSpline`], [`ConditionalFlow`] and the joint
 //!   `p(x₁)·p(x₂|x₁)` [`JointFlow`].
-//! - [`permute`]: [`Permute`].
+//! - [`permute`]: the [`Permute`] layer.
 //! - [`flow`]: [`Layer`] and [`Flow`].
 //!
 //! Every type computes generically over [`Real`] (`f32` on the device; `f64` too, which the

@@ -169,7 +169,9 @@ impl<'a> DenseNN<'a> {
         let w = self.weights;
         let start = off + r * n_in;
         let wa = w.slice(start, a.len()).unwrap_or(Weights::empty());
-        let wb = w.slice(start + a.len(), b.len()).unwrap_or(Weights::empty());
+        let wb = w
+            .slice(start + a.len(), b.len())
+            .unwrap_or(Weights::empty());
         wa.dot(a) + wb.dot(b) + w.at(off + n_out * n_in + r)
     }
 

@@ -208,27 +208,68 @@ pub fn sigmoid<T: Real>(u: T) -> T {
 
 /// Turns `K` unconstrained widths (or heights) in place into the right-hand knots
 /// `x_1 … x_K` of the box `[-B, B]`, with `x_K = B` exactly. (`x_0 = -B` is implied.)
+///
+/// Mathematically `x_k = 2B·Σ_{i<k} w_i - B` with `w_i = m + (1 - mK)·e_i/S` (`m` the minimum
+/// width, `e_i = exp(u_i - max u)`, `S = Σ e_i`), which is what Pyro computes. The same value
+/// is evaluated here in a form with fewer and smaller roundings, so that `f32` knots are within
+/// about an ulp of the exact ones (a running sum scaled to `[-B, B]` drifts by several ulps):
+/// since `Km + (1 - mK) = 1`,
+///
+/// ```text
+/// x_k = B(1 - mK)·D_k/S + Bm·(2k - K),   D_k = Σ_{i<k} e_i - Σ_{i>=k} e_i
+/// ```
+///
+/// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
 pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
-    let k = u.len();
+    let k_bins = u.len();
     let mut m = T::NEG_INFINITY;
     for &v in u.iter() {
         m = max(m, v);
     }
-    let mut sum = T::ZERO;
+    let mut total = Compensated::default();
     for v in u.iter_mut() {
         *v = (*v - m).exp();
-        sum += *v;
+        total.add(*v);
     }
-    let min = T::from_f64(MIN_BIN_WIDTH);
-    let scale = T::from_f64(1.0 - MIN_BIN_WIDTH * k as f64);
-    let two_b = bound + bound;
-    let mut cum = T::ZERO;
-    for v in u.iter_mut() {
-        cum += min + scale * (*v / sum);
-        *v = two_b * cum - bound;
+    let s = total.value();
+    let bs = bound * T::from_f64(1.0 - MIN_BIN_WIDTH * k_bins as f64);
+    let bm = bound * T::from_f64(MIN_BIN_WIDTH);
+    let mut d = Compensated {
+        sum: -total.sum,
+        carry: -total.carry,
+    };
+    for (j, v) in u.iter_mut().enumerate() {
+        d.add(*v + *v);
+        let steps = T::from_f64(2.0 * (j + 1) as f64 - k_bins as f64);
+        *v = bs * (d.value() / s) + bm * steps;
     }
     if let Some(last) = u.last_mut() {
         *last = bound;
+    }
+}
+
+/// Kahan–Babuška (Neumaier) compensated summation.
+#[derive(Default, Clone, Copy)]
+struct Compensated<T> {
+    sum: T,
+    carry: T,
+}
+
+impl<T: Real> Compensated<T> {
+    #[inline]
+    fn add(&mut self, v: T) {
+        let t = self.sum + v;
+        if self.sum.abs() >= v.abs() {
+            self.carry += (self.sum - t) + v;
+        } else {
+            self.carry += (v - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    #[inline]
+    fn value(&self) -> T {
+        self.sum + self.carry
     }
 }
 
@@ -355,6 +396,14 @@ struct LinearBin<T> {
 }
 
 impl<T: Real> Bin<T> {
+    /// `den = s + c·t`, evaluated as `s (θ² + (1-θ)²) + (δ_k + δ_{k+1}) t`: the same value
+    /// as a sum of non-negative terms for `θ` in `[0, 1]`, so no cancellation.
+    #[inline]
+    fn quadratic_den(&self, theta: T, t: T) -> T {
+        let one_m = T::ONE - theta;
+        self.s * (theta * theta + one_m * one_m) + (self.d_k + self.d_k1) * t
+    }
+
     /// `ln(s² (δ_{k+1} θ² + 2 s t + δ_k (1-θ)²)) - 2 ln(den)`.
     #[inline]
     fn quadratic_log_det(&self, theta: T, t: T, den: T) -> T {
@@ -368,8 +417,7 @@ impl<T: Real> Bin<T> {
     fn quadratic_forward(&self, x: T, want: bool) -> (T, T) {
         let theta = (x - self.x_k) / self.dx;
         let t = theta * (T::ONE - theta);
-        let c = self.d_k + self.d_k1 - (self.s + self.s);
-        let den = self.s + c * t;
+        let den = self.quadratic_den(theta, t);
         let y = self.y_k + self.dy * (self.s * theta * theta + self.d_k * t) / den;
         let ld = if want {
             self.quadratic_log_det(theta, t, den)
@@ -391,8 +439,7 @@ impl<T: Real> Bin<T> {
         let x = theta * self.dx + self.x_k;
         let ld = if want {
             let t = theta * (T::ONE - theta);
-            let den = self.s + c * t;
-            -self.quadratic_log_det(theta, t, den)
+            -self.quadratic_log_det(theta, t, self.quadratic_den(theta, t))
         } else {
             T::ZERO
         };
@@ -420,19 +467,21 @@ impl<T: Real> Bin<T> {
 }
 
 impl<T: Real> LinearBin<T> {
+    // The rational functions are evaluated in a rearranged but algebraically identical form
+    // that subtracts nearby `y` values first (e.g. `ya (λ-θ) + wc yc θ = ya·den + wc θ (yc-ya)`),
+    // so that `f32` keeps its precision where the spline is flat or `y` is close to a weight point.
+
     fn forward(&self, x: T, want: bool) -> (T, T) {
         let (l, wb, wc, ya, yb, yc) = (self.lambda, self.wb, self.wc, self.ya, self.yb, self.yc);
         let theta = (x - self.x_k) / self.dx;
-        let (num, den, dnum) = if theta <= l {
-            (
-                ya * (l - theta) + wc * yc * theta,
-                (l - theta) + wc * theta,
-                wc * l * (yc - ya),
-            )
+        let (y, den, dnum) = if theta <= l {
+            let den = (l - theta) + wc * theta;
+            (ya + wc * theta * (yc - ya) / den, den, wc * l * (yc - ya))
         } else {
+            let den = wc * (T::ONE - theta) + wb * (theta - l);
             (
-                wc * yc * (T::ONE - theta) + wb * yb * (theta - l),
-                wc * (T::ONE - theta) + wb * (theta - l),
+                yc + wb * (theta - l) * (yb - yc) / den,
+                den,
                 wb * wc * (T::ONE - l) * (yb - yc),
             )
         };
@@ -442,21 +491,20 @@ impl<T: Real> LinearBin<T> {
         } else {
             T::ZERO
         };
-        (num / den, ld)
+        (y, ld)
     }
 
     fn inverse(&self, y: T, want: bool) -> (T, T) {
         let (l, wb, wc, ya, yb, yc) = (self.lambda, self.wb, self.wc, self.ya, self.yb, self.yc);
+        // y <= yc: num = λ (ya - y),               den = wc (y - yc) + (ya - y)
+        // y >  yc: num = wc (y - yc) + λ wb (yb - y), den = wc (y - yc) + wb (yb - y)
         let (num, den, dnum) = if y <= yc {
-            (
-                l * (ya - y),
-                (wc - T::ONE) * y + ya - wc * yc,
-                wc * l * (yc - ya),
-            )
+            (l * (ya - y), wc * (y - yc) + (ya - y), wc * l * (yc - ya))
         } else {
+            let (a, b) = (wc * (y - yc), yb - y);
             (
-                (wc - l * wb) * y + l * wb * yb - wc * yc,
-                (wc - wb) * y + wb * yb - wc * yc,
+                a + l * wb * b,
+                a + wb * b,
                 wb * wc * (T::ONE - l) * (yb - yc),
             )
         };
@@ -518,9 +566,8 @@ impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
-        self.v.entry(
-            2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k,
-        )
+        self.v
+            .entry(2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k)
     }
 }
 
@@ -534,8 +581,7 @@ pub(crate) fn eval_all<T: Real, V: ParamVector<T>>(
     lds: &mut [T],
     dir: Direction,
     want_log_det: bool,
-    xs: &mut [T],
-    ys: &mut [T],
+    (xs, ys): (&mut [T], &mut [T]),
 ) -> Result<T, Error> {
     let dims = v.len();
     let mut total = T::ZERO;
@@ -626,8 +672,7 @@ impl<'a> Spline<'a> {
             lds,
             dir,
             want_log_det,
-            s.xs,
-            s.ys,
+            (s.xs, s.ys),
         )
     }
 }

@@ -15,7 +15,7 @@ pub struct Weights<'a> {
 impl<'a> Weights<'a> {
     /// Views `bytes` as little-endian `f32`s. Returns `None` when the length is not a multiple of 4.
     pub const fn new(bytes: &'a [u8]) -> Option<Self> {
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             Some(Self { bytes })
         } else {
             None

@@ -71,6 +71,15 @@ impl<'a> Affine<'a> {
         self.dim
     }
 
+    /// The per-dimension parameters `[loc | scale]`, or `None` for a scalar affine.
+    #[inline]
+    pub fn weights(&self) -> Option<Weights<'a>> {
+        match self.params {
+            AffineParams::Scalar { .. } => None,
+            AffineParams::PerDim(w) => Some(w),
+        }
+    }
+
     /// `(loc, scale)` of dimension `j`.
     #[inline]
     pub fn loc_scale(&self, j: usize) -> (f32, f32) {

@@ -100,6 +100,13 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
 {
     /// A conditional flow through `layers` in forward order.
     pub fn new(layers: &[Layer<'a>]) -> Result<Self, Error> {
+        Self::from_layers(layers.iter().map(|l| Ok(*l)))
+    }
+
+    /// As [`new`](Self::new), from fallible layers.
+    pub fn from_layers(
+        layers: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
+    ) -> Result<Self, Error> {
         const {
             assert!(
                 D >= 1 && C >= 1 && L >= 1 && K >= 2,
@@ -107,7 +114,7 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
             )
         };
         Ok(Self {
-            chain: Chain::new(layers, D, C, H, K)?,
+            chain: Chain::from_layers(layers, D, C, H, K)?,
         })
     }
 
@@ -225,18 +232,30 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
     /// `marginal` acts on `x₁` (its layers' dimension is `d₁`), `conditional` on `x₂` with
     /// context `x₁`. `d₁ + d₂` must equal `D`.
     pub fn new(marginal: &[Layer<'a>], conditional: &[Layer<'a>]) -> Result<Self, Error> {
-        const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
         let d1 = marginal.first().map_or(0, Layer::dim);
-        let d2 = conditional.first().map_or(0, Layer::dim);
-        if d1 == 0 || d2 == 0 || d1 + d2 != D {
+        Self::from_layers(
+            d1,
+            marginal.iter().map(|l| Ok(*l)),
+            conditional.iter().map(|l| Ok(*l)),
+        )
+    }
+
+    /// As [`new`](Self::new), from fallible layers, with `d₁` given.
+    pub fn from_layers(
+        d1: usize,
+        marginal: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
+        conditional: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
+    ) -> Result<Self, Error> {
+        const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
+        if d1 == 0 || d1 >= D {
             return Err(Error::DimensionMismatch {
                 expected: D,
-                found: d1 + d2,
+                found: d1,
             });
         }
         Ok(Self {
-            marginal: Chain::new(marginal, d1, 0, H, K)?,
-            conditional: Chain::new(conditional, d2, d1, H, K)?,
+            marginal: Chain::from_layers(marginal, d1, 0, H, K)?,
+            conditional: Chain::from_layers(conditional, D - d1, d1, H, K)?,
         })
     }
 

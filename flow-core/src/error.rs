@@ -39,6 +39,8 @@ pub enum Error {
     NonFiniteParameter,
     /// A layer description is invalid.
     InvalidLayer(LayerError),
+    /// A model file is invalid.
+    Format(crate::model::FormatError),
 }
 
 /// The compile-time capacities a model can exceed.
@@ -124,6 +126,7 @@ impl fmt::Display for Error {
             ),
             Error::NonFiniteParameter => f.write_str("a parameter is NaN or infinite"),
             Error::InvalidLayer(e) => write!(f, "invalid layer: {e}"),
+            Error::Format(e) => write!(f, "invalid model file: {e}"),
         }
     }
 }

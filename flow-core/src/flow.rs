@@ -138,16 +138,16 @@ pub(crate) struct Chain<'a, const L: usize> {
 impl<'a, const L: usize> Chain<'a, L> {
     /// Checks that every layer has dimension `dim`, needs either no context or exactly
     /// `context`, and fits the capacities `H` (hidden width) and `K` (bins).
-    pub(crate) fn new(
-        layers: &[Layer<'a>],
+    pub(crate) fn from_layers(
+        layers: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
         dim: usize,
         context: usize,
         max_hidden: usize,
         max_bins: usize,
     ) -> Result<Self, Error> {
-        check_capacity(Capacity::Layers, layers.len(), L)?;
         let mut v = heapless::Vec::new();
-        for l in layers {
+        for (i, l) in layers.into_iter().enumerate() {
+            let l = l?;
             if l.dim() != dim {
                 return Err(Error::DimensionMismatch {
                     expected: dim,
@@ -159,11 +159,13 @@ impl<'a, const L: usize> Chain<'a, L> {
             }
             check_capacity(Capacity::Hidden, l.max_hidden(), max_hidden)?;
             check_capacity(Capacity::Bins, l.bins(), max_bins)?;
-            v.push(*l).map_err(|_| Error::Capacity {
-                what: Capacity::Layers,
-                needed: layers.len(),
-                limit: L,
-            })?;
+            if v.push(l).is_err() {
+                return Err(Error::Capacity {
+                    what: Capacity::Layers,
+                    needed: i + 1,
+                    limit: L,
+                });
+            }
         }
         Ok(Self {
             layers: v,
@@ -308,9 +310,17 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// A flow through `layers` in forward order. Each layer must act on `D` dimensions, need no
     /// context, and fit the capacities.
     pub fn new(layers: &[Layer<'a>]) -> Result<Self, Error> {
+        Self::from_layers(layers.iter().map(|l| Ok(*l)))
+    }
+
+    /// As [`new`](Self::new), from fallible layers (as [`Model::layers`](crate::Model::layers)
+    /// yields them).
+    pub fn from_layers(
+        layers: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
+    ) -> Result<Self, Error> {
         const { assert!(D >= 1 && L >= 1 && K >= 2, "need D >= 1, L >= 1, K >= 2") };
         Ok(Self {
-            chain: Chain::new(layers, D, 0, H, K)?,
+            chain: Chain::from_layers(layers, D, 0, H, K)?,
         })
     }
 

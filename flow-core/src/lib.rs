@@ -66,6 +66,7 @@
 //!   `p(x₁)·p(x₂|x₁)` [`JointFlow`].
 //! - [`permute`]: the [`Permute`] layer.
 //! - [`flow`]: [`Layer`] and [`Flow`].
+//! - [`model`]: the model file format, validated and read in place by [`Model`].
 //!
 //! Every type computes generically over [`Real`] (`f32` on the device; `f64` too, which the
 //! tests use to match Pyro's float64 numbers at 1e-9). Parameters are always `f32`.
@@ -77,7 +78,8 @@
 //! Pyro's bin search (see [`spline`]).
 //!
 //! # Features
-//! - `std`: implements `std::error::Error` for [`Error`].
+//! - `std`: implements `std::error::Error` for [`Error`]; implies `alloc`.
+//! - `alloc`: the owned model writer `model::ModelBuilder`, for desktop tools.
 //! - `micromath`: `f32` `exp`, `ln` and `sqrt` through micromath's approximations instead of
 //!   libm. Smaller and faster, but the results are no longer those of Pyro to `f32` precision
 //!   (see the README for the measured cost); off by default.
@@ -86,12 +88,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod affine;
 pub mod base;
 pub mod conditional;
 pub mod coupling;
 mod error;
 pub mod flow;
+pub mod model;
 pub mod nn;
 pub mod permute;
 mod real;
@@ -105,6 +111,7 @@ pub use conditional::{ConditionalFlow, ConditionalSpline, Conditioned, JointFlow
 pub use coupling::SplineCoupling;
 pub use error::{Capacity, Error, LayerError};
 pub use flow::{Flow, Layer};
+pub use model::{FormatError, Model};
 pub use nn::DenseNN;
 pub use permute::Permute;
 pub use real::Real;

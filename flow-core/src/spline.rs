@@ -71,7 +71,7 @@ pub const MAX_BINS_BY_MIN_SIZE: usize = 1000;
 pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
 
 /// The spline's order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     /// Linear-rational (Dolatabadi et al.), Pyro's default; `4K - 1` parameters per dimension.
     Linear,

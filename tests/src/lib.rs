@@ -1,1 +1,2 @@
 //! Shared helpers for the cross-crate tests.
+pub mod models;

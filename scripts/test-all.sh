@@ -3,23 +3,55 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# --- set-up: cross targets and QEMU ---------------------------------------------------------
-rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/dev/null
+step() { printf '\n=== %s\n' "$*"; }
+
+# --- set-up: cross targets, QEMU, the fuzzer ------------------------------------------------
+step "set-up"
+rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/dev/null 2>&1
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
     echo "installing qemu-system-arm"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
 fi
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo +nightly install cargo-fuzz --locked --quiet
+fi
 
 # --- style and lints ------------------------------------------------------------------------
+step "fmt, clippy, doc"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # --- flow-core builds for the devices -------------------------------------------------------
+step "flow-core for thumbv7em-none-eabihf and thumbv6m-none-eabi"
 cargo build -p flow-core --release --target thumbv7em-none-eabihf
 cargo build -p flow-core --release --target thumbv6m-none-eabi
+cargo test -p flow-core --features micromath --quiet
+
+# --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
+# Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
+step "firmware: fmt, clippy"
+(cd flow-firmware-example && cargo fmt --check &&
+    cargo clippy --release --bins --target-dir target -- -D warnings)
 
 # --- every test -----------------------------------------------------------------------------
+step "tests"
 cargo test --workspace --release
+
+# --- fuzz smoke run of the model loader (about a minute) ------------------------------------
+step "fuzz smoke run"
+(
+    cd flow-core/fuzz
+    mkdir -p corpus/model_parse
+    cargo +nightly fuzz run model_parse corpus/model_parse seeds -- \
+        -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 2>&1 | tail -n 6
+    test "${PIPESTATUS[0]}" -eq 0
+)
+echo "fuzz smoke run: no crash"

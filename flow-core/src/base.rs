@@ -29,12 +29,14 @@ impl StdNormal {
 
     /// Fills `out` with independent standard Normal draws (Box–Muller, see the module docs).
     pub fn sample<T: Real, R: RngCore + ?Sized>(rng: &mut R, out: &mut [T]) {
-        const SCALE: f64 = 1.0 / (1u32 << 24) as f64;
+        // 24-bit integers and their products with 2^-24 are exact in f32 (and so in f64):
+        // no double-precision arithmetic on cores whose FPU has none.
+        const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
         for pair in out.chunks_mut(2) {
             let a = rng.next_u32() >> 8;
             let b = rng.next_u32() >> 8;
-            let u1 = T::from_f64((a as f64 + 1.0) * SCALE);
-            let u2 = T::from_f64(b as f64 * SCALE);
+            let u1 = T::from_f32((a + 1) as f32 * SCALE);
+            let u2 = T::from_f32(b as f32 * SCALE);
             let r = (T::from_f64(-2.0) * u1.ln()).sqrt();
             let (s, c) = (T::from_f64(core::f64::consts::TAU) * u2).sin_cos();
             let mut it = pair.iter_mut();

@@ -31,6 +31,10 @@ impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     fn entry(&self, r: usize) -> T {
         self.nn.output(self.last, r)
     }
+    #[inline]
+    fn fill(&self, start: usize, out: &mut [T]) {
+        self.nn.output_rows(self.last, start, out);
+    }
 }
 
 /// A spline coupling layer (see the [module docs](self)).

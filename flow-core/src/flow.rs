@@ -206,7 +206,10 @@ impl<'a, const L: usize> Chain<'a, L> {
         }
         let mut total = T::ZERO;
         let mut step = |l: &Layer<'a>| -> Result<(), Error> {
-            total += l.apply_scratch(v, ctx, lds, dir, want_log_det, &mut s.reborrow())?;
+            // An unconditional layer in a conditional chain gets no context (a coupling with
+            // context size 0 rejects a non-empty one).
+            let c = if l.context_dim() == 0 { &[][..] } else { ctx };
+            total += l.apply_scratch(v, c, lds, dir, want_log_det, &mut s.reborrow())?;
             Ok(())
         };
         match dir {

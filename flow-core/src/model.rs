@@ -4,6 +4,23 @@
 //! once; the [`Flow`]s built from a [`Model`] borrow their parameters from the file's bytes, so
 //! loading copies no parameter into RAM.
 //!
+//! ```
+//! use flow_core::model::ModelBuilder;
+//! use flow_core::{Flow, Model, Order, SplineShape};
+//!
+//! // Written on the desktop (feature `alloc`)...
+//! let shape = SplineShape::new(4, 3.0, Order::Linear)?;
+//! let params = [0.1f32; 2 * 15]; // Spline(2, count_bins=4): 2 × (4·4 − 1)
+//! let bytes = ModelBuilder::plain(2).spline(2, &shape, &params).encode()?;
+//!
+//! // ...read in place on the device.
+//! let model = Model::parse(&bytes)?;
+//! let flow: Flow<2, 4, 8, 4> = model.flow()?;
+//! let lp: f32 = flow.log_prob(&[0.5, -1.0])?;
+//! assert!(lp.is_finite());
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+//!
 //! # Layout
 //! A file is a sequence of postcard-encoded parts followed by a CRC:
 //!
@@ -11,14 +28,18 @@
 //! |---|---|---|
 //! | preamble | `[u8; 4]`, varint `u16` | magic `b"NFLW"`, format version |
 //! | [`Header`] | postcard struct | flow kind, dimension `D`, context size `C`, layer counts |
-//! | [`LayerRecord`] × `layers` | postcard enum | kind, shape, and borrowed parameter blocks |
+//! | [`LayerRecord`] × `layers` | postcard enum | kind, shape, and [`ParamRef`]s into the parameters |
 //! | [`Metadata`] | postcard struct | column names, data scaler, anomaly thresholds |
+//! | padding | byte string of 0–3 zero bytes | aligns the parameters to 4 bytes from the file start |
+//! | parameters | byte string | every layer's `f32` parameters, little endian |
 //! | CRC-32 | 4 bytes, little endian | CRC-32/ISO-HDLC of every byte before it |
 //!
-//! Parameter blocks are postcard byte strings (varint length, then the bytes) holding `f32`
-//! values in little endian, laid out as the layers document: a [`Spline`]'s
-//! `[uw | uh | ud | ul]`, a [`DenseNN`]'s `W0, b0, W1, b1, …`, an [`Affine`]'s `[loc | scale]`.
-//! A [`Permute`]'s indices are one byte each.
+//! A [`ParamRef`] is a range of `f32` values in the parameter section, laid out as the layers
+//! document: a [`Spline`]'s `[uw | uh | ud | ul]`, a [`DenseNN`]'s `W0, b0, W1, b1, …`, an
+//! [`Affine`]'s `[loc | scale]`. A [`Permute`]'s indices are stored in its record, one byte
+//! each. Because the parameters start 4-byte aligned, a file embedded at an aligned address
+//! (e.g. `#[repr(align(4))]` in flash) is read as `f32` directly; at any other address it is
+//! read through its bytes, with the same results.
 //!
 //! For a [`FlowKind::Joint`] file, the first `marginal_layers` records are the flow of `x₁`
 //! (dimension `context_dim`) and the rest the conditional flow of `x₂ | x₁` (dimension
@@ -60,7 +81,8 @@ pub const MAGIC: [u8; 4] = *b"NFLW";
 pub const FORMAT_VERSION: u16 = 1;
 
 /// The CRC the file ends with: CRC-32/ISO-HDLC (the CRC-32 of zlib, PNG and Ethernet).
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Computed bit by bit, without a table: 1 KB less flash, for a check that runs once per load.
+const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a byte string is not a valid model file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +200,7 @@ impl SplineDesc {
         SplineShape::new(usize::from(self.bins), self.bound, self.order)
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))] // used by the alloc-only builder
     fn of(s: &SplineShape) -> Self {
         Self {
             bins: s.bins() as u16,
@@ -223,31 +246,38 @@ impl Hidden {
         }
         Ok((out, n))
     }
+}
 
-    fn of(nn: &DenseNN<'_>) -> Self {
-        // A DenseNN has at most MAX_HIDDEN_LAYERS hidden layers; sizes above u16 cannot be
-        // described by a file and saturate (the re-parse of the written file rejects them).
-        let sizes = nn.hidden_sizes();
-        let mut h = Hidden {
-            len: sizes.len().min(MAX_HIDDEN_LAYERS) as u8,
-            sizes: [0; MAX_HIDDEN_LAYERS],
-        };
-        for (d, &s) in h.sizes.iter_mut().zip(sizes) {
-            *d = u16::try_from(s).unwrap_or(u16::MAX);
-        }
-        h
+fn weights(b: &[u8]) -> Result<Weights<'_>, Error> {
+    Weights::new(b).ok_or(Error::Format(FormatError::Malformed))
+}
+
+/// A range of `f32` values in the file's parameter section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamRef {
+    /// First value.
+    pub start: u32,
+    /// Number of values.
+    pub len: u32,
+}
+
+impl ParamRef {
+    fn resolve<'a>(&self, params: Weights<'a>) -> Result<Weights<'a>, Error> {
+        params
+            .slice(self.start as usize, self.len as usize)
+            .ok_or(Error::Format(FormatError::Malformed))
     }
 }
 
-/// One layer as stored: its description and its borrowed parameter blocks.
+/// One layer as stored: its description and where its parameters are.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LayerRecord<'a> {
     /// [`Affine`] with per-dimension `[loc | scale]`.
     Affine {
         /// Dimension.
         dim: u16,
-        /// `[loc (dim) | scale (dim)]`, f32 LE.
-        params: &'a [u8],
+        /// `[loc (dim) | scale (dim)]`.
+        params: ParamRef,
     },
     /// [`Exp`].
     Exp {
@@ -260,8 +290,8 @@ pub enum LayerRecord<'a> {
         dim: u16,
         /// Bins, bound, order.
         spline: SplineDesc,
-        /// `[uw | uh | ud | ul]`, f32 LE.
-        params: &'a [u8],
+        /// `[uw | uh | ud | ul]`.
+        params: ParamRef,
     },
     /// [`SplineCoupling`] (conditional when `context > 0`).
     Coupling {
@@ -275,10 +305,10 @@ pub enum LayerRecord<'a> {
         context: u16,
         /// Hypernetwork hidden sizes.
         hidden: Hidden,
-        /// The lower spline's parameters, f32 LE.
-        lower: &'a [u8],
-        /// The hypernetwork's parameters, f32 LE.
-        hypernet: &'a [u8],
+        /// The lower spline's parameters.
+        lower: ParamRef,
+        /// The hypernetwork's parameters.
+        hypernet: ParamRef,
     },
     /// [`Permute`].
     Permute {
@@ -295,31 +325,28 @@ pub enum LayerRecord<'a> {
         context: u16,
         /// Hypernetwork hidden sizes.
         hidden: Hidden,
-        /// The hypernetwork's parameters, f32 LE.
-        hypernet: &'a [u8],
+        /// The hypernetwork's parameters.
+        hypernet: ParamRef,
     },
 }
 
-fn weights(b: &[u8]) -> Result<Weights<'_>, Error> {
-    Weights::new(b).ok_or(Error::Format(FormatError::Malformed))
-}
-
 impl<'a> LayerRecord<'a> {
-    /// Builds (and so validates) the layer, borrowing its parameters.
-    pub fn layer(&self) -> Result<Layer<'a>, Error> {
+    /// Builds (and so validates) the layer, borrowing its parameters from `params`, the
+    /// file's parameter section.
+    pub fn layer(&self, params: Weights<'a>) -> Result<Layer<'a>, Error> {
         Ok(match *self {
-            LayerRecord::Affine { dim, params } => {
-                Layer::Affine(Affine::per_dim(usize::from(dim), weights(params)?)?)
+            LayerRecord::Affine { dim, params: p } => {
+                Layer::Affine(Affine::per_dim(usize::from(dim), p.resolve(params)?)?)
             }
             LayerRecord::Exp { dim } => Layer::Exp(Exp::new(usize::from(dim))?),
             LayerRecord::Spline {
                 dim,
                 spline,
-                params,
+                params: p,
             } => Layer::Spline(Spline::new(
                 usize::from(dim),
                 spline.shape()?,
-                weights(params)?,
+                p.resolve(params)?,
             )?),
             LayerRecord::Coupling {
                 split,
@@ -335,13 +362,13 @@ impl<'a> LayerRecord<'a> {
                 if split == 0 || upper == 0 {
                     return Err(Error::InvalidLayer(LayerError::Split));
                 }
-                let lower = Spline::new(split, shape, weights(lower)?)?;
+                let lower = Spline::new(split, shape, lower.resolve(params)?)?;
                 let (sizes, n) = hidden.to_usizes()?;
                 let nn = DenseNN::new(
                     split + usize::from(context),
                     sizes.get(..n).unwrap_or(&[]),
                     upper.saturating_mul(shape.params_per_dim()),
-                    weights(hypernet)?,
+                    hypernet.resolve(params)?,
                 )?;
                 Layer::Coupling(SplineCoupling::new(
                     lower,
@@ -369,50 +396,25 @@ impl<'a> LayerRecord<'a> {
                     usize::from(context),
                     sizes.get(..n).unwrap_or(&[]),
                     dim.saturating_mul(shape.params_per_dim()),
-                    weights(hypernet)?,
+                    hypernet.resolve(params)?,
                 )?;
                 Layer::ConditionalSpline(ConditionalSpline::new(dim, shape, nn)?)
             }
         })
     }
 
-    /// The record of a layer (borrowing the same parameter bytes).
-    ///
-    /// A scalar [`Affine`] has no parameter bytes to borrow; it is recorded as per-dimension
-    /// only when built with [`Affine::per_dim`], otherwise this returns `None`.
-    pub fn of(layer: &Layer<'a>) -> Option<Self> {
-        let dim16 = |d: usize| u16::try_from(d).ok();
-        Some(match layer {
-            Layer::Affine(a) => LayerRecord::Affine {
-                dim: dim16(a.dim())?,
-                params: a.weights()?.as_bytes(),
-            },
-            Layer::Exp(e) => LayerRecord::Exp {
-                dim: dim16(e.dim())?,
-            },
-            Layer::Spline(s) => LayerRecord::Spline {
-                dim: dim16(s.dim())?,
-                spline: SplineDesc::of(s.shape()),
-                params: s.weights().as_bytes(),
-            },
-            Layer::Coupling(c) => LayerRecord::Coupling {
-                split: dim16(c.split())?,
-                upper_dim: dim16(c.upper_dim())?,
-                spline: SplineDesc::of(c.upper_shape()),
-                context: dim16(c.context_dim())?,
-                hidden: Hidden::of(c.hypernet()),
-                lower: c.lower().weights().as_bytes(),
-                hypernet: c.hypernet().weights().as_bytes(),
-            },
-            Layer::Permute(p) => LayerRecord::Permute { perm: p.indices() },
-            Layer::ConditionalSpline(c) => LayerRecord::ConditionalSpline {
-                dim: dim16(c.dim())?,
-                spline: SplineDesc::of(c.shape()),
-                context: dim16(c.context_dim())?,
-                hidden: Hidden::of(c.hypernet()),
-                hypernet: c.hypernet().weights().as_bytes(),
-            },
-        })
+    /// Number of `f32` parameters the record refers to.
+    pub fn param_count(&self) -> usize {
+        match self {
+            LayerRecord::Affine { params, .. } | LayerRecord::Spline { params, .. } => {
+                params.len as usize
+            }
+            LayerRecord::Coupling {
+                lower, hypernet, ..
+            } => lower.len as usize + hypernet.len as usize,
+            LayerRecord::ConditionalSpline { hypernet, .. } => hypernet.len as usize,
+            LayerRecord::Exp { .. } | LayerRecord::Permute { .. } => 0,
+        }
     }
 }
 
@@ -437,12 +439,20 @@ struct Preamble {
     version: u16,
 }
 
+/// The parameter section, preceded by the padding that aligns it.
+#[derive(Serialize, Deserialize)]
+struct Tail<'a> {
+    pad: &'a [u8],
+    params: &'a [u8],
+}
+
 /// A validated model file, borrowing its bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
     header: Header,
     records: &'a [u8],
     metadata: Metadata<'a>,
+    params: Weights<'a>,
     size: usize,
 }
 
@@ -484,21 +494,24 @@ impl<'a> Model<'a> {
         let records = rest;
         let mut rest = rest;
         for _ in 0..header.layers {
-            let (rec, r) = take::<LayerRecord<'a>>(rest)?;
-            rec.layer()?;
-            rest = r;
+            rest = take::<LayerRecord<'a>>(rest)?.1;
         }
         let records = records
             .get(..records.len() - rest.len())
             .ok_or(FormatError::Malformed)?;
         let (metadata, rest) = take::<Metadata<'a>>(rest)?;
+        let (tail, rest) = take::<Tail<'a>>(rest)?;
         if !rest.is_empty() {
             return Err(FormatError::TrailingBytes.into());
+        }
+        if tail.pad.len() > 3 || tail.pad.iter().any(|&b| b != 0) {
+            return Err(FormatError::Malformed.into());
         }
         let model = Model {
             header,
             records,
             metadata,
+            params: weights(tail.params)?,
             size: n,
         };
         model.check_structure()?;
@@ -603,23 +616,20 @@ impl<'a> Model<'a> {
 
     /// The layers, in order (all of them; for a joint flow the marginal's come first).
     pub fn layers(&self) -> impl Iterator<Item = Result<Layer<'a>, Error>> + 'a {
-        self.records().map(|r| r?.layer())
+        let params = self.params;
+        self.records().map(move |r| r?.layer(params))
+    }
+
+    /// The parameter section.
+    pub fn params(&self) -> Weights<'a> {
+        self.params
     }
 
     /// Number of `f32` parameters in all layers.
     pub fn param_count(&self) -> usize {
         self.records()
             .filter_map(Result::ok)
-            .map(|r| match r {
-                LayerRecord::Affine { params, .. } | LayerRecord::Spline { params, .. } => {
-                    params.len() / 4
-                }
-                LayerRecord::Coupling {
-                    lower, hypernet, ..
-                } => (lower.len() + hypernet.len()) / 4,
-                LayerRecord::ConditionalSpline { hypernet, .. } => hypernet.len() / 4,
-                LayerRecord::Exp { .. } | LayerRecord::Permute { .. } => 0,
-            })
+            .map(|r| r.param_count())
             .sum()
     }
 
@@ -738,7 +748,8 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Writes a model file into `out` and returns its length.
+/// Writes a model file into `out` and returns its length. `params` is the parameter section
+/// (little-endian `f32`) that the records' [`ParamRef`]s point into.
 ///
 /// The result is parsed back before returning, so an `Ok` is always a valid file. On error,
 /// `out` may hold partial bytes: write to a temporary buffer and persist only on success.
@@ -746,17 +757,26 @@ pub fn encode(
     header: &Header,
     layers: &[LayerRecord<'_>],
     metadata: &Metadata<'_>,
+    params: &[u8],
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    if usize::from(header.layers) != layers.len() {
-        return Err(FormatError::LayerCount.into());
-    }
     fn put<T: Serialize>(v: &T, out: &mut [u8], used: &mut usize) -> Result<(), Error> {
         let dst = out.get_mut(*used..).ok_or(FormatError::BufferTooSmall)?;
         *used += postcard::to_slice(v, dst)
             .map_err(|_| FormatError::BufferTooSmall)?
             .len();
         Ok(())
+    }
+    fn varint_len(mut v: usize) -> usize {
+        let mut n = 1;
+        while v >= 0x80 {
+            v >>= 7;
+            n += 1;
+        }
+        n
+    }
+    if usize::from(header.layers) != layers.len() {
+        return Err(FormatError::LayerCount.into());
     }
     let mut used = 0usize;
     let pre = Preamble {
@@ -769,6 +789,15 @@ pub fn encode(
         put(l, out, &mut used)?;
     }
     put(metadata, out, &mut used)?;
+    // Padding p (0..=3 zero bytes, encoded as a varint 1-byte length plus the bytes) such that
+    // the parameters start at a multiple of 4 from the start of the file.
+    let data_at = |p: usize| used + 1 + p + varint_len(params.len());
+    let pad_len = (0..4).find(|&p| data_at(p) % 4 == 0).unwrap_or(0);
+    let tail = Tail {
+        pad: &[0u8; 3][..pad_len],
+        params,
+    };
+    put(&tail, out, &mut used)?;
     let crc = CRC.checksum(out.get(..used).ok_or(FormatError::BufferTooSmall)?);
     out.get_mut(used..used + 4)
         .ok_or(FormatError::BufferTooSmall)?
@@ -788,91 +817,10 @@ mod builder {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    fn le(v: &[f32]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
-
+    /// A record whose permutation is owned (the only bytes a record holds itself).
     enum Owned {
-        Affine {
-            dim: u16,
-            params: Vec<u8>,
-        },
-        Exp {
-            dim: u16,
-        },
-        Spline {
-            dim: u16,
-            spline: SplineDesc,
-            params: Vec<u8>,
-        },
-        Coupling {
-            split: u16,
-            upper_dim: u16,
-            spline: SplineDesc,
-            context: u16,
-            hidden: Hidden,
-            lower: Vec<u8>,
-            hypernet: Vec<u8>,
-        },
-        Permute {
-            perm: Vec<u8>,
-        },
-        ConditionalSpline {
-            dim: u16,
-            spline: SplineDesc,
-            context: u16,
-            hidden: Hidden,
-            hypernet: Vec<u8>,
-        },
-    }
-
-    impl Owned {
-        fn record(&self) -> LayerRecord<'_> {
-            match self {
-                Owned::Affine { dim, params } => LayerRecord::Affine { dim: *dim, params },
-                Owned::Exp { dim } => LayerRecord::Exp { dim: *dim },
-                Owned::Spline {
-                    dim,
-                    spline,
-                    params,
-                } => LayerRecord::Spline {
-                    dim: *dim,
-                    spline: *spline,
-                    params,
-                },
-                Owned::Coupling {
-                    split,
-                    upper_dim,
-                    spline,
-                    context,
-                    hidden,
-                    lower,
-                    hypernet,
-                } => LayerRecord::Coupling {
-                    split: *split,
-                    upper_dim: *upper_dim,
-                    spline: *spline,
-                    context: *context,
-                    hidden: *hidden,
-                    lower,
-                    hypernet,
-                },
-                Owned::Permute { perm } => LayerRecord::Permute { perm },
-                Owned::ConditionalSpline {
-                    dim,
-                    spline,
-                    context,
-                    hidden,
-                    hypernet,
-                } => LayerRecord::ConditionalSpline {
-                    dim: *dim,
-                    spline: *spline,
-                    context: *context,
-                    hidden: *hidden,
-                    hypernet,
-                },
-            }
-        }
+        Record(LayerRecord<'static>),
+        Permute(Vec<u8>),
     }
 
     /// Builds a model file from owned parameters (for desktop tools; feature `alloc`).
@@ -887,6 +835,7 @@ mod builder {
         context_dim: usize,
         marginal: usize,
         layers: Vec<Owned>,
+        params: Vec<u8>,
         columns: String,
         scaler: Vec<u8>,
         thresholds: Vec<u8>,
@@ -894,6 +843,13 @@ mod builder {
 
     fn u16_of(v: usize) -> u16 {
         u16::try_from(v).unwrap_or(u16::MAX)
+    }
+
+    fn hidden_of(sizes: &[usize]) -> Hidden {
+        Hidden::new(sizes).unwrap_or(Hidden {
+            len: u8::MAX,
+            sizes: [0; MAX_HIDDEN_LAYERS],
+        })
     }
 
     impl ModelBuilder {
@@ -904,6 +860,7 @@ mod builder {
                 context_dim,
                 marginal: 0,
                 layers: Vec::new(),
+                params: Vec::new(),
                 columns: String::new(),
                 scaler: Vec::new(),
                 thresholds: Vec::new(),
@@ -931,31 +888,45 @@ mod builder {
             self
         }
 
+        /// Appends `values` to the parameter section.
+        fn block(&mut self, values: impl IntoIterator<Item = f32>) -> ParamRef {
+            let start = self.params.len() / 4;
+            for v in values {
+                self.params.extend_from_slice(&v.to_le_bytes());
+            }
+            ParamRef {
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len: u32::try_from(self.params.len() / 4 - start).unwrap_or(u32::MAX),
+            }
+        }
+
+        fn push(&mut self, r: LayerRecord<'static>) -> &mut Self {
+            self.layers.push(Owned::Record(r));
+            self
+        }
+
         /// Adds an [`Affine`] with per-dimension `loc` and `scale`.
         pub fn affine(&mut self, loc: &[f32], scale: &[f32]) -> &mut Self {
-            let mut p = le(loc);
-            p.extend(le(scale));
-            self.layers.push(Owned::Affine {
+            let params = self.block(loc.iter().chain(scale).copied());
+            self.push(LayerRecord::Affine {
                 dim: u16_of(loc.len()),
-                params: p,
-            });
-            self
+                params,
+            })
         }
 
         /// Adds an [`Exp`].
         pub fn exp(&mut self, dim: usize) -> &mut Self {
-            self.layers.push(Owned::Exp { dim: u16_of(dim) });
-            self
+            self.push(LayerRecord::Exp { dim: u16_of(dim) })
         }
 
         /// Adds a [`Spline`] with parameters `[uw | uh | ud | ul]`.
         pub fn spline(&mut self, dim: usize, shape: &SplineShape, params: &[f32]) -> &mut Self {
-            self.layers.push(Owned::Spline {
+            let params = self.block(params.iter().copied());
+            self.push(LayerRecord::Spline {
                 dim: u16_of(dim),
                 spline: SplineDesc::of(shape),
-                params: le(params),
-            });
-            self
+                params,
+            })
         }
 
         /// Adds a [`SplineCoupling`] (conditional if `context > 0`).
@@ -970,26 +941,22 @@ mod builder {
             lower: &[f32],
             hypernet: &[f32],
         ) -> &mut Self {
-            self.layers.push(Owned::Coupling {
+            let lower = self.block(lower.iter().copied());
+            let hypernet = self.block(hypernet.iter().copied());
+            self.push(LayerRecord::Coupling {
                 split: u16_of(split),
                 upper_dim: u16_of(upper_dim),
                 spline: SplineDesc::of(shape),
                 context: u16_of(context),
-                hidden: Hidden::new(hidden).unwrap_or(Hidden {
-                    len: u8::MAX,
-                    sizes: [0; MAX_HIDDEN_LAYERS],
-                }),
-                lower: le(lower),
-                hypernet: le(hypernet),
-            });
-            self
+                hidden: hidden_of(hidden),
+                lower,
+                hypernet,
+            })
         }
 
         /// Adds a [`Permute`].
         pub fn permute(&mut self, perm: &[u8]) -> &mut Self {
-            self.layers.push(Owned::Permute {
-                perm: perm.to_vec(),
-            });
+            self.layers.push(Owned::Permute(perm.to_vec()));
             self
         }
 
@@ -1002,17 +969,45 @@ mod builder {
             hidden: &[usize],
             hypernet: &[f32],
         ) -> &mut Self {
-            self.layers.push(Owned::ConditionalSpline {
+            let hypernet = self.block(hypernet.iter().copied());
+            self.push(LayerRecord::ConditionalSpline {
                 dim: u16_of(dim),
                 spline: SplineDesc::of(shape),
                 context: u16_of(context),
-                hidden: Hidden::new(hidden).unwrap_or(Hidden {
-                    len: u8::MAX,
-                    sizes: [0; MAX_HIDDEN_LAYERS],
-                }),
-                hypernet: le(hypernet),
-            });
-            self
+                hidden: hidden_of(hidden),
+                hypernet,
+            })
+        }
+
+        /// Adds a copy of a built layer (its parameters are copied into this file).
+        pub fn layer(&mut self, layer: &Layer<'_>) -> &mut Self {
+            let v = |w: Weights<'_>| w.iter().collect::<Vec<f32>>();
+            match layer {
+                Layer::Affine(a) => {
+                    let (loc, scale): (Vec<f32>, Vec<f32>) =
+                        (0..a.dim()).map(|j| a.loc_scale(j)).unzip();
+                    self.affine(&loc, &scale)
+                }
+                Layer::Exp(e) => self.exp(e.dim()),
+                Layer::Spline(s) => self.spline(s.dim(), s.shape(), &v(s.weights())),
+                Layer::Coupling(c) => self.coupling(
+                    c.split(),
+                    c.upper_dim(),
+                    c.upper_shape(),
+                    c.context_dim(),
+                    c.hypernet().hidden_sizes(),
+                    &v(c.lower().weights()),
+                    &v(c.hypernet().weights()),
+                ),
+                Layer::Permute(p) => self.permute(p.indices()),
+                Layer::ConditionalSpline(c) => self.conditional_spline(
+                    c.dim(),
+                    c.shape(),
+                    c.context_dim(),
+                    c.hypernet().hidden_sizes(),
+                    &v(c.hypernet().weights()),
+                ),
+            }
         }
 
         /// Sets the column names (data columns, then context columns).
@@ -1027,8 +1022,11 @@ mod builder {
 
         /// Sets the data scaler: the flow models `(raw - mean) / scale`.
         pub fn scaler(&mut self, mean: &[f32], scale: &[f32]) -> &mut Self {
-            self.scaler = le(mean);
-            self.scaler.extend(le(scale));
+            self.scaler = mean
+                .iter()
+                .chain(scale)
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             self
         }
 
@@ -1044,7 +1042,14 @@ mod builder {
 
         /// Encodes and validates the file.
         pub fn encode(&self) -> Result<Vec<u8>, Error> {
-            let records: Vec<LayerRecord<'_>> = self.layers.iter().map(Owned::record).collect();
+            let records: Vec<LayerRecord<'_>> = self
+                .layers
+                .iter()
+                .map(|l| match l {
+                    Owned::Record(r) => *r,
+                    Owned::Permute(p) => LayerRecord::Permute { perm: p },
+                })
+                .collect();
             let header = Header {
                 kind: self.kind,
                 dim: u16_of(self.dim),
@@ -1057,28 +1062,24 @@ mod builder {
                 scaler: &self.scaler,
                 thresholds: &self.thresholds,
             };
-            // Parameter bytes plus a generous allowance for descriptors and varints.
-            let params: usize = self
+            // Parameters plus a generous allowance for descriptors, varints and padding.
+            let perms: usize = self
                 .layers
                 .iter()
                 .map(|l| match l {
-                    Owned::Affine { params, .. } | Owned::Spline { params, .. } => params.len(),
-                    Owned::Coupling {
-                        lower, hypernet, ..
-                    } => lower.len() + hypernet.len(),
-                    Owned::ConditionalSpline { hypernet, .. } => hypernet.len(),
-                    Owned::Permute { perm } => perm.len(),
-                    Owned::Exp { .. } => 0,
+                    Owned::Permute(p) => p.len(),
+                    Owned::Record(_) => 0,
                 })
                 .sum();
-            let cap = 64
-                + params
+            let cap = 96
+                + self.params.len()
+                + perms
                 + 64 * self.layers.len()
                 + self.columns.len()
                 + self.scaler.len()
                 + self.thresholds.len();
             let mut out = vec![0u8; cap];
-            let n = encode(&header, &records, &metadata, &mut out)?;
+            let n = encode(&header, &records, &metadata, &self.params, &mut out)?;
             out.truncate(n);
             Ok(out)
         }

@@ -155,34 +155,87 @@ impl<'a> DenseNN<'a> {
         }
     }
 
-    /// `dst = W·(a ++ b) + b` for the layer whose weights start at `off` with `n_in` inputs.
+    /// `dst = W·(a ++ b) + bias` for the layer whose weights start at `off` with `n_in` inputs.
     fn linear<T: Real>(&self, off: usize, n_in: usize, a: &[T], b: &[T], dst: &mut [T]) {
-        let n_out = dst.len();
-        for (r, d) in dst.iter_mut().enumerate() {
-            *d = self.row(off, n_in, n_out, r, a, b);
+        self.rows(off, n_in, dst.len(), 0, a, b, dst);
+    }
+
+    /// Rows `first..first + dst.len()` of the layer at `off` (`n_in` inputs, `n_out` outputs):
+    /// `dst[i] = Σ_j W[first+i][j]·(a ++ b)[j] + bias[first+i]`.
+    #[allow(clippy::too_many_arguments)] // internal: a layer's geometry and a row range
+    #[inline]
+    fn rows<T: Real>(
+        &self,
+        off: usize,
+        n_in: usize,
+        n_out: usize,
+        first: usize,
+        a: &[T],
+        b: &[T],
+        dst: &mut [T],
+    ) {
+        let w = self.weights;
+        let count = dst.len();
+        let mat = w
+            .slice(off + first * n_in, count * n_in)
+            .unwrap_or(Weights::empty());
+        let bias = w
+            .slice(off + n_out * n_in + first, count)
+            .unwrap_or(Weights::empty());
+        if n_in == 0 {
+            return;
+        }
+        // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
+        // directly; elsewhere through their bytes. Both sum in the same order: same bits.
+        #[cfg(target_endian = "little")]
+        if let Ok(m) = bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()) {
+            if b.is_empty() {
+                // The common case (every layer after the first): one input slice.
+                for ((d, row), bias) in dst.iter_mut().zip(m.chunks_exact(n_in)).zip(bias.iter()) {
+                    *d = dot_f32(row, a) + T::from_f32(bias);
+                }
+            } else {
+                let rows = dst.iter_mut().zip(m.chunks_exact(n_in)).zip(bias.iter());
+                for ((d, row), bias) in rows {
+                    let (ra, rb) = row.split_at_checked(a.len()).unwrap_or((row, &[]));
+                    *d = dot_f32(ra, a) + dot_f32(rb, b) + T::from_f32(bias);
+                }
+            }
+            return;
+        }
+        let split = a.len() * 4;
+        let rows = dst
+            .iter_mut()
+            .zip(mat.as_bytes().chunks_exact(n_in * 4))
+            .zip(bias.iter());
+        if b.is_empty() {
+            for ((d, row), bias) in rows {
+                *d = dot(row, a) + T::from_f32(bias);
+            }
+        } else {
+            for ((d, row), bias) in rows {
+                let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
+                *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
+            }
         }
     }
 
-    /// Row `r` of the layer at `off`: `Σ_i W[r][i]·(a ++ b)[i] + bias[r]`.
+    /// Outputs `first..first + dst.len()` of the last layer, given the last hidden activation
+    /// (as returned by [`hidden`](Self::hidden)).
     #[inline]
-    fn row<T: Real>(&self, off: usize, n_in: usize, n_out: usize, r: usize, a: &[T], b: &[T]) -> T {
-        let w = self.weights;
-        let start = off + r * n_in;
-        let wa = w.slice(start, a.len()).unwrap_or(Weights::empty());
-        let wb = w
-            .slice(start + a.len(), b.len())
-            .unwrap_or(Weights::empty());
-        wa.dot(a) + wb.dot(b) + w.at(off + n_out * n_in + r)
-    }
-
-    /// Output `r` of the last layer, given the last hidden activation (as returned by
-    /// [`hidden`](Self::hidden)).
-    #[inline]
-    pub(crate) fn output<T: Real>(&self, last: (&[T], &[T]), r: usize) -> T {
+    pub(crate) fn output_rows<T: Real>(&self, last: (&[T], &[T]), first: usize, dst: &mut [T]) {
         let n_in = last.0.len() + last.1.len();
         let n_out = self.output_len();
         let off = self.weights.len().saturating_sub(n_in * n_out + n_out);
-        self.row(off, n_in, n_out, r, last.0, last.1)
+        self.rows(off, n_in, n_out, first, last.0, last.1, dst);
+    }
+
+    /// Output `r` of the last layer.
+    #[inline]
+    pub(crate) fn output<T: Real>(&self, last: (&[T], &[T]), r: usize) -> T {
+        let mut v = [T::ZERO];
+        self.output_rows(last, r, &mut v);
+        v[0]
     }
 
     /// Computes the whole output for the input `a ++ b` into `out` (`out.len()` = output size).
@@ -203,9 +256,51 @@ impl<'a> DenseNN<'a> {
             });
         }
         let last = self.hidden(a, b, h0, h1)?;
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = self.output(last, r);
-        }
+        self.output_rows(last, 0, out);
         Ok(())
     }
+}
+
+/// `Σ w[i]·x[i]` over little-endian `f32` weights in `w`, summed in order (unrolled by 4: the
+/// order of the additions, and so the result, is that of the plain loop).
+#[inline]
+pub(crate) fn dot<T: Real>(w: &[u8], x: &[T]) -> T {
+    #[inline(always)]
+    fn f<T: Real>(b: &[u8]) -> T {
+        T::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    let mut acc = T::ZERO;
+    let mut wc = w.chunks_exact(16);
+    let mut xc = x.chunks_exact(4);
+    for (wb, xb) in (&mut wc).zip(&mut xc) {
+        if let ([w0, w1, w2, w3], [x0, x1, x2, x3]) = (wb.as_chunks::<4>().0, xb) {
+            acc += f::<T>(w0) * *x0;
+            acc += f::<T>(w1) * *x1;
+            acc += f::<T>(w2) * *x2;
+            acc += f::<T>(w3) * *x3;
+        }
+    }
+    for (wb, &xv) in wc.remainder().chunks_exact(4).zip(xc.remainder()) {
+        acc += f::<T>(wb) * xv;
+    }
+    acc
+}
+
+/// [`dot`] over aligned `f32` weights, in the same order.
+#[inline]
+#[cfg(target_endian = "little")]
+fn dot_f32<T: Real>(w: &[f32], x: &[T]) -> T {
+    let (wc, wr) = w.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
+    let mut acc = T::ZERO;
+    for (w4, x4) in wc.iter().zip(xc) {
+        acc += T::from_f32(w4[0]) * x4[0];
+        acc += T::from_f32(w4[1]) * x4[1];
+        acc += T::from_f32(w4[2]) * x4[2];
+        acc += T::from_f32(w4[3]) * x4[3];
+    }
+    for (&wv, &xv) in wr.iter().zip(xr) {
+        acc += T::from_f32(wv) * xv;
+    }
+    acc
 }

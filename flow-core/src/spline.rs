@@ -85,6 +85,8 @@ pub struct SplineShape {
     bins: usize,
     bound: f32,
     order: Order,
+    /// `1 - 1e-3·K`.
+    scale: f64,
 }
 
 impl SplineShape {
@@ -96,7 +98,12 @@ impl SplineShape {
         if !(bound.is_finite() && bound > 0.0) {
             return Err(Error::InvalidLayer(LayerError::Bound));
         }
-        Ok(Self { bins, bound, order })
+        Ok(Self {
+            bins,
+            bound,
+            order,
+            scale: width_scale(bins),
+        })
     }
 
     /// Number of bins `K`.
@@ -221,6 +228,19 @@ pub fn sigmoid<T: Real>(u: T) -> T {
 ///
 /// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
 pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
+    knots_scaled(u, bound, T::from_f64(width_scale(u.len())))
+}
+
+/// `1 - 1e-3·K`, the share of the box left after the minimum bin sizes (Pyro computes it in
+/// double precision, then rounds it to the tensor's type).
+#[inline]
+fn width_scale(bins: usize) -> f64 {
+    1.0 - MIN_BIN_WIDTH * bins as f64
+}
+
+/// [`knots_in_place`] with `1 - 1e-3·K` given (precomputed by [`SplineShape`], so that no
+/// double-precision arithmetic runs per call on single-precision FPUs).
+fn knots_scaled<T: Real>(u: &mut [T], bound: T, scale: T) {
     let k_bins = u.len();
     let mut m = T::NEG_INFINITY;
     for &v in u.iter() {
@@ -232,16 +252,19 @@ pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
         total.add(*v);
     }
     let s = total.value();
-    let bs = bound * T::from_f64(1.0 - MIN_BIN_WIDTH * k_bins as f64);
+    let bs = bound * scale;
     let bm = bound * T::from_f64(MIN_BIN_WIDTH);
     let mut d = Compensated {
         sum: -total.sum,
         carry: -total.carry,
     };
-    for (j, v) in u.iter_mut().enumerate() {
+    // `2(j+1) - K`, kept as an exact running value (small integers are exact in f32).
+    let two = T::ONE + T::ONE;
+    let mut steps = two - T::from_f32(k_bins as f32);
+    for v in u.iter_mut() {
         d.add(*v + *v);
-        let steps = T::from_f64(2.0 * (j + 1) as f64 - k_bins as f64);
         *v = bs * (d.value() / s) + bm * steps;
+        steps += two;
     }
     if let Some(last) = u.last_mut() {
         *last = bound;
@@ -335,8 +358,9 @@ pub fn eval<T: Real, P: BinParams<T>>(
     let ys = ys.get_mut(..k_bins).ok_or(cap)?;
     p.widths(xs);
     p.heights(ys);
-    knots_in_place(xs, bound);
-    knots_in_place(ys, bound);
+    let scale = T::from_f64(shape.scale);
+    knots_scaled(xs, bound, scale);
+    knots_scaled(ys, bound, scale);
     let k = match dir {
         Direction::Forward => search(xs, v, bound),
         Direction::Inverse => search(ys, v, bound),
@@ -527,12 +551,21 @@ impl<T: Real> LinearBin<T> {
 pub(crate) trait ParamVector<T> {
     /// Entry `r`.
     fn entry(&self, r: usize) -> T;
+    /// Entries `start..start + out.len()`.
+    fn fill(&self, start: usize, out: &mut [T]);
 }
 
 impl<T: Real> ParamVector<T> for Weights<'_> {
     #[inline]
     fn entry(&self, r: usize) -> T {
         self.at(r)
+    }
+    #[inline]
+    fn fill(&self, start: usize, out: &mut [T]) {
+        let src = self.slice(start, out.len()).unwrap_or(Weights::empty());
+        for (o, v) in out.iter_mut().zip(src.iter()) {
+            *o = T::from_f32(v);
+        }
     }
 }
 
@@ -547,17 +580,11 @@ pub(crate) struct DimParams<'v, V> {
 impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
     #[inline]
     fn widths(&self, out: &mut [T]) {
-        let base = self.j * self.bins;
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = self.v.entry(base + k);
-        }
+        self.v.fill(self.j * self.bins, out);
     }
     #[inline]
     fn heights(&self, out: &mut [T]) {
-        let base = (self.dims + self.j) * self.bins;
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = self.v.entry(base + k);
-        }
+        self.v.fill((self.dims + self.j) * self.bins, out);
     }
     #[inline]
     fn derivative(&self, i: usize) -> T {
@@ -674,5 +701,162 @@ impl<'a> Spline<'a> {
             want_log_det,
             (s.xs, s.ys),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pyro's own arithmetic: softmax, minimum width, running sum, `2B·cum - B`.
+    fn pyro_knots(u: &[f64], b: f64) -> [f64; 64] {
+        let m = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = u.iter().map(|v| (v - m).exp()).sum();
+        let k = u.len() as f64;
+        let mut out = [0.0; 64];
+        let mut cum = 0.0;
+        for (o, v) in out.iter_mut().zip(u) {
+            cum += 1e-3 + (1.0 - 1e-3 * k) * (v - m).exp() / s;
+            *o = 2.0 * b * cum - b;
+        }
+        out[u.len() - 1] = b;
+        out
+    }
+
+    fn lcg(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*state >> 11) as f64 / (1u64 << 53) as f64) * 8.0 - 4.0
+    }
+
+    #[test]
+    fn knots_equal_pyros_formula_and_are_increasing() {
+        let mut st = 1u64;
+        for k in [2usize, 3, 4, 7, 8, 16, 33, 64] {
+            for _ in 0..50 {
+                let u: [f64; 64] = core::array::from_fn(|_| lcg(&mut st));
+                let mut mine = u;
+                knots_in_place(&mut mine[..k], 3.0);
+                let want = pyro_knots(&u[..k], 3.0);
+                for j in 0..k {
+                    // Same value, fewer roundings: agreement to a few f64 ulps of the box.
+                    assert!((mine[j] - want[j]).abs() < 1e-13, "k={k} j={j}");
+                }
+                assert_eq!(mine[k - 1], 3.0);
+                let mut prev = -3.0;
+                for &x in &mine[..k] {
+                    // Every bin is at least the minimum width 2B·1e-3 wide.
+                    assert!(x - prev >= 6.0 * 1e-3 * (1.0 - 1e-9), "k={k}");
+                    prev = x;
+                }
+                // The same in f32: within 2 ulps of the exact knots.
+                let mut m32: [f32; 64] = core::array::from_fn(|i| u[i] as f32);
+                knots_in_place(&mut m32[..k], 3.0f32);
+                let mut exact: [f64; 64] = core::array::from_fn(|i| m32[i] as f64);
+                let u32_as_64: [f64; 64] = core::array::from_fn(|i| (u[i] as f32) as f64);
+                exact[..k].copy_from_slice(&pyro_knots(&u32_as_64[..k], 3.0)[..k]);
+                for j in 0..k {
+                    let ulp = f32::EPSILON as f64 * exact[j].abs().max(1.0);
+                    assert!(
+                        (m32[j] as f64 - exact[j]).abs() <= 2.0 * ulp,
+                        "k={k} j={j}: {} vs {}",
+                        m32[j],
+                        exact[j]
+                    );
+                }
+            }
+        }
+    }
+
+    fn raw(u: &[f64; 16]) -> RawParams<'_, f64> {
+        RawParams {
+            widths: &u[0..4],
+            heights: &u[4..8],
+            derivatives: &u[8..11],
+            lambdas: &u[11..15],
+        }
+    }
+
+    #[test]
+    fn identity_outside_the_box_and_for_nan() {
+        let u = [
+            0.3, -1.0, 0.5, 2.0, 1.0, 0.1, -0.4, 0.2, 0.7, -0.3, 1.2, 0.1, 0.9, -2.0, 0.4, 0.0,
+        ];
+        for order in [Order::Linear, Order::Quadratic] {
+            let shape = SplineShape::new(4, 2.0, order).unwrap();
+            let (mut xs, mut ys) = ([0.0; 4], [0.0; 4]);
+            for v in [2.000_000_1, -2.5, 1e300, -1e300] {
+                for dir in [Direction::Forward, Direction::Inverse] {
+                    let r = eval(&shape, &raw(&u), v, dir, true, &mut xs, &mut ys).unwrap();
+                    assert_eq!(r, (v, 0.0));
+                }
+            }
+            let (y, ld) = eval(
+                &shape,
+                &raw(&u),
+                f64::NAN,
+                Direction::Forward,
+                true,
+                &mut xs,
+                &mut ys,
+            )
+            .unwrap();
+            assert!(y.is_nan() && ld == 0.0);
+            // ±B map to ±B; log|J| there is ln(0.999), Pyro's end derivative.
+            for b in [-2.0, 2.0] {
+                let (y, ld) = eval(
+                    &shape,
+                    &raw(&u),
+                    b,
+                    Direction::Forward,
+                    true,
+                    &mut xs,
+                    &mut ys,
+                )
+                .unwrap();
+                assert!((y - b).abs() < 1e-12, "{order:?} {b}: {y}");
+                assert!((ld - 0.999f64.ln()).abs() < 1e-9, "{order:?} {b}: {ld}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_little_scratch_is_an_error_not_a_panic() {
+        let u = [0.0; 16];
+        let shape = SplineShape::new(4, 3.0, Order::Linear).unwrap();
+        let (mut xs, mut ys) = ([0.0; 3], [0.0; 4]);
+        let r = eval(
+            &shape,
+            &raw(&u),
+            0.5,
+            Direction::Forward,
+            true,
+            &mut xs,
+            &mut ys,
+        );
+        assert!(matches!(r, Err(Error::Capacity { .. })));
+    }
+
+    #[test]
+    fn shapes_are_validated() {
+        assert!(SplineShape::new(1, 3.0, Order::Linear).is_err());
+        assert!(SplineShape::new(1001, 3.0, Order::Linear).is_err());
+        assert!(SplineShape::new(1000, 3.0, Order::Linear).is_ok());
+        for b in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert!(SplineShape::new(8, b, Order::Quadratic).is_err());
+        }
+        let s = SplineShape::new(8, 3.0, Order::Linear).unwrap();
+        assert_eq!(s.params_per_dim(), 31);
+        let s = SplineShape::new(8, 3.0, Order::Quadratic).unwrap();
+        assert_eq!(s.params_per_dim(), 23);
+    }
+
+    #[test]
+    fn softplus_follows_torch_threshold() {
+        assert_eq!(softplus(25.0f64), 25.0);
+        assert!((softplus(0.0f64) - 2f64.ln()).abs() < 1e-15);
+        assert!((softplus(20.0f64) - (1.0 + 20f64.exp()).ln()).abs() < 1e-12);
+        assert!((sigmoid(0.0f64) - 0.5).abs() < 1e-15);
     }
 }

@@ -90,16 +90,6 @@ impl<'a> Weights<'a> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
     }
 
-    /// `Σ self[i]·x[i]` over the shorter of the two.
-    #[inline]
-    pub(crate) fn dot<T: Real>(&self, x: &[T]) -> T {
-        let mut acc = T::ZERO;
-        for (w, &v) in self.iter().zip(x) {
-            acc += T::from_f32(w) * v;
-        }
-        acc
-    }
-
     /// `true` when every value is finite.
     pub fn all_finite(&self) -> bool {
         self.iter().all(f32::is_finite)
@@ -115,4 +105,37 @@ pub fn encode_f32s(src: &[f32], dst: &mut [u8]) -> Option<usize> {
         c.copy_from_slice(&v.to_le_bytes());
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_little_endian_at_any_offset() {
+        let mut b = [0u8; 13];
+        encode_f32s(&[1.5, -2.25, 3.0], &mut b[1..]).unwrap();
+        let w = Weights::new(&b[1..]).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.get(1), Some(-2.25));
+        assert_eq!(w.get(3), None);
+        assert_eq!(w.get(usize::MAX), None);
+        assert_eq!(
+            w.slice(1, 2)
+                .unwrap()
+                .iter()
+                .collect::<heapless::Vec<f32, 4>>(),
+            [-2.25, 3.0]
+        );
+        assert!(w.slice(2, 2).is_none());
+        assert!(w.slice(usize::MAX, 1).is_none());
+        let (h, r) = w.split(1).unwrap();
+        assert_eq!((h.len(), r.len()), (1, 2));
+        assert!(Weights::new(&b[..3]).is_none());
+        assert_eq!(
+            crate::nn::dot(w.as_bytes(), &[2.0f64, 1.0, 1.0]),
+            1.5 * 2.0 - 2.25 + 3.0
+        );
+        assert!(encode_f32s(&[1.0], &mut [0u8; 3]).is_none());
+    }
 }

@@ -417,7 +417,14 @@ fn random_models_round_trip_bit_for_bit() {
         let m = Model::parse(&r.bytes).unwrap();
         let recs: Vec<_> = m.records().map(Result::unwrap).collect();
         let mut out = vec![0u8; r.bytes.len() + 16];
-        let n = flow_core::model::encode(m.header(), &recs, m.metadata(), &mut out).unwrap();
+        let n = flow_core::model::encode(
+            m.header(),
+            &recs,
+            m.metadata(),
+            m.params().as_bytes(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(&out[..n], &r.bytes[..], "case {case}: re-encoding differs");
         let m2 = Model::parse(&out[..n]).unwrap();
         let x: Vec<f32> = (0..r.dim).map(|_| uniform(&mut rng, -4.0, 4.0)).collect();

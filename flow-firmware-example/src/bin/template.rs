@@ -1,0 +1,40 @@
+//! The firmware template with a trivial workload: the same runtime, calibration and printing as
+//! the flow firmware (`src/main.rs`) but no flow, so that the template's own flash, RAM and stack
+//! can be told apart from the flow's.
+
+#![no_std]
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../rt.rs"]
+mod rt;
+
+use core::hint::black_box;
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+
+use rt::{Calibration, StackMeter, Ticker};
+
+#[entry]
+fn main() -> ! {
+    let mut stack = StackMeter::start();
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        hprintln!("error peripherals");
+        rt::exit_failure()
+    };
+    let mut ticker = Ticker::start(cp.SYST);
+    let calib = Calibration::measure(&mut ticker);
+    calib.print();
+
+    // The trivial workload: one multiply-add, printed like a log_prob.
+    let (v, t) = ticker.ticks(|| black_box(1.5f32) * black_box(-2.0f32) + black_box(0.25f32));
+    hprintln!("lp 0 {:08x}", v.to_bits());
+    hprintln!("icount_trivial {}", calib.instructions(t));
+    let (_, used) = stack.phase(|| black_box(black_box(3.0f32) * 2.0));
+    hprintln!("stack_trivial_bytes {}", used);
+    hprintln!("stack_capacity_bytes {}", stack.capacity());
+    hprintln!("stack_peak_bytes {}", stack.peak());
+    hprintln!("done");
+    rt::exit_success()
+}

@@ -1,0 +1,261 @@
+//! The firmware's runtime: fault and panic handlers that end QEMU with a failure, the SysTick
+//! instruction counter and its calibration, and stack painting.
+//!
+//! This is the only module with `unsafe` (inline assembly and reads of the painted stack);
+//! flow-core itself forbids it.
+
+use core::arch::asm;
+use core::hint::black_box;
+use core::ptr::addr_of;
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::{exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln};
+
+// --- ending the run ----------------------------------------------------------------------------
+
+/// Ends the QEMU run with exit status 0 (semihosting `SYS_EXIT`, `ADP_Stopped_ApplicationExit`).
+pub fn exit_success() -> ! {
+    debug::exit(debug::EXIT_SUCCESS);
+    // Only reached without a semihosting host (a real board without a debugger).
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Ends the QEMU run with a nonzero exit status.
+pub fn exit_failure() -> ! {
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    hprintln!("hardfault pc={:#010x} lr={:#010x}", ef.pc(), ef.lr());
+    exit_failure()
+}
+
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    hprintln!("unexpected-exception {}", irqn);
+    exit_failure()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic {}", info);
+    exit_failure()
+}
+
+// --- instruction counting ----------------------------------------------------------------------
+
+/// SysTick, free-running from the core clock over its full 24-bit range.
+///
+/// QEMU does not implement the DWT cycle counter (CYCCNT reads 0). Under `-icount shift=0`
+/// every instruction advances QEMU's virtual clock by exactly 1 ns, and SysTick counts that
+/// clock at the machine's core frequency (25 MHz on mps2, so one tick per 40 instructions).
+/// [`Calibration`] measures the ratio with a loop of known length instead of assuming it.
+pub struct Ticker {
+    _syst: SYST,
+}
+
+/// SysTick's reload value: the full 24 bits.
+const RELOAD: u32 = 0x00FF_FFFF;
+
+impl Ticker {
+    /// Starts SysTick counting down from `RELOAD`, without its interrupt.
+    pub fn start(mut syst: SYST) -> Self {
+        syst.disable_interrupt();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_counter();
+        Self { _syst: syst }
+    }
+
+    /// Runs `f` and returns its result and the SysTick ticks it took. A measured span must stay
+    /// below `2^24` ticks (671 M instructions at 25 MHz); one wrap is handled.
+    #[inline(never)]
+    pub fn ticks<R>(&mut self, f: impl FnOnce() -> R) -> (R, u32) {
+        let start = SYST::get_current();
+        let r = black_box(f());
+        let end = SYST::get_current();
+        (r, start.wrapping_sub(end) & RELOAD)
+    }
+}
+
+/// `n` iterations of a two-instruction loop (`subs; bne`): exactly `2n` instructions.
+#[inline(never)]
+pub fn spin(n: u32) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: only touches r0 and the flags; no memory, no stack.
+    unsafe {
+        asm!(
+            "2:",
+            "subs r0, r0, #1",
+            "bne 2b",
+            inout("r0") n => _,
+            options(nomem, nostack),
+        );
+    }
+}
+
+/// Loop lengths of the calibration; the first two give the ratio, the third checks it.
+pub const CALIB_ITERS: [u32; 3] = [100_000, 500_000, 300_000];
+
+/// Instructions per SysTick tick, measured with [`spin`].
+pub struct Calibration {
+    /// `2·(n₁ - n₀)` instructions …
+    pub instr: u64,
+    /// … took this many ticks.
+    pub ticks: u64,
+    /// Ticks measured for each of `CALIB_ITERS`.
+    pub raw: [u32; 3],
+}
+
+impl Calibration {
+    /// Measures the loop at each of `CALIB_ITERS`.
+    pub fn measure(t: &mut Ticker) -> Self {
+        let mut raw = [0u32; 3];
+        for (r, &n) in raw.iter_mut().zip(CALIB_ITERS.iter()) {
+            *r = t.ticks(|| spin(black_box(n))).1;
+        }
+        let instr = 2 * u64::from(CALIB_ITERS[1] - CALIB_ITERS[0]);
+        let ticks = u64::from(raw[1].saturating_sub(raw[0])).max(1);
+        Self { instr, ticks, raw }
+    }
+
+    /// Instructions in `ticks` ticks, rounded to nearest.
+    pub fn instructions(&self, ticks: u32) -> u64 {
+        (u64::from(ticks) * self.instr + self.ticks / 2) / self.ticks
+    }
+
+    /// Prints `calib <iterations> <ticks>` for each loop and `instr_per_tick_milli <n>`.
+    pub fn print(&self) {
+        for (n, t) in CALIB_ITERS.iter().zip(self.raw.iter()) {
+            hprintln!("calib {} {}", n, t);
+        }
+        hprintln!(
+            "instr_per_tick_milli {}",
+            (self.instr * 1000 + self.ticks / 2) / self.ticks
+        );
+    }
+}
+
+// --- stack painting ----------------------------------------------------------------------------
+
+extern "C" {
+    /// Top of the stack (initial SP), from cortex-m-rt's linker script.
+    static _stack_start: u32;
+    /// Lowest address of the stack region (end of .bss/.uninit), from the linker script.
+    static _stack_end: u32;
+}
+
+/// The word the free stack is painted with.
+pub const PAINT: u32 = 0xCCCC_CCCC;
+
+fn stack_top() -> usize {
+    // Only the address of the linker symbol is taken (safe for an extern static).
+    addr_of!(_stack_start) as usize
+}
+
+fn stack_bottom() -> usize {
+    addr_of!(_stack_end) as usize
+}
+
+/// Paints every word from the bottom of the stack region up to the current stack pointer.
+#[inline(always)]
+fn paint() {
+    // SAFETY: writes only below the current SP, memory no live frame uses (Arm has no red
+    // zone and no interrupt is enabled); uses no stack itself. Low registers only (Thumb-1).
+    unsafe {
+        asm!(
+            "mov r1, sp",
+            "2:",
+            "cmp r0, r1",
+            "bhs 3f",
+            "str r2, [r0]",
+            "adds r0, r0, #4",
+            "b 2b",
+            "3:",
+            inout("r0") stack_bottom() => _,
+            out("r1") _,
+            in("r2") PAINT,
+            options(nostack),
+        );
+    }
+}
+
+/// The current stack pointer.
+#[inline(always)]
+fn sp() -> usize {
+    let sp: usize;
+    // SAFETY: reads SP into a register.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
+/// The lowest stack address written since the last paint (the stack top if none).
+fn lowest_used() -> usize {
+    let (mut p, top) = (stack_bottom(), stack_top());
+    // SAFETY: reads aligned words of the stack region, which is RAM.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    p
+}
+
+/// Peak stack use by painting: the whole program's, and that of single phases.
+pub struct StackMeter {
+    peak: usize,
+}
+
+impl StackMeter {
+    /// Paints the free stack; call first thing in `main`.
+    #[inline(always)]
+    pub fn start() -> Self {
+        paint();
+        Self { peak: 0 }
+    }
+
+    fn update(&mut self) -> usize {
+        let low = lowest_used();
+        self.peak = self.peak.max(stack_top() - low);
+        low
+    }
+
+    /// Runs `f` on freshly painted stack; returns its result and the bytes it used below the
+    /// stack pointer it was called at.
+    #[inline(always)]
+    pub fn phase<R>(&mut self, f: impl FnOnce() -> R) -> (R, usize) {
+        self.update();
+        paint();
+        let at = sp();
+        let r = black_box(f());
+        let low = self.update();
+        (r, at.saturating_sub(low))
+    }
+
+    /// Peak bytes of stack used since start (from the stack top, so including the start-up
+    /// code's and `main`'s frames). `stack_bottom` reached means the stack overflowed.
+    pub fn peak(&mut self) -> usize {
+        self.update();
+        self.peak
+    }
+
+    /// Bytes of stack in use at the caller (start-up code and the caller's frames).
+    #[inline(always)]
+    pub fn depth(&self) -> usize {
+        stack_top() - sp()
+    }
+
+    /// Size of the stack region (RAM above .data/.bss).
+    pub fn capacity(&self) -> usize {
+        stack_top() - stack_bottom()
+    }
+}

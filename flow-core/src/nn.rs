@@ -190,8 +190,18 @@ impl<'a> DenseNN<'a> {
         #[cfg(target_endian = "little")]
         if let Ok(m) = bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()) {
             if b.is_empty() {
-                // The common case (every layer after the first): one input slice.
-                for ((d, row), bias) in dst.iter_mut().zip(m.chunks_exact(n_in)).zip(bias.iter()) {
+                // The common case (every layer after the first): one input slice. Rows go in
+                // pairs that share each load of the input; each still sums in order.
+                let (d2, dr) = dst.as_chunks_mut::<2>();
+                let (m2, mr) = m.split_at_checked(d2.len() * 2 * n_in).unwrap_or((&[], m));
+                let mut bias_it = bias.iter();
+                for (d, rows) in d2.iter_mut().zip(m2.chunks_exact(2 * n_in)) {
+                    let (r0, r1) = rows.split_at_checked(n_in).unwrap_or((rows, &[]));
+                    let (s0, s1) = dot2_f32(r0, r1, a);
+                    d[0] = s0 + T::from_f32(bias_it.next().unwrap_or(0.0));
+                    d[1] = s1 + T::from_f32(bias_it.next().unwrap_or(0.0));
+                }
+                for ((d, row), bias) in dr.iter_mut().zip(mr.chunks_exact(n_in)).zip(bias_it) {
                     *d = dot_f32(row, a) + T::from_f32(bias);
                 }
             } else {
@@ -303,4 +313,93 @@ fn dot_f32<T: Real>(w: &[f32], x: &[T]) -> T {
         acc += T::from_f32(wv) * xv;
     }
     acc
+}
+
+/// Two [`dot_f32`]s over rows `r0` and `r1` sharing the loads of `x`; each sums in order.
+#[inline]
+#[cfg(target_endian = "little")]
+fn dot2_f32<T: Real>(r0: &[f32], r1: &[f32], x: &[T]) -> (T, T) {
+    let (a4, ar) = r0.as_chunks::<4>();
+    let (b4, br) = r1.as_chunks::<4>();
+    let (x4, xr) = x.as_chunks::<4>();
+    let (mut s0, mut s1) = (T::ZERO, T::ZERO);
+    for ((a, b), x) in a4.iter().zip(b4).zip(x4) {
+        s0 += T::from_f32(a[0]) * x[0];
+        s1 += T::from_f32(b[0]) * x[0];
+        s0 += T::from_f32(a[1]) * x[1];
+        s1 += T::from_f32(b[1]) * x[1];
+        s0 += T::from_f32(a[2]) * x[2];
+        s1 += T::from_f32(b[2]) * x[2];
+        s0 += T::from_f32(a[3]) * x[3];
+        s1 += T::from_f32(b[3]) * x[3];
+    }
+    for ((&a, &b), &x) in ar.iter().zip(br).zip(xr) {
+        s0 += T::from_f32(a) * x;
+        s1 += T::from_f32(b) * x;
+    }
+    (s0, s1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The aligned (`f32`) and unaligned (bytes) weight paths compute the same bits.
+    #[test]
+    fn aligned_and_unaligned_weights_agree_bit_for_bit() {
+        let (input, hidden, output) = (3, [7usize, 5], 11);
+        let n = dense_param_count(input, &hidden, output);
+        let vals: heapless::Vec<f32, 256> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 61.0)
+            .collect();
+        // Word buffers give a 4-aligned view and, one byte in, a misaligned one.
+        let mut aligned = [0u32; 256];
+        let mut shifted = [0u32; 257];
+        for (w, v) in aligned.iter_mut().zip(&vals) {
+            *w = u32::from_ne_bytes(v.to_le_bytes());
+        }
+        let a_bytes = &bytemuck::cast_slice::<u32, u8>(&aligned)[..4 * n];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut shifted)[1..1 + 4 * n].copy_from_slice(a_bytes);
+        let u_bytes = &bytemuck::cast_slice::<u32, u8>(&shifted)[1..1 + 4 * n];
+        assert!(bytemuck::try_cast_slice::<u8, f32>(u_bytes).is_err());
+        let na = DenseNN::new(input, &hidden, output, Weights::new(a_bytes).unwrap()).unwrap();
+        let nu = DenseNN::new(input, &hidden, output, Weights::new(u_bytes).unwrap()).unwrap();
+        for t in 0..50 {
+            let x = [t as f32 * 0.1 - 2.0, 1.0 - t as f32 * 0.03, 0.5];
+            let (mut h0, mut h1) = ([0f32; 8], [0f32; 8]);
+            let (mut oa, mut ou) = ([0f32; 11], [0f32; 11]);
+            na.forward(&x[..2], &x[2..], &mut h0, &mut h1, &mut oa)
+                .unwrap();
+            nu.forward(&x[..2], &x[2..], &mut h0, &mut h1, &mut ou)
+                .unwrap();
+            assert_eq!(oa.map(f32::to_bits), ou.map(f32::to_bits));
+            let x64 = x.map(f64::from);
+            let (mut g0, mut g1) = ([0f64; 8], [0f64; 8]);
+            let (mut pa, mut pu) = ([0f64; 11], [0f64; 11]);
+            na.forward(&x64, &[], &mut g0, &mut g1, &mut pa).unwrap();
+            nu.forward(&x64, &[], &mut g0, &mut g1, &mut pu).unwrap();
+            assert_eq!(pa.map(f64::to_bits), pu.map(f64::to_bits));
+            // And both equal the plain definition W·h + b, ReLU between, in f64.
+            let mut h = x64.to_vec();
+            let mut off = 0;
+            for (l, &o) in hidden.iter().chain([output].iter()).enumerate() {
+                let mut next = [0f64; 11];
+                for (r, nv) in next.iter_mut().enumerate().take(o) {
+                    let mut acc = 0.0;
+                    for (i, hv) in h.iter().enumerate() {
+                        acc += vals[off + r * h.len() + i] as f64 * hv;
+                    }
+                    *nv = acc + vals[off + o * h.len() + r] as f64;
+                }
+                off += o * h.len() + o;
+                h = next[..o]
+                    .iter()
+                    .map(|&v| if l < 2 && v < 0.0 { 0.0 } else { v })
+                    .collect();
+            }
+            for (p, q) in pa.iter().zip(&h) {
+                assert!((p - q).abs() < 1e-12);
+            }
+        }
+    }
 }

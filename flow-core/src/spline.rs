@@ -228,7 +228,12 @@ pub fn sigmoid<T: Real>(u: T) -> T {
 ///
 /// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
 pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
-    knots_scaled(u, bound, T::from_f64(width_scale(u.len())))
+    let k_bins = u.len();
+    let axis = Axis::new(u, bound, T::from_f64(width_scale(k_bins)));
+    let mut state = axis.state();
+    for v in u.iter_mut() {
+        *v = state.step(*v);
+    }
 }
 
 /// `1 - 1e-3·K`, the share of the box left after the minimum bin sizes (Pyro computes it in
@@ -238,36 +243,125 @@ fn width_scale(bins: usize) -> f64 {
     1.0 - MIN_BIN_WIDTH * bins as f64
 }
 
-/// [`knots_in_place`] with `1 - 1e-3·K` given (precomputed by [`SplineShape`], so that no
-/// double-precision arithmetic runs per call on single-precision FPUs).
-fn knots_scaled<T: Real>(u: &mut [T], bound: T, scale: T) {
-    let k_bins = u.len();
-    let mut m = T::NEG_INFINITY;
-    for &v in u.iter() {
-        m = max(m, v);
+/// One axis of a spline (the `x` knots from the widths, or the `y` knots from the heights):
+/// the exponentials `e_i` of the softmax, their compensated total, and what turns prefix
+/// sums into knots. Knots are generated lazily, so a search stops at the bin it needs.
+struct Axis<'e, T> {
+    e: &'e [T],
+    total: Compensated<T>,
+    bound: T,
+    /// `B·(1 - 1e-3·K)`.
+    bs: T,
+}
+
+impl<'e, T: Real> Axis<'e, T> {
+    /// Replaces the unconstrained values in `u` by `e_i = exp(u_i - max u)`.
+    fn new(u: &'e mut [T], bound: T, scale: T) -> Self {
+        let mut m = T::NEG_INFINITY;
+        for &v in u.iter() {
+            m = max(m, v);
+        }
+        let mut total = Compensated::default();
+        for v in u.iter_mut() {
+            *v = (*v - m).exp();
+            total.add(*v);
+        }
+        Self {
+            e: u,
+            total,
+            bound,
+            bs: bound * scale,
+        }
     }
-    let mut total = Compensated::default();
-    for v in u.iter_mut() {
-        *v = (*v - m).exp();
-        total.add(*v);
+
+    /// The knot generator's starting state.
+    fn state(&self) -> KnotState<T> {
+        let two = T::ONE + T::ONE;
+        KnotState {
+            s: self.total.value(),
+            d: Compensated {
+                sum: -self.total.sum,
+                carry: -self.total.carry,
+            },
+            bs: self.bs,
+            bm: self.bound * T::from_f64(MIN_BIN_WIDTH),
+            steps: two - T::from_f32(self.e.len() as f32),
+            left: self.e.len(),
+            bound: self.bound,
+        }
     }
-    let s = total.value();
-    let bs = bound * scale;
-    let bm = bound * T::from_f64(MIN_BIN_WIDTH);
-    let mut d = Compensated {
-        sum: -total.sum,
-        carry: -total.carry,
-    };
-    // `2(j+1) - K`, kept as an exact running value (small integers are exact in f32).
-    let two = T::ONE + T::ONE;
-    let mut steps = two - T::from_f32(k_bins as f32);
-    for v in u.iter_mut() {
-        d.add(*v + *v);
-        *v = bs * (d.value() / s) + bm * steps;
-        steps += two;
+
+    /// The knots `x_1, …, x_K` (`x_K = B` exactly), computed one by one.
+    fn knots(&self) -> impl Iterator<Item = T> + '_ {
+        let mut state = self.state();
+        self.e.iter().map(move |&e| state.step(e))
     }
-    if let Some(last) = u.last_mut() {
-        *last = bound;
+
+    /// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
+    /// `0..K`, with its edges `(x_k, x_{k+1})`. The knots increase strictly (every bin is at
+    /// least `2B·1e-3` wide), so the count stops at the first knot above `v`.
+    fn search(&self, v: T) -> (usize, T, T) {
+        let eps = T::from_f64(SEARCH_EPS);
+        let k_bins = self.e.len();
+        let mut lo = -self.bound;
+        if !(v >= lo + eps) {
+            let hi = self.knots().next().unwrap_or(self.bound);
+            return (0, lo, hi);
+        }
+        // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
+        let mut k = 0usize;
+        for x in self.knots() {
+            if v >= x + eps {
+                if k + 1 >= k_bins {
+                    // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
+                    return (k_bins - 1, lo, x);
+                }
+                k += 1;
+                lo = x;
+            } else {
+                return (k, lo, x);
+            }
+        }
+        (k.min(k_bins.saturating_sub(1)), lo, self.bound)
+    }
+
+    /// The edges `(x_k, x_{k+1})` of bin `k`.
+    fn edges(&self, k: usize) -> (T, T) {
+        let mut knots = self.knots();
+        let lo = if k == 0 {
+            -self.bound
+        } else {
+            knots.nth(k - 1).unwrap_or(self.bound)
+        };
+        (lo, knots.next().unwrap_or(self.bound))
+    }
+}
+
+/// The running state that turns the exponentials `e_0, e_1, …` into the knots `x_1, x_2, …`
+/// (see [`knots_in_place`] for the formula).
+struct KnotState<T> {
+    s: T,
+    d: Compensated<T>,
+    bs: T,
+    bm: T,
+    /// `2j - K` for the next knot `x_j`, an exact running value (small integers are exact).
+    steps: T,
+    left: usize,
+    bound: T,
+}
+
+impl<T: Real> KnotState<T> {
+    /// The next knot, given the next exponential.
+    #[inline]
+    fn step(&mut self, e: T) -> T {
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            return self.bound;
+        }
+        self.d.add(e + e);
+        let x = self.bs * (self.d.value() / self.s) + self.bm * self.steps;
+        self.steps += T::ONE + T::ONE;
+        x
     }
 }
 
@@ -294,29 +388,6 @@ impl<T: Real> Compensated<T> {
     fn value(&self) -> T {
         self.sum + self.carry
     }
-}
-
-/// `k = #{j in 0..=K : v >= knot_j + eps} - 1`, clamped to `0..K`; `knots` holds `x_1 … x_K`.
-#[inline]
-fn search<T: Real>(knots: &[T], v: T, bound: T) -> usize {
-    let eps = T::from_f64(SEARCH_EPS);
-    let mut count = usize::from(v >= -bound + eps);
-    for &x in knots {
-        count += usize::from(v >= x + eps);
-    }
-    count.saturating_sub(1).min(knots.len().saturating_sub(1))
-}
-
-/// Left edge and width of bin `k`, with `knots` holding `x_1 … x_K`.
-#[inline]
-fn bin<T: Real>(knots: &[T], k: usize, bound: T) -> (T, T) {
-    let lo = if k == 0 {
-        -bound
-    } else {
-        knots.get(k - 1).copied().unwrap_or(-bound)
-    };
-    let hi = knots.get(k).copied().unwrap_or(bound);
-    (lo, hi - lo)
 }
 
 /// Derivative `δ_i` at knot `i in 0..=K`.
@@ -359,14 +430,19 @@ pub fn eval<T: Real, P: BinParams<T>>(
     p.widths(xs);
     p.heights(ys);
     let scale = T::from_f64(shape.scale);
-    knots_scaled(xs, bound, scale);
-    knots_scaled(ys, bound, scale);
-    let k = match dir {
-        Direction::Forward => search(xs, v, bound),
-        Direction::Inverse => search(ys, v, bound),
+    let ax = Axis::new(xs, bound, scale);
+    let ay = Axis::new(ys, bound, scale);
+    let (search, other) = match dir {
+        Direction::Forward => (&ax, &ay),
+        Direction::Inverse => (&ay, &ax),
     };
-    let (x_k, dx) = bin(xs, k, bound);
-    let (y_k, dy) = bin(ys, k, bound);
+    let (k, s_lo, s_hi) = search.search(v);
+    let (o_lo, o_hi) = other.edges(k);
+    let ((x_k, x_k1), (y_k, y_k1)) = match dir {
+        Direction::Forward => ((s_lo, s_hi), (o_lo, o_hi)),
+        Direction::Inverse => ((o_lo, o_hi), (s_lo, s_hi)),
+    };
+    let (dx, dy) = (x_k1 - x_k, y_k1 - y_k);
     let d_k = knot_derivative(p, k, k_bins);
     let d_k1 = knot_derivative(p, k + 1, k_bins);
     let s = dy / dx;

@@ -304,7 +304,7 @@ impl<'e, T: Real> Axis<'e, T> {
         let eps = T::from_f64(SEARCH_EPS);
         let k_bins = self.e.len();
         let mut lo = -self.bound;
-        if !(v >= lo + eps) {
+        if v < lo + eps {
             let hi = self.knots().next().unwrap_or(self.bound);
             return (0, lo, hi);
         }

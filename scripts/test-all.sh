@@ -33,7 +33,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "flow-core for thumbv7em-none-eabihf and thumbv6m-none-eabi"
 cargo build -p flow-core --release --target thumbv7em-none-eabihf
 cargo build -p flow-core --release --target thumbv6m-none-eabi
-cargo test -p flow-core --features micromath --quiet
+cargo build -p flow-core --release --target thumbv7em-none-eabihf --features micromath
+cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
 # --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
 # Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).

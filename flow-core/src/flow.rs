@@ -372,6 +372,11 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
         self.transform(x, Direction::Inverse)
     }
 
+    /// `log|det ∂x/∂z|` at `z` (Pyro's `log_abs_det_jacobian`).
+    pub fn log_abs_det_jacobian<T: Real>(&self, z: &[T; D]) -> Result<T, Error> {
+        Ok(self.forward_and_log_det(z)?.1)
+    }
+
     /// `x = f(z)`.
     pub fn forward<T: Real>(&self, z: &[T; D]) -> Result<[T; D], Error> {
         Ok(self.forward_and_log_det(z)?.0)

@@ -1,15 +1,55 @@
-//! Picks the memory layout for the target and the model blob to embed.
+//! Picks the memory layout for the target, and compiles the firmware for the model it embeds.
 //!
 //! - `memory.x`: `memory/microbit.x` (256K flash, 16K RAM) for `thumbv6m-none-eabi`, else
 //!   `memory/cortex-m-64k.x` (256K flash, 64K RAM: lm3s6965evb, mps2-an385/an386), copied to
-//!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one.
-//! - `FLOW_MODEL_BLOB`: path of the model blob to embed (relative paths are relative to this
-//!   crate), default `models/default.bin`. Its absolute path is passed to the compiler as
-//!   `FLOW_MODEL_BLOB` for `include_bytes!`; a change of the variable or of the file's contents
-//!   rebuilds the firmware.
+//!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one; and an empty
+//!   `device.x` for cortex-m-rt's `device` feature (the interrupt table is `src/vectors.rs`).
+//! - `FLOW_MODEL`: the model file to embed (relative paths are relative to this crate), default
+//!   `models/default.nflw`. It is parsed here with flow-core: a file that does not parse fails
+//!   the build with flow-core's error. Its geometry (`src/geometry.rs`: kind, `D`, `C`, `d₁`,
+//!   and the capacities `L`, `H`, `K`) goes to `$OUT_DIR/geometry.rs` and the kind to
+//!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
+//!   exactly this model.
+//! - `FLOW_MODEL_UNCHECKED`: embed this file's bytes instead, as they are, without parsing
+//!   them; the geometry still comes from `FLOW_MODEL`. For testing the firmware's run-time
+//!   load error (a corrupted copy of `FLOW_MODEL`), or a model known to share its geometry.
+//! - `FLOW_STREAM`: a binary file of little-endian `f32` rows of `D` values (`D + C` for a
+//!   conditional flow: `x`, then the context), in the model's raw units, to score as the
+//!   anomaly stream instead of the built-in one; sets `cfg(flow_stream_file)`.
+//!
+//! The absolute paths of the embedded files are passed to the compiler as `FLOW_MODEL_FILE` and
+//! `FLOW_STREAM_FILE` for `include_bytes!`. A change of any variable or file rebuilds.
 
-use std::path::PathBuf;
+#[path = "src/geometry.rs"]
+mod geometry;
+
+use std::path::{Path, PathBuf};
+use std::process::exit;
 use std::{env, fs};
+
+/// Fails the build with `msg` (cargo shows the build script's stderr).
+fn fail(msg: String) -> ! {
+    eprintln!("error: {msg}");
+    exit(1)
+}
+
+/// The file named by the variable `var` (relative to the crate), or `default`.
+fn path_var(manifest: &Path, var: &str, default: Option<&str>) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let p = match env::var_os(var) {
+        Some(p) if !p.is_empty() => manifest.join(PathBuf::from(p)),
+        _ => manifest.join(default?),
+    };
+    let p = p
+        .canonicalize()
+        .unwrap_or_else(|e| fail(format!("{var}: {}: {e}", p.display())));
+    println!("cargo:rerun-if-changed={}", p.display());
+    Some(p)
+}
+
+fn read(var: &str, p: &Path) -> Vec<u8> {
+    fs::read(p).unwrap_or_else(|e| fail(format!("{var}: {}: {e}", p.display())))
+}
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -23,18 +63,55 @@ fn main() {
         "memory/cortex-m-64k.x"
     };
     fs::copy(manifest.join(memory), out.join("memory.x")).expect("copy memory.x");
+    // cortex-m-rt's `device` feature includes `device.x`; src/vectors.rs needs no entries.
+    fs::write(
+        out.join("device.x"),
+        "/* src/vectors.rs: all interrupts are DefaultHandler */\n",
+    )
+    .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory");
 
-    // --- model blob ---
-    println!("cargo:rerun-if-env-changed=FLOW_MODEL_BLOB");
-    let blob = match env::var_os("FLOW_MODEL_BLOB") {
-        Some(p) if !p.is_empty() => manifest.join(PathBuf::from(p)),
-        _ => manifest.join("models/default.bin"),
+    // --- the model and the geometry compiled for it ---
+    println!(
+        "cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"conditional\", \"joint\"))"
+    );
+    println!("cargo::rustc-check-cfg=cfg(flow_stream_file)");
+    let model_path = path_var(&manifest, "FLOW_MODEL", Some("models/default.nflw"))
+        .expect("FLOW_MODEL has a default");
+    let bytes = read("FLOW_MODEL", &model_path);
+    let model = flow_core::Model::parse(&bytes)
+        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
+    let geometry = geometry::Geometry::of(&model)
+        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
+    fs::write(out.join("geometry.rs"), geometry.rust_source()).expect("write geometry.rs");
+    println!("cargo::rustc-cfg=flow_kind=\"{}\"", geometry.kind_name());
+
+    let embedded = match path_var(&manifest, "FLOW_MODEL_UNCHECKED", None) {
+        Some(p) => {
+            println!(
+                "cargo::warning=embedding FLOW_MODEL_UNCHECKED {} as is (geometry from {})",
+                p.display(),
+                model_path.display()
+            );
+            p
+        }
+        None => model_path,
     };
-    let blob = blob
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("FLOW_MODEL_BLOB {}: {e}", blob.display()));
-    println!("cargo:rerun-if-changed={}", blob.display());
-    println!("cargo:rustc-env=FLOW_MODEL_BLOB={}", blob.display());
+    println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
+
+    // --- the anomaly stream ---
+    if let Some(p) = path_var(&manifest, "FLOW_STREAM", None) {
+        let n = read("FLOW_STREAM", &p).len();
+        let row = 4 * geometry.stream_row();
+        if n == 0 || !n.is_multiple_of(row) {
+            fail(format!(
+                "FLOW_STREAM {}: {n} bytes is not a whole number of rows of {} f32 ({row} bytes)",
+                p.display(),
+                geometry.stream_row()
+            ));
+        }
+        println!("cargo::rustc-cfg=flow_stream_file");
+        println!("cargo:rustc-env=FLOW_STREAM_FILE={}", p.display());
+    }
 }

@@ -7,18 +7,20 @@
 #   m3:  thumbv7m-none-eabi    on lm3s6965evb (Cortex-M3, soft float)
 #   m0:  thumbv6m-none-eabi    on microbit    (Cortex-M0, soft float)
 #
-# FLOW_MODEL_BLOB=path embeds another model blob (default: flow-firmware-example/models/default.bin).
-# Exits nonzero if any run fails (load error, fault, panic or timeout). See
-# flow-firmware-example/README.md for what is printed.
+# FLOW_MODEL=path embeds another model file (default: flow-firmware-example/models/default.nflw);
+# FLOW_MODEL_UNCHECKED and FLOW_STREAM are passed on too (flow-firmware-example/README.md).
+# Relative paths are relative to where the script is called. Exits nonzero if any run fails
+# (load error, fault, panic or timeout). See flow-firmware-example/README.md for what is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which=${1:-all}
 bin=${2:-flow-firmware-example}
-if [ -n "${FLOW_MODEL_BLOB:-}" ]; then
-    FLOW_MODEL_BLOB=$(realpath "$FLOW_MODEL_BLOB")
-    export FLOW_MODEL_BLOB
-fi
+for var in FLOW_MODEL FLOW_MODEL_UNCHECKED FLOW_STREAM; do
+    if [ -n "${!var:-}" ]; then
+        export "$var=$(realpath "${!var}")"
+    fi
+done
 # RUSTFLAGS would replace the firmware's link flags from its .cargo/config.toml.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_TARGET
 

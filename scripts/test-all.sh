@@ -38,9 +38,14 @@ cargo test -p flow-tests --release --features micromath --test micromath -- --no
 
 # --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
 # Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
-step "firmware: fmt, clippy"
-(cd flow-firmware-example && cargo fmt --check &&
-    cargo clippy --release --bins --target-dir target -- -D warnings)
+step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
+(
+    cd flow-firmware-example && cargo fmt --check
+    for t in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi; do
+        cargo clippy --release --bins --features panic-check --target "$t" --target-dir target \
+            -- -D warnings
+    done
+)
 
 # --- every test -----------------------------------------------------------------------------
 step "tests"

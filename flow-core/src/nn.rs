@@ -182,9 +182,16 @@ impl<'a> DenseNN<'a> {
         let bias = w
             .slice(off + n_out * n_in + first, count)
             .unwrap_or(Weights::empty());
-        if n_in == 0 {
+        // Row sizes in values and bytes, checked non-zero here so that no `chunks_exact` below
+        // can see a zero size (and the optimizer can drop its panic path).
+        let (Some(n_in), Some(row2), Some(row_bytes)) = (
+            core::num::NonZeroUsize::new(n_in),
+            n_in.checked_mul(2).and_then(core::num::NonZeroUsize::new),
+            n_in.checked_mul(4).and_then(core::num::NonZeroUsize::new),
+        ) else {
             return;
-        }
+        };
+        let (n_in, row2, row_bytes) = (n_in.get(), row2.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
         // directly; elsewhere through their bytes. Both sum in the same order: same bits.
         #[cfg(target_endian = "little")]
@@ -193,9 +200,9 @@ impl<'a> DenseNN<'a> {
                 // The common case (every layer after the first): one input slice. Rows go in
                 // pairs that share each load of the input; each still sums in order.
                 let (d2, dr) = dst.as_chunks_mut::<2>();
-                let (m2, mr) = m.split_at_checked(d2.len() * 2 * n_in).unwrap_or((&[], m));
+                let (m2, mr) = m.split_at_checked(d2.len() * row2).unwrap_or((&[], m));
                 let mut bias_it = bias.iter();
-                for (d, rows) in d2.iter_mut().zip(m2.chunks_exact(2 * n_in)) {
+                for (d, rows) in d2.iter_mut().zip(m2.chunks_exact(row2)) {
                     let (r0, r1) = rows.split_at_checked(n_in).unwrap_or((rows, &[]));
                     let (s0, s1) = dot2_f32(r0, r1, a);
                     d[0] = s0 + T::from_f32(bias_it.next().unwrap_or(0.0));
@@ -216,7 +223,7 @@ impl<'a> DenseNN<'a> {
         let split = a.len() * 4;
         let rows = dst
             .iter_mut()
-            .zip(mat.as_bytes().chunks_exact(n_in * 4))
+            .zip(mat.as_bytes().chunks_exact(row_bytes))
             .zip(bias.iter());
         if b.is_empty() {
             for ((d, row), bias) in rows {
@@ -271,27 +278,13 @@ impl<'a> DenseNN<'a> {
     }
 }
 
-/// `Σ w[i]·x[i]` over little-endian `f32` weights in `w`, summed in order (unrolled by 4: the
-/// order of the additions, and so the result, is that of the plain loop).
+/// `Σ w[i]·x[i]` over little-endian `f32` weights in `w` (any alignment), summed in order over
+/// the shorter of the two.
 #[inline]
 pub(crate) fn dot<T: Real>(w: &[u8], x: &[T]) -> T {
-    #[inline(always)]
-    fn f<T: Real>(b: &[u8]) -> T {
-        T::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
     let mut acc = T::ZERO;
-    let mut wc = w.chunks_exact(16);
-    let mut xc = x.chunks_exact(4);
-    for (wb, xb) in (&mut wc).zip(&mut xc) {
-        if let ([w0, w1, w2, w3], [x0, x1, x2, x3]) = (wb.as_chunks::<4>().0, xb) {
-            acc += f::<T>(w0) * *x0;
-            acc += f::<T>(w1) * *x1;
-            acc += f::<T>(w2) * *x2;
-            acc += f::<T>(w3) * *x3;
-        }
-    }
-    for (wb, &xv) in wc.remainder().chunks_exact(4).zip(xc.remainder()) {
-        acc += f::<T>(wb) * xv;
+    for (wv, &xv) in w.as_chunks::<4>().0.iter().zip(x) {
+        acc += T::from_f32(f32::from_le_bytes(*wv)) * xv;
     }
     acc
 }

@@ -85,8 +85,6 @@ pub struct SplineShape {
     bins: usize,
     bound: f32,
     order: Order,
-    /// `1 - 1e-3·K`.
-    scale: f64,
 }
 
 impl SplineShape {
@@ -98,12 +96,7 @@ impl SplineShape {
         if !(bound.is_finite() && bound > 0.0) {
             return Err(Error::InvalidLayer(LayerError::Bound));
         }
-        Ok(Self {
-            bins,
-            bound,
-            order,
-            scale: width_scale(bins),
-        })
+        Ok(Self { bins, bound, order })
     }
 
     /// Number of bins `K`.
@@ -229,18 +222,21 @@ pub fn sigmoid<T: Real>(u: T) -> T {
 /// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
 pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
     let k_bins = u.len();
-    let axis = Axis::new(u, bound, T::from_f64(width_scale(k_bins)));
+    let axis = Axis::new(u, bound, width_scale(k_bins));
     let mut state = axis.state();
     for v in u.iter_mut() {
         *v = state.step(*v);
     }
 }
 
-/// `1 - 1e-3·K`, the share of the box left after the minimum bin sizes (Pyro computes it in
-/// double precision, then rounds it to the tensor's type).
+/// `1 - 1e-3·K`, the share of the box left after the minimum bin sizes, as the correctly
+/// rounded quotient `(1000 - K) / 1000` of two exact integers — in `T`, so that single-precision
+/// cores do no double-precision arithmetic. (Pyro computes it in double, then rounds it to the
+/// tensor's type: the same value.)
 #[inline]
-fn width_scale(bins: usize) -> f64 {
-    1.0 - MIN_BIN_WIDTH * bins as f64
+fn width_scale<T: Real>(bins: usize) -> T {
+    let keep = 1000usize.saturating_sub(bins) as f32;
+    T::from_f32(keep) / T::from_f32(1000.0)
 }
 
 /// One axis of a spline (the `x` knots from the widths, or the `y` knots from the heights):
@@ -429,7 +425,7 @@ pub fn eval<T: Real, P: BinParams<T>>(
     let ys = ys.get_mut(..k_bins).ok_or(cap)?;
     p.widths(xs);
     p.heights(ys);
-    let scale = T::from_f64(shape.scale);
+    let scale = width_scale(k_bins);
     let ax = Axis::new(xs, bound, scale);
     let ay = Axis::new(ys, bound, scale);
     let (search, other) = match dir {

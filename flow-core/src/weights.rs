@@ -86,8 +86,10 @@ impl<'a> Weights<'a> {
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
         self.bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|c| f32::from_le_bytes(*c))
     }
 
     /// `true` when every value is finite.

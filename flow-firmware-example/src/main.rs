@@ -1,124 +1,177 @@
-//! Loads a normalizing flow from an embedded blob, scores and samples it, and prints
-//! machine-readable lines through semihosting (see README.md for the format); then exits QEMU
-//! with status 0, or nonzero on a load error, a fault or a panic.
+//! Loads the model file embedded at build time, scores and samples its flow, scores an anomaly
+//! stream, measures its own cost, and prints machine-readable lines through semihosting (see
+//! README.md for the format); then exits QEMU with status 0, or 1 on a load error, a fault or a
+//! panic.
 
 #![no_std]
 #![no_main]
 
+mod errtext;
 mod model;
+mod out;
 mod rt;
+mod vectors;
+// Which stream type is used depends on `FLOW_STREAM`; the other one is dead code.
+#[allow(dead_code)]
 mod workload;
 
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
+use flow_core::Error;
 
+use model::{FlowT, C, D};
+use out::{metric, say, Line};
 use rt::{Calibration, StackMeter, Ticker};
-use workload::{Stream, INSIDE_POINTS, N_SAMPLES, POINTS};
-
-/// The model, embedded at build time (see build.rs: `FLOW_MODEL_BLOB`). `Weights` reads
-/// little-endian bytes at any alignment, so the blob needs no aligned wrapper.
-static BLOB: &[u8] = include_bytes!(env!("FLOW_MODEL_BLOB"));
+use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
 /// Repetitions of the timed loops (each span stays far below SysTick's 2^24 ticks).
 const REPS_LOG_PROB: u32 = 20;
 const REPS_SAMPLE: u32 = 64;
+const REPS_LOAD: u32 = 4;
+
+/// Prints the workload's results as lines: `tag idx… bits…` or `tag idx… err <message>`.
+struct Printer;
+
+impl Report for Printer {
+    fn result(
+        &mut self,
+        tag: &'static str,
+        idx: &[usize],
+        _: [&[f32]; 2],
+        out: Result<&[f32], Error>,
+    ) {
+        let mut l = Line::start(tag);
+        for &i in idx {
+            l.num(i as u32);
+        }
+        match out {
+            Ok(v) => {
+                for &x in v {
+                    l.bits(x);
+                }
+            }
+            Err(e) => {
+                l.word("err").err(&e);
+            }
+        }
+        l.send();
+    }
+
+    fn threshold(&mut self, t: Option<(f32, f32)>) {
+        match t {
+            Some((q, lp)) => Line::start("threshold").bits(q).bits(lp).send(),
+            None => say("threshold none"),
+        }
+    }
+
+    fn flagged(&mut self, n: usize, m: usize) {
+        Line::start("flagged")
+            .num(n as u32)
+            .word("of")
+            .num(m as u32)
+            .send();
+    }
+}
+
+/// The first context: where a conditional flow is measured (empty otherwise).
+fn context0() -> [f32; C] {
+    workload::widen(&workload::CONTEXTS[0])
+}
 
 #[entry]
 fn main() -> ! {
     let mut stack = StackMeter::start();
     let Some(cp) = cortex_m::Peripherals::take() else {
-        hprintln!("error peripherals");
+        say("error peripherals");
         rt::exit_failure()
     };
     let mut ticker = Ticker::start(cp.SYST);
     let calib = Calibration::measure(&mut ticker);
     calib.print();
 
-    let flow = match model::load(BLOB) {
-        Ok(f) => f,
+    // --- load: Model::parse + building the flow, with its stack ---
+    let bytes: &'static [u8] = &model::FILE.0;
+    let (loaded, load_stack) = stack.phase(|| model::load(black_box(bytes)));
+    let (model, flow) = match loaded {
+        Ok(m) => m,
         Err(e) => {
-            hprintln!("load-error {}", e);
+            Line::start("load-error").err(&e).send();
             rt::exit_failure()
         }
     };
-    hprintln!("model bytes {} params {}", BLOB.len(), BLOB.len() / 4);
-
-    // --- log_prob of the embedded points ---
-    for (i, p) in POINTS.iter().enumerate() {
-        match flow.log_prob(p) {
-            Ok(lp) => hprintln!("lp {} {:08x}", i, lp.to_bits()),
-            Err(e) => hprintln!("lp {} err {}", i, e),
+    Line::start("geometry")
+        .word(model::KIND_NAME)
+        .num(D as u32)
+        .num(C as u32)
+        .num(model::SPLIT as u32)
+        .num(model::L as u32)
+        .num(model::H as u32)
+        .num(model::K as u32)
+        .send();
+    metric("model_file_bytes", model.file_size() as u32);
+    metric("model_params", model.param_count() as u32);
+    metric("flow_struct_bytes", core::mem::size_of::<FlowT>() as u32);
+    metric("stack_load_bytes", load_stack as u32);
+    let ((), t) = ticker.ticks(|| {
+        for _ in 0..REPS_LOAD {
+            let _ = black_box(flow_core::Model::parse(black_box(bytes)));
         }
-    }
-
-    // --- samples ---
-    let mut rng = workload::sample_rng();
-    for i in 0..N_SAMPLES {
-        match flow.sample::<f32, _>(&mut rng) {
-            Ok(x) => hprintln!("sample {} {:08x} {:08x}", i, x[0].to_bits(), x[1].to_bits()),
-            Err(e) => hprintln!("sample {} err {}", i, e),
+    });
+    metric("icount_parse", calib.per_call(t, REPS_LOAD));
+    let ((), t) = ticker.ticks(|| {
+        for _ in 0..REPS_LOAD {
+            let _ = black_box(model::load(black_box(bytes)));
         }
-    }
+    });
+    metric("icount_load", calib.per_call(t, REPS_LOAD));
 
-    // --- streaming anomaly scoring ---
-    let mut stream = Stream::new();
-    let (mut i, mut flagged) = (0usize, 0usize);
-    while let Some(point) = stream.next_point(&flow) {
-        match point.and_then(|x| flow.log_prob(&x)) {
-            Ok(lp) if workload::is_anomalous(lp) => {
-                hprintln!("flag {} {:08x}", i, lp.to_bits());
-                flagged += 1;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // A point that cannot be scored is an anomaly too.
-                hprintln!("flag {} err {}", i, e);
-                flagged += 1;
-            }
-        }
-        i += 1;
-    }
-    hprintln!("flagged {}", flagged);
+    // --- the workload: log_prob, samples, the anomaly stream ---
+    #[cfg(not(flow_stream_file))]
+    let stream = workload::SampledStream::new(&model, &flow);
+    #[cfg(flow_stream_file)]
+    let stream = workload::FileStream::<D, C>::new(&model::STREAM_FILE.0);
+    workload::run::<D, C, _, _>(&model, &flow, stream, &mut Printer);
 
     // --- instructions per log_prob and per sample ---
+    let ctx = context0();
     let score = |pts: &[[f32; 2]], reps: u32| {
         for _ in 0..reps {
             for p in pts {
-                let _ = black_box(flow.log_prob(black_box(p)));
+                let x = workload::widen::<D>(black_box(p));
+                let _ = black_box(flow.score(&x, black_box(&ctx)));
             }
         }
     };
     let inside = &POINTS[..INSIDE_POINTS];
     let ((), t) = ticker.ticks(|| score(inside, REPS_LOG_PROB));
-    let calls = REPS_LOG_PROB as u64 * inside.len() as u64;
-    hprintln!("icount_per_log_prob {}", calib.instructions(t) / calls);
+    metric(
+        "icount_per_log_prob",
+        calib.per_call(t, REPS_LOG_PROB * inside.len() as u32),
+    );
     let ((), t) = ticker.ticks(|| score(&POINTS, REPS_LOG_PROB));
-    let calls = REPS_LOG_PROB as u64 * POINTS.len() as u64;
-    hprintln!("icount_per_log_prob_all {}", calib.instructions(t) / calls);
+    metric(
+        "icount_per_log_prob_all",
+        calib.per_call(t, REPS_LOG_PROB * POINTS.len() as u32),
+    );
     let mut rng = workload::sample_rng();
     let ((), t) = ticker.ticks(|| {
         for _ in 0..REPS_SAMPLE {
-            let _ = black_box(flow.sample::<f32, _>(&mut rng));
+            let _ = black_box(flow.draw(&mut rng, black_box(&ctx)));
         }
     });
-    hprintln!(
-        "icount_per_sample {}",
-        calib.instructions(t) / u64::from(REPS_SAMPLE)
-    );
+    metric("icount_per_sample", calib.per_call(t, REPS_SAMPLE));
 
     // --- stack ---
-    hprintln!("flow_struct_bytes {}", core::mem::size_of::<model::Model>());
-    hprintln!("stack_main_bytes {}", stack.depth());
+    metric("stack_main_bytes", stack.depth() as u32);
     let ((), used) = stack.phase(|| score(&POINTS, 1));
-    hprintln!("stack_log_prob_bytes {}", used);
+    metric("stack_log_prob_bytes", used as u32);
     let mut rng = workload::sample_rng();
-    let (_, used) = stack.phase(|| flow.sample::<f32, _>(&mut rng));
-    hprintln!("stack_sample_bytes {}", used);
-    hprintln!("stack_capacity_bytes {}", stack.capacity());
+    let (_, used) = stack.phase(|| flow.draw(&mut rng, &ctx));
+    metric("stack_sample_bytes", used as u32);
+    metric("stack_capacity_bytes", stack.capacity() as u32);
     // Last, so that every printing above is included.
-    hprintln!("stack_peak_bytes {}", stack.peak());
-    hprintln!("done");
+    metric("stack_peak_bytes", stack.peak() as u32);
+    say("done");
     rt::exit_success()
 }

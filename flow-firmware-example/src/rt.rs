@@ -1,8 +1,8 @@
 //! The firmware's runtime: fault and panic handlers that end QEMU with a failure, the SysTick
 //! instruction counter and its calibration, and stack painting.
 //!
-//! This is the only module with `unsafe` (inline assembly and reads of the painted stack);
-//! flow-core itself forbids it.
+//! With `out.rs` (the semihosting calls) the only modules with `unsafe` (inline assembly and
+//! reads of the painted stack); flow-core itself forbids it. Nothing here uses `core::fmt`.
 
 use core::arch::asm;
 use core::hint::black_box;
@@ -11,7 +11,9 @@ use core::ptr::addr_of;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::debug;
+
+use crate::out::{self, Line};
 
 // --- ending the run ----------------------------------------------------------------------------
 
@@ -34,19 +36,35 @@ pub fn exit_failure() -> ! {
 
 #[exception]
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    hprintln!("hardfault pc={:#010x} lr={:#010x}", ef.pc(), ef.lr());
+    use crate::errtext::Text;
+    let mut l = Line::start("hardfault pc=");
+    l.hex(ef.pc());
+    l.str(" lr=");
+    l.hex(ef.lr());
+    l.send();
     exit_failure()
 }
 
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    hprintln!("unexpected-exception {}", irqn);
+    Line::start("unexpected-exception")
+        .int(i32::from(irqn))
+        .send();
     exit_failure()
 }
 
+/// Prints `panic <file>:<line>` (the message would need `core::fmt`) and fails the run.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("panic {}", info);
+    use crate::errtext::Text;
+    let mut l = Line::start("panic");
+    if let Some(loc) = info.location() {
+        l.str(" ");
+        l.str(loc.file());
+        l.str(":");
+        l.dec(loc.line());
+    }
+    l.send();
     exit_failure()
 }
 
@@ -132,19 +150,46 @@ impl Calibration {
 
     /// Instructions in `ticks` ticks, rounded to nearest.
     pub fn instructions(&self, ticks: u32) -> u64 {
-        (u64::from(ticks) * self.instr + self.ticks / 2) / self.ticks
+        div(u64::from(ticks) * self.instr + self.ticks / 2, self.ticks)
+    }
+
+    /// Instructions per call of `calls` calls that took `ticks` ticks, rounded down (at most
+    /// `u32::MAX`).
+    pub fn per_call(&self, ticks: u32, calls: u32) -> u32 {
+        let n = div(self.instructions(ticks), u64::from(calls.max(1)));
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// Prints `calib <iterations> <ticks>` for each loop and `instr_per_tick_milli <n>`.
     pub fn print(&self) {
         for (n, t) in CALIB_ITERS.iter().zip(self.raw.iter()) {
-            hprintln!("calib {} {}", n, t);
+            Line::start("calib").num(*n).num(*t).send();
         }
-        hprintln!(
-            "instr_per_tick_milli {}",
-            (self.instr * 1000 + self.ticks / 2) / self.ticks
+        let milli = div(self.instr * 1000 + self.ticks / 2, self.ticks);
+        out::metric(
+            "instr_per_tick_milli",
+            u32::try_from(milli).unwrap_or(u32::MAX),
         );
     }
+}
+
+/// `n / d` (0 for `d = 0`) by shift and subtract: a few dozen bytes instead of
+/// compiler-builtins' general 64-bit division (~0.9 KB), for the few divisions above.
+#[inline(never)]
+pub fn div(n: u64, d: u64) -> u64 {
+    if d == 0 {
+        return 0;
+    }
+    let (mut q, mut r) = (0u64, 0u64);
+    for i in (0..64).rev() {
+        r = (r << 1) | ((n >> i) & 1);
+        q <<= 1;
+        if r >= d {
+            r -= d;
+            q |= 1;
+        }
+    }
+    q
 }
 
 // --- stack painting ----------------------------------------------------------------------------

@@ -1,13 +1,29 @@
 //! What the firmware computes, shared with the host test (`tests/tests/firmware.rs` compiles
-//! this file too), so device and host run the same inputs through the same code.
+//! this file too): device and host run the same code on the same inputs, and the host compares
+//! every value the device prints with its own, bit for bit.
+//!
+//! Everything is generic in the dimension `D` and the context size `C` (0 unless the flow is
+//! conditional), and in the kind of flow through [`Density`]. The results go to a [`Report`]:
+//! on the device, lines printed through semihosting; on the host, a map the device's lines are
+//! compared against.
+//!
+//! | kind | lines |
+//! |---|---|
+//! | plain, joint | `lp <i>` of [`POINTS`], `sample <i>` (seeded [`Pcg32`]); with a scaler also `lp_raw <i>` of [`RAW_POINTS`] (plain) and `sample_raw <i>` |
+//! | conditional | `clp <c> <i>` of [`POINTS`] at each of [`CONTEXTS`], `csample <c> <i>` |
+//! | all | `threshold …`, then the anomaly stream: `flag <i> …` and `flagged <n> of <m>` |
 
-use crate::model::Model;
-use flow_core::Error;
+use flow_core::model::FlowKind;
+use flow_core::{ConditionalFlow, Error, Flow, JointFlow, Model};
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 
-/// Embedded points scored with `log_prob`: inside the box `[-3, 3]²`, on its edges and
-/// corners, just inside and outside them, and far in the tails.
+// --- inputs ----------------------------------------------------------------------------------
+
+/// Embedded points scored with `log_prob` (in the flow's standardized space): inside the box
+/// `[-3, 3]^D` of the tutorial model's splines, on its faces and corners, just inside and
+/// outside them, and far in the tails. A point of dimension `D` takes coordinate `j` from
+/// column `j % 2` ([`widen`]).
 pub const POINTS: [[f32; 2]; 20] = [
     // inside the box
     [0.0, 0.0],
@@ -16,7 +32,7 @@ pub const POINTS: [[f32; 2]; 20] = [
     [2.5, -2.9],
     [-0.01, 0.7],
     [1.75, 1.75],
-    // on the edges and corners of the box
+    // on the faces and corners of the box
     [3.0, 0.0],
     [-3.0, 1.0],
     [0.4, 3.0],
@@ -39,69 +55,308 @@ pub const POINTS: [[f32; 2]; 20] = [
 /// per `log_prob` is measured on these (the tails are cheaper: identity outside the box).
 pub const INSIDE_POINTS: usize = 6;
 
+/// Sensor-style points in the model's raw units, scored with `Model::log_prob_raw` when the
+/// model has a scaler (plain flows). Widened like [`POINTS`].
+pub const RAW_POINTS: [[f32; 2]; 8] = [
+    [0.1, -0.2],
+    [0.35, 0.1],
+    [-0.6, -1.1],
+    [1.2, 0.8],
+    [-1.4, 1.6],
+    [2.0, -2.0],
+    [0.0, 0.0],
+    [25.0, -40.0],
+];
+
+/// Contexts a conditional flow is evaluated at. Widened like [`POINTS`] to `C` values.
+pub const CONTEXTS: [[f32; 2]; 4] = [[0.0, 0.0], [0.5, -1.0], [-1.5, 2.0], [3.0, 0.25]];
+
+/// A 2-column row as a point of dimension `N`: coordinate `j` is `row[j % 2]`.
+pub fn widen<const N: usize>(row: &[f32; 2]) -> [f32; N] {
+    core::array::from_fn(|j| if j % 2 == 0 { row[0] } else { row[1] })
+}
+
 /// Seed of the `Pcg32` the samples are drawn from.
 pub const SAMPLE_SEED: u64 = 0x5EED_F10E;
-/// Number of samples printed.
+/// Number of samples printed (plain and joint flows).
 pub const N_SAMPLES: usize = 16;
-
-/// Seed of the anomaly-scoring stream.
-pub const STREAM_SEED: u64 = 0xA11_0E1;
-/// Length of the anomaly-scoring stream.
-pub const STREAM_LEN: usize = 48;
-/// Every `OUTLIER_EVERY`-th point of the stream is pushed off the model's mass.
-pub const OUTLIER_EVERY: usize = 6;
-/// The shift applied to an outlier.
-pub const OUTLIER_SHIFT: [f32; 2] = [4.5, -4.5];
-/// A point whose `log_prob` is below this is flagged. A constant for now; a trained model will
-/// bring its own (e.g. a low quantile of its training log-likelihoods).
-pub const LOG_PROB_THRESHOLD: f32 = -7.0;
+/// Number of samples printed per context (conditional flows).
+pub const N_CONTEXT_SAMPLES: usize = 4;
 
 /// The random generator of the samples.
 pub fn sample_rng() -> Pcg32 {
     Pcg32::seed_from_u64(SAMPLE_SEED)
 }
 
-/// The anomaly-scoring stream: samples of the model itself (inliers), every
-/// `OUTLIER_EVERY`-th shifted by `OUTLIER_SHIFT` (outliers). Stands in for sensor readings.
-pub struct Stream {
+// --- the three kinds of flow -------------------------------------------------------------------
+
+/// A flow scored and sampled at a context of `C` values (`C = 0`: no context).
+pub trait Density<const D: usize, const C: usize> {
+    /// The kind of flow.
+    const KIND: FlowKind;
+    /// `log p(x | ctx)`.
+    fn score(&self, x: &[f32; D], ctx: &[f32; C]) -> Result<f32, Error>;
+    /// One sample `x ~ p(· | ctx)`.
+    fn draw(&self, rng: &mut Pcg32, ctx: &[f32; C]) -> Result<[f32; D], Error>;
+    /// `log p(raw)` in raw units through `Model::log_prob_raw`, for the flows it supports.
+    fn score_raw(&self, _model: &Model<'_>, _raw: &[f32; D]) -> Option<Result<f32, Error>> {
+        None
+    }
+}
+
+impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
+    for Flow<'_, D, L, H, K>
+{
+    const KIND: FlowKind = FlowKind::Plain;
+    #[inline]
+    fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
+        self.log_prob(x)
+    }
+    #[inline]
+    fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
+        self.sample(rng)
+    }
+    fn score_raw(&self, model: &Model<'_>, raw: &[f32; D]) -> Option<Result<f32, Error>> {
+        Some(model.log_prob_raw(self, raw))
+    }
+}
+
+impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: usize> Density<D, C>
+    for ConditionalFlow<'_, D, C, L, H, K>
+{
+    const KIND: FlowKind = FlowKind::Conditional;
+    #[inline]
+    fn score(&self, x: &[f32; D], ctx: &[f32; C]) -> Result<f32, Error> {
+        self.log_prob(x, ctx)
+    }
+    #[inline]
+    fn draw(&self, rng: &mut Pcg32, ctx: &[f32; C]) -> Result<[f32; D], Error> {
+        self.condition(ctx).sample(rng)
+    }
+}
+
+impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
+    for JointFlow<'_, D, L, H, K>
+{
+    const KIND: FlowKind = FlowKind::Joint;
+    #[inline]
+    fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
+        self.log_prob(x)
+    }
+    #[inline]
+    fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
+        self.sample(rng)
+    }
+}
+
+// --- where the results go ----------------------------------------------------------------------
+
+/// Receives the results, in order.
+pub trait Report {
+    /// A result: `tag`, its indices, what was evaluated (`x` and the context; for the host's
+    /// messages) and the values or the error.
+    fn result(
+        &mut self,
+        tag: &'static str,
+        idx: &[usize],
+        input: [&[f32]; 2],
+        out: Result<&[f32], Error>,
+    );
+    /// The anomaly threshold in use: `(quantile, log_prob)`, or none stored.
+    fn threshold(&mut self, t: Option<(f32, f32)>);
+    /// `n` of the stream's `m` points were flagged.
+    fn flagged(&mut self, n: usize, m: usize);
+}
+
+fn values<const N: usize>(r: &Result<[f32; N], Error>) -> Result<&[f32], Error> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => Err(*e),
+    }
+}
+
+/// Runs the workload of the flow's kind (module docs), then scores `stream`.
+pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
+    model: &Model<'_>,
+    flow: &F,
+    stream: impl Iterator<Item = Result<Row<D, C>, Error>>,
+    r: &mut R,
+) {
+    let scaler = !model.metadata().scaler.is_empty();
+    let mut rng = sample_rng();
+    if F::KIND == FlowKind::Conditional {
+        for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
+            for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
+                let lp = flow.score(&x, &ctx);
+                r.result("clp", &[c, i], [&x, &ctx], values(&lp.map(|v| [v])));
+            }
+        }
+        for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
+            for i in 0..N_CONTEXT_SAMPLES {
+                let x = flow.draw(&mut rng, &ctx);
+                r.result("csample", &[c, i], [&[], &ctx], values(&x));
+            }
+        }
+    } else {
+        for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
+            let lp = flow.score(&x, &[0.0; C]);
+            r.result("lp", &[i], [&x, &[]], values(&lp.map(|v| [v])));
+        }
+        if scaler {
+            for (i, raw) in RAW_POINTS.iter().map(widen::<D>).enumerate() {
+                if let Some(lp) = flow.score_raw(model, &raw) {
+                    r.result("lp_raw", &[i], [&raw, &[]], values(&lp.map(|v| [v])));
+                }
+            }
+        }
+        for i in 0..N_SAMPLES {
+            let x = flow.draw(&mut rng, &[0.0; C]);
+            r.result("sample", &[i], [&[], &[]], values(&x));
+            if let (true, Ok(x)) = (scaler, &x) {
+                r.result("sample_raw", &[i], [x, &[]], Ok(&model.unstandardize(x)));
+            }
+        }
+    }
+    let t = threshold(model);
+    r.threshold(t);
+    score_stream(model, flow, t.map_or(f32::NEG_INFINITY, |t| t.1), stream, r);
+}
+
+// --- streaming anomaly scoring -----------------------------------------------------------------
+
+/// The quantile whose threshold is used when the model stores it.
+pub const THRESHOLD_QUANTILE: f32 = 0.01;
+
+/// The anomaly threshold `(quantile, log_prob)`: the model's 1 % quantile if stored, else the
+/// lowest stored log-density; `None` without thresholds (then only points that cannot be
+/// scored are flagged).
+pub fn threshold(model: &Model<'_>) -> Option<(f32, f32)> {
+    if let Some(lp) = model.threshold(THRESHOLD_QUANTILE) {
+        return Some((THRESHOLD_QUANTILE, lp));
+    }
+    model
+        .thresholds()
+        .fold(None, |low: Option<(f32, f32)>, t| match low {
+            Some(l) if l.1 <= t.1 => Some(l),
+            _ => Some(t),
+        })
+}
+
+/// One point of a stream: `x` in the model's raw units and the context (`C = 0`: none).
+pub type Row<const D: usize, const C: usize> = ([f32; D], [f32; C]);
+
+/// Scores every point of `stream` in the flow's space (`Model::standardize` first; the
+/// thresholds are stored in that space) and flags those below `threshold`, and those that
+/// cannot be scored. Returns how many were flagged, of how many.
+pub fn score_stream<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
+    model: &Model<'_>,
+    flow: &F,
+    threshold: f32,
+    stream: impl Iterator<Item = Result<Row<D, C>, Error>>,
+    r: &mut R,
+) -> (usize, usize) {
+    let (mut flagged, mut m) = (0, 0);
+    for (i, row) in stream.enumerate() {
+        m += 1;
+        let (input, lp) = match row {
+            Ok((x, c)) => ((x, c), flow.score(&model.standardize(&x), &c)),
+            Err(e) => (([f32::NAN; D], [f32::NAN; C]), Err(e)),
+        };
+        // NaN (flow-core never returns it as a value) and -inf (outside the support) are
+        // flagged whatever the threshold.
+        if !matches!(lp, Ok(v) if v >= threshold && v > f32::NEG_INFINITY) {
+            flagged += 1;
+            r.result("flag", &[i], [&input.0, &input.1], values(&lp.map(|v| [v])));
+        }
+    }
+    r.flagged(flagged, m);
+    (flagged, m)
+}
+
+/// Seed of the built-in stream.
+pub const STREAM_SEED: u64 = 0xA11_0E1;
+/// Length of the built-in stream.
+pub const STREAM_LEN: usize = 48;
+/// Every `OUTLIER_EVERY`-th point of the built-in stream is pushed off the model's mass.
+pub const OUTLIER_EVERY: usize = 6;
+/// The shift of an outlier, in the flow's space: `+OUTLIER_SHIFT` on even coordinates,
+/// `-OUTLIER_SHIFT` on odd ones.
+pub const OUTLIER_SHIFT: f32 = 4.5;
+
+/// The built-in stream, standing in for sensor readings: samples of the model itself (at the
+/// [`CONTEXTS`] in turn), every `OUTLIER_EVERY`-th shifted by `±OUTLIER_SHIFT`, in raw units
+/// (`Model::unstandardize`).
+pub struct SampledStream<'m, 'f, F, const D: usize, const C: usize> {
+    model: &'m Model<'m>,
+    flow: &'f F,
     rng: Pcg32,
     i: usize,
 }
 
-impl Stream {
+impl<'m, 'f, F, const D: usize, const C: usize> SampledStream<'m, 'f, F, D, C> {
     /// The stream from its start.
-    pub fn new() -> Self {
+    pub fn new(model: &'m Model<'m>, flow: &'f F) -> Self {
         Self {
+            model,
+            flow,
             rng: Pcg32::seed_from_u64(STREAM_SEED),
             i: 0,
         }
     }
+}
 
-    /// The next point, or `None` after `STREAM_LEN` points.
-    pub fn next_point(&mut self, flow: &Model) -> Option<Result<[f32; 2], Error>> {
+impl<const D: usize, const C: usize, F: Density<D, C>> Iterator for SampledStream<'_, '_, F, D, C> {
+    type Item = Result<Row<D, C>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         if self.i >= STREAM_LEN {
             return None;
         }
-        let outlier = self.i % OUTLIER_EVERY == OUTLIER_EVERY - 1;
+        let i = self.i;
         self.i += 1;
-        Some(flow.sample::<f32, _>(&mut self.rng).map(|x| {
-            if outlier {
-                [x[0] + OUTLIER_SHIFT[0], x[1] + OUTLIER_SHIFT[1]]
-            } else {
-                x
+        let ctx = widen::<C>(&CONTEXTS[i % CONTEXTS.len()]);
+        Some(self.flow.draw(&mut self.rng, &ctx).map(|mut x| {
+            if i % OUTLIER_EVERY == OUTLIER_EVERY - 1 {
+                for (j, v) in x.iter_mut().enumerate() {
+                    *v += if j % 2 == 0 {
+                        OUTLIER_SHIFT
+                    } else {
+                        -OUTLIER_SHIFT
+                    };
+                }
             }
+            (self.model.unstandardize(&x), ctx)
         }))
     }
 }
 
-impl Default for Stream {
-    fn default() -> Self {
-        Self::new()
+/// A stream of rows read from little-endian `f32` bytes (`FLOW_STREAM`): `D` values of `x`,
+/// then `C` of the context, per row. A trailing partial row is ignored.
+pub struct FileStream<'a, const D: usize, const C: usize> {
+    rows: core::slice::ChunksExact<'a, u8>,
+}
+
+impl<'a, const D: usize, const C: usize> FileStream<'a, D, C> {
+    /// The rows of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            rows: bytes.chunks_exact(4 * (D + C)),
+        }
     }
 }
 
-/// `true` when a point with this `log_prob` is flagged as anomalous.
-pub fn is_anomalous(log_prob: f32) -> bool {
-    // NaN is flagged too (flow-core never returns it as a value).
-    log_prob.is_nan() || log_prob < LOG_PROB_THRESHOLD
+impl<const D: usize, const C: usize> Iterator for FileStream<'_, D, C> {
+    type Item = Result<Row<D, C>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let row = self.rows.next()?;
+        let at = |j: usize| {
+            let b = row.get(4 * j..4 * j + 4).unwrap_or(&[0; 4]);
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
+        Some(Ok((
+            core::array::from_fn(at),
+            core::array::from_fn(|j| at(D + j)),
+        )))
+    }
 }

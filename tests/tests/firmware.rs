@@ -1,33 +1,47 @@
 //! The Cortex-M firmware (`flow-firmware-example`) under QEMU agrees with flow-core on the host
-//! bit for bit.
+//! bit for bit, for model files of every kind.
 //!
-//! For each target the firmware is built once with a seeded random model blob
-//! (`FLOW_MODEL_BLOB`), run under `qemu-system-arm` (always through `timeout`), and every
-//! `log_prob` of the embedded points, every sample and every anomaly flag it prints is
-//! compared with the same computation on the host: same blob, same loader (`model.rs` and
-//! `workload.rs` of the firmware are compiled into this test), same points, same RNG seed, 0 ULP.
+//! The firmware embeds a model file (`FLOW_MODEL`) and is compiled for its geometry (its
+//! `build.rs` parses it). For each build, the host parses the same file, builds the same flow
+//! type and runs the same workload (`workload.rs` of the firmware is compiled into this test):
+//! every `log_prob`, sample, raw-unit value, threshold and anomaly flag the device prints is
+//! compared with the host's, 0 ULP, a mismatch naming the input and both values.
 //!
-//! | target                  | machine       | core                 |
-//! |-------------------------|---------------|----------------------|
-//! | `thumbv7em-none-eabihf` | `mps2-an386`  | Cortex-M4F, hard f32 |
-//! | `thumbv7m-none-eabi`    | `lm3s6965evb` | Cortex-M3, soft float|
-//! | `thumbv6m-none-eabi`    | `microbit`    | Cortex-M0, soft float|
+//! | build | model | target, machines |
+//! |---|---|---|
+//! | tutorial | `spline_coupling(2, 16)`, hidden [20, 20], scaler, thresholds | `thumbv7em-none-eabihf` on `mps2-an386` (M4F), `thumbv7m-none-eabi` on `lm3s6965evb` and `mps2-an385` (M3), `thumbv6m-none-eabi` on `microbit` (M0) |
+//! | conditional | conditional spline + permute + conditional coupling, `D = C = 2` | M4F |
+//! | joint | `p(x₁)·p(x₂ \| x₁)` on `R³` | M0 |
+//! | imu6 | plain 6-D (two couplings, a permutation), stream from a `FLOW_STREAM` file | M4F |
+//! | corrupt | the tutorial model's geometry, a corrupted copy embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error …`, exit 1 |
 //!
-//! Also: a truncated blob and a blob with a NaN parameter make the firmware print
-//! `load-error …` and exit nonzero; a HardFault exits nonzero too; the checked-in default blob
-//! is this file's generator at `DEFAULT_SEED` (`FLOW_BLESS=1` rewrites it).
+//! Also: a model that does not parse fails the build; a HardFault exits nonzero; the no-panic
+//! check (`src/bin/panic_check.rs`) links for M4F and M0; the firmware's error texts equal
+//! flow-core's `Display`; the checked-in `models/default.nflw` is this file's generator at
+//! `DEFAULT_SEED` (`FLOW_BLESS=1` rewrites it).
 //!
-//! Each run prints its measurements (instructions per `log_prob`, flash, RAM, stack) and writes
-//! them to `report-<target>.txt` in the test's temporary directory. `qemu-system-arm` missing
-//! is a failure, not a skip: `scripts/test-all.sh` installs it.
+//! Each run prints its measurements (instructions per load, `log_prob` and sample; flash, RAM,
+//! stack; the template's apart) and writes them to `report-<label>.txt` in the test's temporary
+//! directory. `qemu-system-arm` missing is a failure, not a skip: `scripts/test-all.sh`
+//! installs it.
 
 #[allow(dead_code)]
-#[path = "../../flow-firmware-example/src/model.rs"]
-mod model;
+#[path = "../../flow-firmware-example/src/errtext.rs"]
+mod errtext;
+#[allow(dead_code)]
+#[path = "../../flow-firmware-example/src/geometry.rs"]
+mod geometry;
 #[allow(dead_code)]
 #[path = "../../flow-firmware-example/src/workload.rs"]
 mod workload;
 
+use flow_core::model::{FlowKind, ModelBuilder};
+use flow_core::{
+    Capacity, ConditionalFlow, Error, Flow, FormatError, JointFlow, LayerError, Model, Order,
+    Spline, SplineShape,
+};
+use flow_tests::models::{hypernet, params};
+use geometry::Geometry;
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use std::collections::BTreeMap;
@@ -35,15 +49,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use workload::Density;
 
-/// Seed of the checked-in `models/default.bin`.
+/// Seed of the checked-in `models/default.nflw`.
 const DEFAULT_SEED: u64 = 20_240_601;
-/// Seed of the blob the comparison tests embed.
+/// Seed of the tutorial model the comparison tests embed.
 const TEST_SEED: u64 = 0xF10F_C0DE;
-/// Wall-clock limit of one QEMU run, in seconds (a run takes well under one).
+/// Wall-clock limit of one QEMU run, in seconds (a run takes a few seconds at most).
 const QEMU_TIMEOUT_S: &str = "120";
 
-// --- the model blob ----------------------------------------------------------------------------
+// --- the model files -------------------------------------------------------------------------
 
 /// `n` uniforms in `[-a, a)` from 24-bit draws.
 fn uniforms(rng: &mut Pcg32, n: usize, a: f32) -> impl Iterator<Item = f32> + '_ {
@@ -53,21 +68,158 @@ fn uniforms(rng: &mut Pcg32, n: usize, a: f32) -> impl Iterator<Item = f32> + '_
     })
 }
 
-/// A random parameter blob for `spline_coupling(2, count_bins=16)` with moderate values:
-/// lower-spline parameters in `[-1.5, 1.5)`, hypernetwork weights and biases of each layer in
-/// `±1.5/sqrt(fan_in)` (1.5 × torch's default `Linear` init), so that the hypernetwork's
-/// outputs vary over the box and the splines are far from the identity, yet stay finite.
-fn make_blob(seed: u64) -> Vec<u8> {
+/// Empirical `(quantile, log_prob)` thresholds of a flow from its own samples, as the trainer
+/// stores them (there from validation data).
+fn thresholds(mut lps: Vec<f32>) -> Vec<(f32, f32)> {
+    lps.retain(|v| v.is_finite());
+    lps.sort_by(f32::total_cmp);
+    [0.001f32, 0.01, 0.05]
+        .iter()
+        .map(|&q| (q, lps[((q * lps.len() as f32) as usize).min(lps.len() - 1)]))
+        .collect()
+}
+
+/// Pyro's tutorial `spline_coupling(2, count_bins=16)` (linear, bound 3, hidden [20, 20]) with
+/// moderate random parameters: lower spline in `[-1.5, 1.5)`, hypernetwork layers in
+/// `±1.5/sqrt(fan_in)` (1.5 × torch's default init), so that the splines are far from the
+/// identity yet finite. With a scaler and the 0.1 %, 1 % and 5 % log-density quantiles of 4000
+/// of its own samples as thresholds.
+fn tutorial_model(seed: u64) -> Vec<u8> {
+    let shape = SplineShape::new(16, 3.0, Order::Linear).unwrap();
     let mut rng = Pcg32::seed_from_u64(seed);
-    let mut vals: Vec<f32> = uniforms(&mut rng, model::LOWER_PARAMS, 1.5).collect();
-    let sizes = [1, model::HIDDEN[0], model::HIDDEN[1], model::LOWER_PARAMS];
+    let lower: Vec<f32> = uniforms(&mut rng, Spline::param_count(1, &shape), 1.5).collect();
+    let mut nn = Vec::new();
+    let sizes = [1, 20, 20, shape.params_per_dim()];
     for w in sizes.windows(2) {
-        let (fan_in, fan_out) = (w[0], w[1]);
-        let a = 1.5 / (fan_in as f32).sqrt();
-        vals.extend(uniforms(&mut rng, fan_in * fan_out + fan_out, a));
+        let a = 1.5 / (w[0] as f32).sqrt();
+        nn.extend(uniforms(&mut rng, w[0] * w[1] + w[1], a));
     }
-    assert_eq!(vals.len(), model::TOTAL_PARAMS);
-    vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+    let mut b = ModelBuilder::plain(2);
+    b.coupling(1, 1, &shape, 0, &[20, 20], &lower, &nn)
+        .columns(&["accel_x", "accel_y"])
+        .scaler(&[0.25, -0.5], &[0.8, 1.6]);
+    let bytes = b.encode().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
+    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
+    let lps = (0..4000)
+        .map(|_| {
+            flow.log_prob(&flow.sample::<f32, _>(&mut rng).unwrap())
+                .unwrap()
+        })
+        .collect();
+    b.thresholds(&thresholds(lps));
+    b.encode().unwrap()
+}
+
+/// A conditional flow on `R²` with a 2-value context: a conditional spline (linear, 8 bins,
+/// hidden [12]), a permutation and a conditional coupling (quadratic, 8 bins, hidden
+/// [10, 10]); scaler and thresholds (from samples at the workload's contexts).
+fn conditional_model(seed: u64) -> Vec<u8> {
+    let mut rng = Pcg32::seed_from_u64(seed);
+    let lin = SplineShape::new(8, 3.0, Order::Linear).unwrap();
+    let quad = SplineShape::new(8, 2.5, Order::Quadratic).unwrap();
+    let cs = hypernet(&mut rng, 2, &[12], 2 * lin.params_per_dim(), 2.0);
+    let lower = params(&mut rng, Spline::param_count(1, &quad), 1.5);
+    let nn = hypernet(&mut rng, 1 + 2, &[10, 10], quad.params_per_dim(), 2.0);
+    let mut b = ModelBuilder::conditional(2, 2);
+    b.conditional_spline(2, &lin, 2, &[12], &cs)
+        .permute(&[1, 0])
+        .coupling(1, 1, &quad, 2, &[10, 10], &lower, &nn)
+        .columns(&["x", "y", "temp", "load"])
+        .scaler(&[1.0, -1.0], &[2.0, 0.5]);
+    let bytes = b.encode().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let flow: ConditionalFlow<2, 2, 3, 12, 8> = model.conditional_flow().unwrap();
+    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
+    let lps = (0..4000)
+        .map(|i| {
+            let c: [f32; 2] = workload::widen(&workload::CONTEXTS[i % workload::CONTEXTS.len()]);
+            let x = flow.condition(&c).sample(&mut rng).unwrap();
+            flow.log_prob(&x, &c).unwrap()
+        })
+        .collect();
+    b.thresholds(&thresholds(lps));
+    b.encode().unwrap()
+}
+
+/// A joint `p(x₁)·p(x₂ | x₁)` on `R³`, `x₁ ∈ R`: the marginal an affine and a quadratic
+/// spline (6 bins), the conditional a conditional spline (8 bins, hidden [8, 8]), a
+/// permutation and a conditional coupling (8 bins, hidden [10]). A scaler, and thresholds
+/// without the 1 % quantile (the firmware then uses the lowest).
+fn joint_model(seed: u64) -> Vec<u8> {
+    let mut rng = Pcg32::seed_from_u64(seed);
+    let q6 = SplineShape::new(6, 3.0, Order::Quadratic).unwrap();
+    let l8 = SplineShape::new(8, 3.0, Order::Linear).unwrap();
+    let marg = params(&mut rng, Spline::param_count(1, &q6), 1.5);
+    let cs = hypernet(&mut rng, 1, &[8, 8], 2 * l8.params_per_dim(), 2.0);
+    let lower = params(&mut rng, Spline::param_count(1, &l8), 1.5);
+    let nn = hypernet(&mut rng, 1 + 1, &[10], l8.params_per_dim(), 2.0);
+    let mut b = ModelBuilder::joint(3, 1);
+    b.affine(&[0.2], &[1.3])
+        .spline(1, &q6, &marg)
+        .end_marginal()
+        .conditional_spline(2, &l8, 1, &[8, 8], &cs)
+        .permute(&[1, 0])
+        .coupling(1, 1, &l8, 1, &[10], &lower, &nn)
+        .columns(&["a", "b", "c"])
+        .scaler(&[0.0, 10.0, -5.0], &[1.0, 4.0, 0.25])
+        .thresholds(&[(0.05, -6.0), (0.2, -4.5)]);
+    b.encode().unwrap()
+}
+
+/// A 6-D plain flow shaped like the IMU anomaly detector to come (accelerometer and gyroscope,
+/// 3 axes each): two couplings (3 | 3, linear, 8 bins, hidden [24]) around a permutation, a
+/// scaler in sensor units, and thresholds from 4000 of its own samples.
+fn imu_model(seed: u64) -> Vec<u8> {
+    let mut rng = Pcg32::seed_from_u64(seed);
+    let l8 = SplineShape::new(8, 3.0, Order::Linear).unwrap();
+    let mut b = ModelBuilder::plain(6);
+    for k in 0..2 {
+        let lower = params(&mut rng, Spline::param_count(3, &l8), 1.5);
+        let nn = hypernet(&mut rng, 3, &[24], 3 * l8.params_per_dim(), 2.0);
+        b.coupling(3, 3, &l8, 0, &[24], &lower, &nn);
+        if k == 0 {
+            b.permute(&[3, 4, 5, 0, 1, 2]);
+        }
+    }
+    b.columns(&["ax", "ay", "az", "gx", "gy", "gz"]).scaler(
+        &[0.0, 0.0, 9.81, 0.0, 0.0, 0.0],
+        &[0.5, 0.5, 0.5, 0.2, 0.2, 0.2],
+    );
+    let bytes = b.encode().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let flow: Flow<6, 3, 24, 8> = model.flow().unwrap();
+    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
+    let lps = (0..4000)
+        .map(|_| {
+            flow.log_prob(&flow.sample::<f32, _>(&mut rng).unwrap())
+                .unwrap()
+        })
+        .collect();
+    b.thresholds(&thresholds(lps));
+    b.encode().unwrap()
+}
+
+/// A `FLOW_STREAM` file for the IMU model: 60 rows in sensor units (samples of the flow, every
+/// 8th with a spike on one axis), plus a row with a NaN and one with an infinity.
+fn imu_stream(flow: &Flow<6, 3, 24, 8>, model: &Model<'_>) -> Vec<u8> {
+    let mut rng = Pcg32::seed_from_u64(0x57EA);
+    let mut rows: Vec<[f32; 6]> = (0..60)
+        .map(|i| {
+            let mut x: [f32; 6] = flow.sample(&mut rng).unwrap();
+            if i % 8 == 7 {
+                x[i % 6] += 7.0;
+            }
+            model.unstandardize(&x)
+        })
+        .collect();
+    rows.insert(9, [0.1, 0.2, f32::NAN, 0.0, 0.0, 0.0]);
+    rows.insert(30, [0.0, 0.0, 9.8, f32::INFINITY, 0.0, 0.0]);
+    rows.iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
 }
 
 fn firmware_dir() -> PathBuf {
@@ -82,49 +234,37 @@ fn work_dir() -> PathBuf {
 
 /// Writes `bytes` to `work_dir()/name` unless the file already holds them (an unchanged file
 /// keeps its mtime, so cargo does not rebuild the firmware for it).
-fn write_blob(name: &str, bytes: &[u8]) -> PathBuf {
+fn write_file(name: &str, bytes: &[u8]) -> PathBuf {
     let p = work_dir().join(name);
     if std::fs::read(&p).ok().as_deref() != Some(bytes) {
-        std::fs::write(&p, bytes).expect("write blob");
+        std::fs::write(&p, bytes).expect("write a model or stream file");
     }
     p
 }
 
-/// The host's flow for `blob`, built by the firmware's own `model::load`.
-fn host_flow(blob: &[u8]) -> Result<model::Model, flow_core::Error> {
-    model::load(Box::leak(blob.to_vec().into_boxed_slice()))
-}
-
 // --- building and running the firmware -----------------------------------------------------
 
-/// The firmware binaries of one build, copied out of cargo's target directory.
-#[derive(Clone)]
-struct Build {
-    flow: PathBuf,
-    template: PathBuf,
-    fault: PathBuf,
+/// What a firmware build embeds.
+#[derive(Clone, Default)]
+struct Embed {
+    /// `FLOW_MODEL`.
+    model: PathBuf,
+    /// `FLOW_MODEL_UNCHECKED`.
+    unchecked: Option<PathBuf>,
+    /// `FLOW_STREAM`.
+    stream: Option<PathBuf>,
 }
 
-/// Builds all binaries of the firmware for `target` embedding `blob`, and copies them to
-/// `work_dir()/<label>/`; once per label and test run. Builds are serialized: they share the
-/// firmware's target directory, and a concurrent build with another blob would overwrite the
-/// binaries.
-fn build(target: &str, blob: &Path, label: &str) -> Build {
-    static BUILDS: Mutex<BTreeMap<String, Build>> = Mutex::new(BTreeMap::new());
-    let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(b) = builds.get(label) {
-        return b.clone();
-    }
-    let dir = firmware_dir();
-    let target_dir = dir.join("target");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // Not `--locked`: the firmware's Cargo.lock gains flow-core's new dependencies by itself.
-    let out = Command::new(cargo)
-        .current_dir(&dir)
-        .args(["build", "--release", "--bins", "--target", target])
+/// The firmware's cargo command for `target` with `embed`'s variables, in the test's own
+/// target directory (`<target dir>/tmp/firmware/target`, so parallel runs with different
+/// target directories do not meet).
+fn cargo(target: &str, embed: &Embed) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(firmware_dir())
+        .args(["build", "--release", "--target", target])
         .arg("--target-dir")
-        .arg(&target_dir)
-        .env("FLOW_MODEL_BLOB", blob)
+        .arg(work_dir().join("target"))
+        .env("FLOW_MODEL", &embed.model)
         // The firmware's link flags come from its .cargo/config.toml, which RUSTFLAGS would
         // replace; the host's target directory and target must not leak in either.
         .env_remove("RUSTFLAGS")
@@ -132,30 +272,61 @@ fn build(target: &str, blob: &Path, label: &str) -> Build {
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    for (var, v) in [
+        ("FLOW_MODEL_UNCHECKED", &embed.unchecked),
+        ("FLOW_STREAM", &embed.stream),
+    ] {
+        match v {
+            Some(p) => cmd.env(var, p),
+            None => cmd.env_remove(var),
+        };
+    }
+    cmd
+}
+
+/// Builds are serialized: they share the firmware's target directory, and a concurrent build
+/// with another model would overwrite the binaries. Each label is built once per test run.
+static BUILDS: Mutex<BTreeMap<String, Vec<PathBuf>>> = Mutex::new(BTreeMap::new());
+
+/// Builds `bins` of the firmware for `target` embedding `embed` (extra cargo arguments
+/// `extra`), and copies them to `work_dir()/<label>/<bin>.elf`; once per label and test run.
+fn build(target: &str, embed: &Embed, label: &str, bins: &[&str], extra: &[&str]) -> Vec<PathBuf> {
+    let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = builds.get(label) {
+        return b.clone();
+    }
+    let mut cmd = cargo(target, embed);
+    for b in bins {
+        cmd.args(["--bin", b]);
+    }
+    let out = cmd
+        .args(extra)
         .output()
         .expect("run cargo to build the firmware");
     assert!(
         out.status.success(),
-        "building the firmware for {target} failed:\n{}",
+        "building the firmware ({label}) for {target} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let dest = work_dir().join(label);
     std::fs::create_dir_all(&dest).expect("create build output dir");
-    let copy = |bin: &str| {
-        let from = target_dir.join(target).join("release").join(bin);
-        let to = dest.join(format!("{bin}.elf"));
-        std::fs::copy(&from, &to)
-            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
-        to
-    };
-    let b = Build {
-        flow: copy("flow-firmware-example"),
-        template: copy("template"),
-        fault: copy("fault"),
-    };
-    builds.insert(label.to_string(), b.clone());
-    b
+    let elfs: Vec<PathBuf> = bins
+        .iter()
+        .map(|bin| {
+            let from = work_dir()
+                .join("target")
+                .join(target)
+                .join("release")
+                .join(bin);
+            let to = dest.join(format!("{bin}.elf"));
+            std::fs::copy(&from, &to)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+            to
+        })
+        .collect();
+    builds.insert(label.to_string(), elfs.clone());
+    elfs
 }
 
 fn require_qemu() {
@@ -195,6 +366,10 @@ const MICROBIT: Machine = Machine {
     name: "microbit",
     cpu: None,
 };
+
+const M4F: &str = "thumbv7em-none-eabihf";
+const M3: &str = "thumbv7m-none-eabi";
+const M0: &str = "thumbv6m-none-eabi";
 
 struct Run {
     code: Option<i32>,
@@ -245,41 +420,78 @@ fn qemu(machine: Machine, elf: &Path) -> Run {
     run
 }
 
-// --- parsing the firmware's output ----------------------------------------------------------
+// --- results: the host's, and the device's as printed ----------------------------------------
 
-/// A value as printed: `f32` bits, or the Display of a flow-core error.
+/// A result as printed: `f32` bits, or the text of a flow-core error.
 #[derive(Clone, Debug, PartialEq)]
 enum Val {
-    Bits(u32),
+    Bits(Vec<u32>),
     Err(String),
-}
-
-impl Val {
-    fn of(r: Result<f32, flow_core::Error>) -> Self {
-        match r {
-            Ok(v) => Val::Bits(v.to_bits()),
-            Err(e) => Val::Err(e.to_string()),
-        }
-    }
 }
 
 impl std::fmt::Display for Val {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Val::Bits(b) => write!(f, "{:e} (0x{b:08x})", f32::from_bits(*b)),
+            Val::Bits(b) => {
+                let v: Vec<String> = b
+                    .iter()
+                    .map(|b| format!("{:e} (0x{b:08x})", f32::from_bits(*b)))
+                    .collect();
+                write!(f, "[{}]", v.join(", "))
+            }
             Val::Err(e) => write!(f, "error \"{e}\""),
         }
     }
 }
 
+/// `tag` and indices of a result line.
+type Key = (String, Vec<usize>);
+
+/// The host's results, from the same `workload::run` as the device's.
+#[derive(Default)]
+struct Host {
+    results: BTreeMap<Key, (Vec<f32>, Vec<f32>, Val)>,
+    threshold: Option<Option<(u32, u32)>>,
+    flagged: Option<(usize, usize)>,
+}
+
+impl workload::Report for Host {
+    fn result(
+        &mut self,
+        tag: &'static str,
+        idx: &[usize],
+        input: [&[f32]; 2],
+        out: Result<&[f32], Error>,
+    ) {
+        let val = match out {
+            Ok(v) => Val::Bits(v.iter().map(|x| x.to_bits()).collect()),
+            Err(e) => Val::Err(e.to_string()),
+        };
+        let key = (tag.to_string(), idx.to_vec());
+        let old = self
+            .results
+            .insert(key, (input[0].to_vec(), input[1].to_vec(), val));
+        assert!(old.is_none(), "duplicate result {tag} {idx:?}");
+    }
+
+    fn threshold(&mut self, t: Option<(f32, f32)>) {
+        self.threshold = Some(t.map(|(q, lp)| (q.to_bits(), lp.to_bits())));
+    }
+
+    fn flagged(&mut self, n: usize, m: usize) {
+        self.flagged = Some((n, m));
+    }
+}
+
+/// The device's output, parsed.
 #[derive(Default, Debug)]
 struct Output {
-    lp: BTreeMap<usize, Val>,
-    samples: BTreeMap<usize, Result<[u32; 2], String>>,
-    flags: Vec<(usize, Val)>,
-    flagged: Option<usize>,
+    results: BTreeMap<Key, Val>,
+    threshold: Option<Option<(u32, u32)>>,
+    flagged: Option<(usize, usize)>,
     calib: Vec<(u64, u64)>,
     metrics: BTreeMap<String, u64>,
+    geometry: Option<String>,
     load_error: Option<String>,
     done: bool,
 }
@@ -296,12 +508,12 @@ where
         .unwrap_or_else(|e| panic!("bad number {s:?}: {e:?}"))
 }
 
-/// `"err <message>"` or a hex `f32`.
-fn val(rest: &[&str]) -> Val {
-    match rest {
-        ["err", msg @ ..] => Val::Err(msg.join(" ")),
-        [bits] => Val::Bits(hex(bits)),
-        _ => panic!("bad value {rest:?}"),
+/// How many indices a result line of `tag` has (0: not a result line).
+fn indices(tag: &str) -> usize {
+    match tag {
+        "lp" | "lp_raw" | "sample" | "sample_raw" | "flag" => 1,
+        "clp" | "csample" => 2,
+        _ => 0,
     }
 }
 
@@ -309,31 +521,29 @@ fn parse(stdout: &str) -> Output {
     let mut o = Output::default();
     for line in stdout.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(&tag) = w.first() else { continue };
+        let n = indices(tag);
+        if n > 0 && w.len() > n {
+            let idx = w[1..=n].iter().map(|s| num(s)).collect();
+            let val = match &w[n + 1..] {
+                ["err", msg @ ..] => Val::Err(msg.join(" ")),
+                bits => Val::Bits(bits.iter().map(|b| hex(b)).collect()),
+            };
+            let old = o.results.insert((tag.to_string(), idx), val);
+            assert!(old.is_none(), "device printed twice: {line}");
+            continue;
+        }
         match w.as_slice() {
-            ["lp", i, rest @ ..] => {
-                o.lp.insert(num(i), val(rest));
-            }
-            ["sample", i, "err", msg @ ..] => {
-                o.samples.insert(num(i), Err(msg.join(" ")));
-            }
-            ["sample", i, a, b] => {
-                o.samples.insert(num(i), Ok([hex(a), hex(b)]));
-            }
-            ["flag", i, rest @ ..] => o.flags.push((num(i), val(rest))),
-            ["flagged", n] => o.flagged = Some(num(n)),
+            ["threshold", "none"] => o.threshold = Some(None),
+            ["threshold", q, lp] => o.threshold = Some(Some((hex(q), hex(lp)))),
+            ["flagged", n, "of", m] => o.flagged = Some((num(n), num(m))),
             ["calib", n, t] => o.calib.push((num(n), num(t))),
+            ["geometry", ..] => o.geometry = Some(w[1..].join(" ")),
             ["load-error", ..] => {
                 o.load_error = Some(line["load-error ".len().min(line.len())..].to_string())
             }
             ["done"] => o.done = true,
-            [key, v]
-                if key.starts_with("icount")
-                    || key.starts_with("stack")
-                    || key.starts_with("flow_") =>
-            {
-                o.metrics.insert(key.to_string(), num(v));
-            }
-            [key, v] if *key == "instr_per_tick_milli" => {
+            [key, v] if v.parse::<u64>().is_ok() => {
                 o.metrics.insert(key.to_string(), num(v));
             }
             _ => {}
@@ -342,112 +552,7 @@ fn parse(stdout: &str) -> Output {
     o
 }
 
-// --- ELF section sizes ----------------------------------------------------------------------
-
-/// Section name → size, from the section headers of a 32-bit little-endian ELF.
-fn elf_sections(path: &Path) -> BTreeMap<String, u64> {
-    let b = std::fs::read(path).expect("read ELF");
-    assert!(
-        b.len() > 52 && &b[..4] == b"\x7fELF" && b[4] == 1 && b[5] == 1,
-        "{} is not a 32-bit little-endian ELF",
-        path.display()
-    );
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u32_at(0x20), u16_at(0x2E), u16_at(0x30), u16_at(0x32));
-    let header = |i: usize| shoff + i * shentsize;
-    let strtab = u32_at(header(shstrndx) + 0x10);
-    let mut out = BTreeMap::new();
-    for i in 0..shnum {
-        let h = header(i);
-        let name_off = strtab + u32_at(h);
-        let end = b[name_off..].iter().position(|&c| c == 0).unwrap_or(0);
-        let name = String::from_utf8_lossy(&b[name_off..name_off + end]).into_owned();
-        out.insert(name, u32_at(h + 0x14) as u64);
-    }
-    out
-}
-
-/// Flash (`.vector_table + .text + .rodata + .data`) and static RAM (`.data + .bss + .uninit`).
-struct Footprint {
-    sections: BTreeMap<String, u64>,
-}
-
-impl Footprint {
-    fn of(elf: &Path) -> Self {
-        Self {
-            sections: elf_sections(elf),
-        }
-    }
-    fn get(&self, s: &str) -> u64 {
-        self.sections.get(s).copied().unwrap_or(0)
-    }
-    fn flash(&self) -> u64 {
-        [".vector_table", ".text", ".rodata", ".data"]
-            .iter()
-            .map(|s| self.get(s))
-            .sum()
-    }
-    fn ram(&self) -> u64 {
-        [".data", ".bss", ".uninit"]
-            .iter()
-            .map(|s| self.get(s))
-            .sum()
-    }
-    fn describe(&self) -> String {
-        format!(
-            "flash {} B (.vector_table {} + .text {} + .rodata {} + .data {}), static RAM {} B \
-             (.data {} + .bss {} + .uninit {})",
-            self.flash(),
-            self.get(".vector_table"),
-            self.get(".text"),
-            self.get(".rodata"),
-            self.get(".data"),
-            self.ram(),
-            self.get(".data"),
-            self.get(".bss"),
-            self.get(".uninit"),
-        )
-    }
-}
-
-// --- the comparison ---------------------------------------------------------------------------
-
-/// Everything the host computes for the firmware's workload.
-struct Expected {
-    lp: Vec<Val>,
-    samples: Vec<Result<[u32; 2], String>>,
-    flags: Vec<(usize, Val)>,
-}
-
-fn expected(flow: &model::Model) -> Expected {
-    let lp = workload::POINTS
-        .iter()
-        .map(|p| Val::of(flow.log_prob(p)))
-        .collect();
-    let mut rng = workload::sample_rng();
-    let samples = (0..workload::N_SAMPLES)
-        .map(|_| match flow.sample::<f32, _>(&mut rng) {
-            Ok(x) => Ok([x[0].to_bits(), x[1].to_bits()]),
-            Err(e) => Err(e.to_string()),
-        })
-        .collect();
-    let mut stream = workload::Stream::new();
-    let mut flags = Vec::new();
-    let mut i = 0;
-    while let Some(point) = stream.next_point(flow) {
-        match point.and_then(|x| flow.log_prob(&x)) {
-            Ok(lp) if workload::is_anomalous(lp) => flags.push((i, Val::Bits(lp.to_bits()))),
-            Ok(_) => {}
-            Err(e) => flags.push((i, Val::Err(e.to_string()))),
-        }
-        i += 1;
-    }
-    Expected { lp, samples, flags }
-}
-
-/// ULP distance of two finite `f32` of the same sign (for messages only).
+/// ULP distance of two finite `f32` (for messages only).
 fn ulps(a: u32, b: u32) -> u64 {
     let key = |x: u32| {
         if x & 0x8000_0000 != 0 {
@@ -459,73 +564,217 @@ fn ulps(a: u32, b: u32) -> u64 {
     (key(a) - key(b)).unsigned_abs()
 }
 
-fn mismatches(machine: &str, out: &Output, exp: &Expected) -> Vec<String> {
+/// Every difference between the device's results and the host's, one message each.
+fn mismatches(machine: &str, out: &Output, host: &Host) -> Vec<String> {
     let mut bad = Vec::new();
-    for (i, (p, host)) in workload::POINTS.iter().zip(&exp.lp).enumerate() {
-        match out.lp.get(&i) {
+    for ((tag, idx), (x, c, want)) in &host.results {
+        let what = |x: &[f32], c: &[f32]| {
+            let mut s = String::new();
+            if !x.is_empty() {
+                let _ = write!(s, " at x = {x:?}");
+            }
+            if !c.is_empty() {
+                let _ = write!(s, " context {c:?}");
+            }
+            s
+        };
+        match out.results.get(&(tag.clone(), idx.clone())) {
             None => bad.push(format!(
-                "{machine}: log_prob of point {i} {p:?} not printed"
+                "{machine}: `{tag} {idx:?}`{} not printed (host {want})",
+                what(x, c)
             )),
-            Some(dev) if dev != host => {
-                let d = match (dev, host) {
-                    (Val::Bits(a), Val::Bits(b)) => format!(" ({} ULP)", ulps(*a, *b)),
+            Some(got) if got != want => {
+                let d = match (got, want) {
+                    (Val::Bits(a), Val::Bits(b)) if a.len() == b.len() => {
+                        let u: Vec<u64> = a.iter().zip(b).map(|(a, b)| ulps(*a, *b)).collect();
+                        format!(" ({u:?} ULP)")
+                    }
                     _ => String::new(),
                 };
                 bad.push(format!(
-                    "{machine}: log_prob of point {i} {p:?}: device {dev}, host {host}{d}"
+                    "{machine}: `{tag} {idx:?}`{}: device {got}, host {want}{d}",
+                    what(x, c)
                 ));
             }
             Some(_) => {}
         }
     }
-    if out.lp.len() != exp.lp.len() {
-        bad.push(format!(
-            "{machine}: {} log_prob lines, expected {}",
-            out.lp.len(),
-            exp.lp.len()
-        ));
-    }
-    for (i, host) in exp.samples.iter().enumerate() {
-        let show = |s: &Result<[u32; 2], String>| match s {
-            Ok([a, b]) => format!(
-                "({:e}, {:e}) (0x{a:08x}, 0x{b:08x})",
-                f32::from_bits(*a),
-                f32::from_bits(*b)
-            ),
-            Err(e) => format!("error \"{e}\""),
-        };
-        match out.samples.get(&i) {
-            None => bad.push(format!("{machine}: sample {i} not printed")),
-            Some(dev) if dev != host => bad.push(format!(
-                "{machine}: sample {i}: device {}, host {}",
-                show(dev),
-                show(host)
-            )),
-            Some(_) => {}
+    for (tag, idx) in out.results.keys() {
+        if !host.results.contains_key(&(tag.clone(), idx.clone())) {
+            bad.push(format!(
+                "{machine}: device printed `{tag} {idx:?}`, the host has no such result"
+            ));
         }
     }
-    if out.samples.len() != exp.samples.len() {
+    if out.threshold != host.threshold {
         bad.push(format!(
-            "{machine}: {} sample lines, expected {}",
-            out.samples.len(),
-            exp.samples.len()
+            "{machine}: threshold: device {:?}, host {:?}",
+            out.threshold, host.threshold
         ));
     }
-    if out.flags != exp.flags {
+    if out.flagged != host.flagged {
         bad.push(format!(
-            "{machine}: anomaly flags differ:\n  device {:?}\n  host   {:?}",
-            out.flags, exp.flags
-        ));
-    }
-    if out.flagged != Some(exp.flags.len()) {
-        bad.push(format!(
-            "{machine}: flagged {:?}, host flags {}",
-            out.flagged,
-            exp.flags.len()
+            "{machine}: flagged (n, of m): device {:?}, host {:?}",
+            out.flagged, host.flagged
         ));
     }
     bad
 }
+
+/// Runs the workload on the host for `flow` with the stream the firmware uses.
+fn host_results<const D: usize, const C: usize, F: Density<D, C>>(
+    model: &Model<'_>,
+    flow: &F,
+    stream: Option<&[u8]>,
+) -> Host {
+    let mut h = Host::default();
+    match stream {
+        Some(bytes) => workload::run::<D, C, _, _>(
+            model,
+            flow,
+            workload::FileStream::<D, C>::new(bytes),
+            &mut h,
+        ),
+        None => workload::run::<D, C, _, _>(
+            model,
+            flow,
+            workload::SampledStream::new(model, flow),
+            &mut h,
+        ),
+    }
+    h
+}
+
+// --- ELF sections and symbols ----------------------------------------------------------------
+
+/// A 32-bit little-endian ELF: section name → (index, size), and the symbols.
+struct Elf {
+    sections: BTreeMap<String, (usize, u64)>,
+    /// (name, section index, size)
+    symbols: Vec<(String, usize, u64)>,
+}
+
+impl Elf {
+    fn read(path: &Path) -> Self {
+        let b = std::fs::read(path).expect("read ELF");
+        assert!(
+            b.len() > 52 && &b[..4] == b"\x7fELF" && b[4] == 1 && b[5] == 1,
+            "{} is not a 32-bit little-endian ELF",
+            path.display()
+        );
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
+        let cstr = |o: usize| {
+            let end = b[o..].iter().position(|&c| c == 0).unwrap_or(0);
+            String::from_utf8_lossy(&b[o..o + end]).into_owned()
+        };
+        let (shoff, shentsize, shnum, shstrndx) =
+            (u32_at(0x20), u16_at(0x2E), u16_at(0x30), u16_at(0x32));
+        let header = |i: usize| shoff + i * shentsize;
+        let shstrtab = u32_at(header(shstrndx) + 0x10);
+        let mut sections = BTreeMap::new();
+        let mut symbols = Vec::new();
+        for i in 0..shnum {
+            let h = header(i);
+            let name = cstr(shstrtab + u32_at(h));
+            sections.insert(name, (i, u32_at(h + 0x14) as u64));
+            if u32_at(h + 4) == 2 {
+                // SHT_SYMTAB: 16-byte entries; sh_link names the string table.
+                let (off, size) = (u32_at(h + 0x10), u32_at(h + 0x14));
+                let strtab = u32_at(header(u32_at(h + 0x18)) + 0x10);
+                for s in (off..off + size).step_by(16) {
+                    let name = cstr(strtab + u32_at(s));
+                    symbols.push((name, u16_at(s + 14), u32_at(s + 8) as u64));
+                }
+            }
+        }
+        Self { sections, symbols }
+    }
+
+    fn size(&self, s: &str) -> u64 {
+        self.sections.get(s).map_or(0, |v| v.1)
+    }
+
+    /// `.vector_table + .text + .rodata + .data`.
+    fn flash(&self) -> u64 {
+        [".vector_table", ".text", ".rodata", ".data"]
+            .iter()
+            .map(|s| self.size(s))
+            .sum()
+    }
+
+    /// `.data + .bss + .uninit`.
+    fn static_ram(&self) -> u64 {
+        [".data", ".bss", ".uninit"]
+            .iter()
+            .map(|s| self.size(s))
+            .sum()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "flash {} B (.vector_table {} + .text {} + .rodata {} + .data {}), static RAM {} B \
+             (.data {} + .bss {} + .uninit {})",
+            self.flash(),
+            self.size(".vector_table"),
+            self.size(".text"),
+            self.size(".rodata"),
+            self.size(".data"),
+            self.static_ram(),
+            self.size(".data"),
+            self.size(".bss"),
+            self.size(".uninit"),
+        )
+    }
+
+    /// Flash by origin, from the sizes of the symbols in the flash sections (mangled names;
+    /// code inlined into a caller counts as the caller's). The model file is the constant
+    /// behind `model::FILE`, of exactly the file's size.
+    fn breakdown(&self, model_bytes: u64) -> BTreeMap<&'static str, u64> {
+        let flash: Vec<usize> = [".vector_table", ".text", ".rodata", ".data"]
+            .iter()
+            .filter_map(|s| self.sections.get(*s).map(|v| v.0))
+            .collect();
+        let mut by = BTreeMap::new();
+        let mut model_seen = false;
+        for (name, sec, size) in &self.symbols {
+            if !flash.contains(sec) || *size == 0 {
+                continue;
+            }
+            let origin = if *size == model_bytes && !model_seen && name.contains("FILE") {
+                model_seen = true;
+                "model file"
+            } else if name.contains("flow_core") || name.contains("5model4load") {
+                // `model::load` is `Model::parse` and the flow's construction, inlined.
+                "flow-core"
+            } else if name.contains("4libm") {
+                "libm"
+            } else if name.contains("postcard") || name.contains("serde") {
+                "postcard/serde"
+            } else if name.contains("3crc") {
+                "crc"
+            } else if name.contains("rand_pcg") || name.contains("rand_core") {
+                "rand"
+            } else if ["__INTERRUPTS", "__EXCEPTIONS", "__RESET_VECTOR"].contains(&name.as_str()) {
+                "vector table"
+            } else if name.contains("rust_begin_unwind") {
+                "firmware and runtime"
+            } else if name.contains("compiler_builtins") || name.starts_with("__") {
+                "compiler-builtins"
+            } else if name.contains("4core") {
+                "core"
+            } else if name.starts_with(".Lanon") || name.starts_with(".L") {
+                "constants"
+            } else {
+                "firmware and runtime"
+            };
+            *by.entry(origin).or_insert(0) += size;
+        }
+        by
+    }
+}
+
+// --- the checks --------------------------------------------------------------------------------
 
 /// The three calibration loops must give ticks linear in the loop length: the third is
 /// predicted from the first two within 2 ticks.
@@ -551,102 +800,161 @@ fn metric(machine: &str, o: &Output, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{machine}: no `{key}` line"))
 }
 
-/// Builds for `target`, runs the flow firmware and the template on each machine, compares with
-/// the host, and reports the measurements.
-fn check_target(target: &str, machines: &[Machine]) {
-    let blob = make_blob(TEST_SEED);
-    let path = write_blob("model-test.bin", &blob);
-    let flow = host_flow(&blob).expect("the test blob loads on the host");
-    let exp = expected(&flow);
-    // The blob must exercise the flow: finite log_probs that differ, some points flagged.
-    let finite: Vec<f32> = exp
-        .lp
-        .iter()
-        .filter_map(|v| match v {
-            Val::Bits(b) => Some(f32::from_bits(*b)).filter(|x| x.is_finite()),
-            Val::Err(_) => None,
-        })
-        .collect();
-    assert!(
-        finite.len() >= workload::INSIDE_POINTS && finite.windows(2).any(|w| w[0] != w[1]),
-        "the test blob gives trivial log_probs: {:?}",
-        exp.lp
-    );
+/// The geometry line the firmware prints for `g`.
+fn geometry_line(g: &Geometry) -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        g.kind_name(),
+        g.dim,
+        g.context,
+        g.split,
+        g.layers,
+        g.hidden,
+        g.bins
+    )
+}
 
-    let b = build(target, &path, target);
-    let fp = Footprint::of(&b.flow);
-    let tfp = Footprint::of(&b.template);
+/// One firmware build to compare: its model, what it embeds, and the host's results.
+struct Case<'a> {
+    label: &'a str,
+    target: &'a str,
+    machines: &'a [Machine],
+    embed: Embed,
+    geometry: Geometry,
+    model_bytes: u64,
+    host: Host,
+    /// Also build and run the template and the fault binary.
+    with_template: bool,
+}
+
+/// Builds the case's firmware, runs it on each machine, compares everything with the host and
+/// reports the measurements.
+fn check(case: Case<'_>) {
+    let label = case.label;
+    let bins: &[&str] = if case.with_template {
+        &["flow-firmware-example", "template", "fault"]
+    } else {
+        &["flow-firmware-example"]
+    };
+    let elfs = build(case.target, &case.embed, label, bins, &[]);
+    let elf = Elf::read(&elfs[0]);
     let mut report = String::new();
     let mut bad = Vec::new();
-    for &m in machines {
-        let label = format!("{target} on {}", m.name);
-        let run = qemu(m, &b.flow);
+    for &m in case.machines {
+        let name = format!("{label} ({}) on {}", case.target, m.name);
+        let run = qemu(m, &elfs[0]);
         let out = parse(&run.stdout);
         assert!(
             out.load_error.is_none(),
-            "{label}: load error {:?}",
+            "{name}: load error {:?}",
             out.load_error
         );
         assert!(
             run.code == Some(0) && out.done,
-            "{label}: exit status {:?}, done printed: {}\nstdout:\n{}\nstderr:\n{}",
+            "{name}: exit status {:?}, done printed: {}\nstdout:\n{}\nstderr:\n{}",
             run.code,
             out.done,
             run.stdout,
             run.stderr
         );
-        bad.extend(mismatches(&label, &out, &exp));
-        check_calibration(&label, &out.calib);
-
-        let trun = qemu(m, &b.template);
-        let tout = parse(&trun.stdout);
-        assert!(
-            trun.code == Some(0) && tout.done,
-            "{label}: template exit status {:?}\n{}",
-            trun.code,
-            trun.stdout
+        assert_eq!(
+            out.geometry.as_deref(),
+            Some(geometry_line(&case.geometry).as_str()),
+            "{name}: the firmware was not compiled for the model's geometry"
         );
-        check_calibration(&format!("{label} (template)"), &tout.calib);
+        assert_eq!(metric(&name, &out, "model_file_bytes"), case.model_bytes);
+        bad.extend(mismatches(&name, &out, &case.host));
+        check_calibration(&name, &out.calib);
 
-        let lp_instr = metric(&label, &out, "icount_per_log_prob");
-        let peak = metric(&label, &out, "stack_peak_bytes");
-        let cap = metric(&label, &out, "stack_capacity_bytes");
-        let tpeak = metric(&label, &tout, "stack_peak_bytes");
+        let lp_instr = metric(&name, &out, "icount_per_log_prob");
+        let peak = metric(&name, &out, "stack_peak_bytes");
+        let cap = metric(&name, &out, "stack_capacity_bytes");
         assert!(
             (100..50_000_000).contains(&lp_instr),
-            "{label}: implausible icount_per_log_prob {lp_instr}"
+            "{name}: implausible icount_per_log_prob {lp_instr}"
         );
         assert!(
             peak < cap,
-            "{label}: the stack overflowed ({peak} of {cap} B)"
+            "{name}: the stack overflowed ({peak} of {cap} B)"
         );
         let _ = writeln!(
             report,
-            "{label}: {} instructions per log_prob (inside the box; {} over all points), {} per \
-             sample; instructions per SysTick tick {:.3}\n  stack: peak {peak} B (template {tpeak} \
-             B, flow +{} B) = main {} B (Flow struct {} B) + deepest call; log_prob call {} B, \
-             sample call {} B; stack region {cap} B",
+            "{name}: model {} B, {} params; geometry {}\n  instructions: load {} (Model::parse \
+             {}), log_prob {} (inside the box; {} over all points), sample {}; per SysTick tick \
+             {:.3}\n  stack: load {} B, log_prob call {} B, sample call {} B, main {} B (flow \
+             struct {} B); peak {peak} B of {cap} B\n  RAM: static {} B + stack peak {peak} B = \
+             {} B",
+            metric(&name, &out, "model_file_bytes"),
+            metric(&name, &out, "model_params"),
+            geometry_line(&case.geometry),
+            metric(&name, &out, "icount_load"),
+            metric(&name, &out, "icount_parse"),
             lp_instr,
-            metric(&label, &out, "icount_per_log_prob_all"),
-            metric(&label, &out, "icount_per_sample"),
-            metric(&label, &out, "instr_per_tick_milli") as f64 / 1000.0,
-            peak.saturating_sub(tpeak),
-            metric(&label, &out, "stack_main_bytes"),
-            metric(&label, &out, "flow_struct_bytes"),
-            metric(&label, &out, "stack_log_prob_bytes"),
-            metric(&label, &out, "stack_sample_bytes"),
+            metric(&name, &out, "icount_per_log_prob_all"),
+            metric(&name, &out, "icount_per_sample"),
+            metric(&name, &out, "instr_per_tick_milli") as f64 / 1000.0,
+            metric(&name, &out, "stack_load_bytes"),
+            metric(&name, &out, "stack_log_prob_bytes"),
+            metric(&name, &out, "stack_sample_bytes"),
+            metric(&name, &out, "stack_main_bytes"),
+            metric(&name, &out, "flow_struct_bytes"),
+            elf.static_ram(),
+            elf.static_ram() + peak,
         );
+        if case.with_template {
+            let trun = qemu(m, &elfs[1]);
+            let tout = parse(&trun.stdout);
+            assert!(
+                trun.code == Some(0) && tout.done,
+                "{name}: template exit status {:?}\n{}",
+                trun.code,
+                trun.stdout
+            );
+            check_calibration(&format!("{name} (template)"), &tout.calib);
+            let tpeak = metric(&name, &tout, "stack_peak_bytes");
+            let _ = writeln!(
+                report,
+                "  template: stack peak {tpeak} B; flow's stack +{} B",
+                peak.saturating_sub(tpeak)
+            );
+        }
     }
     let _ = writeln!(
         report,
-        "{target}: firmware {}\n  template {}\n  flow part: flash +{} B, static RAM +{} B",
-        fp.describe(),
-        tfp.describe(),
-        fp.flash() as i64 - tfp.flash() as i64,
-        fp.ram() as i64 - tfp.ram() as i64,
+        "{label} ({}): firmware {}",
+        case.target,
+        elf.describe()
     );
+    let by = elf.breakdown(case.model_bytes);
+    let mut parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    parts.push(format!(
+        "no symbol (unnamed constants, alignment) {}",
+        elf.flash() as i64 - by.values().sum::<u64>() as i64
+    ));
+    let _ = writeln!(report, "  by symbol: {}", parts.join(", "));
+    if case.with_template {
+        let t = Elf::read(&elfs[1]);
+        let _ = writeln!(
+            report,
+            "  template {}\n  flow part: flash +{} B, static RAM +{} B",
+            t.describe(),
+            elf.flash() as i64 - t.flash() as i64,
+            elf.static_ram() as i64 - t.static_ram() as i64,
+        );
+        let run = qemu(case.machines[0], &elfs[2]);
+        assert!(
+            run.stdout.contains("hardfault pc="),
+            "{label}: no hardfault line:\n{}",
+            run.stdout
+        );
+        assert_eq!(
+            run.code,
+            Some(1),
+            "{label}: a HardFault must exit with failure"
+        );
+    }
     print!("{report}");
-    std::fs::write(work_dir().join(format!("report-{target}.txt")), &report).expect("write report");
+    std::fs::write(work_dir().join(format!("report-{label}.txt")), &report).expect("write report");
     assert!(
         bad.is_empty(),
         "device and host differ ({} mismatches):\n{}",
@@ -655,91 +963,360 @@ fn check_target(target: &str, machines: &[Machine]) {
     );
 }
 
+/// The tutorial model at `TEST_SEED` in the work directory, its flow type, and its checks.
+fn tutorial_case<'a>(label: &'a str, target: &'a str, machines: &'a [Machine]) -> Case<'a> {
+    let bytes = tutorial_model(TEST_SEED);
+    let path = write_file("tutorial.nflw", &bytes);
+    let model = Model::parse(&bytes).expect("the tutorial model parses");
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        g,
+        Geometry {
+            kind: FlowKind::Plain,
+            dim: 2,
+            context: 0,
+            split: 0,
+            layers: 1,
+            hidden: 20,
+            bins: 16
+        }
+    );
+    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    // The model must exercise the flow: finite log_probs that differ, some points flagged,
+    // not all.
+    let lps: Vec<f32> = host
+        .results
+        .iter()
+        .filter(|(k, _)| k.0 == "lp")
+        .filter_map(|(_, (_, _, v))| match v {
+            Val::Bits(b) => Some(f32::from_bits(b[0])).filter(|x| x.is_finite()),
+            Val::Err(_) => None,
+        })
+        .collect();
+    assert!(
+        lps.len() >= workload::INSIDE_POINTS && lps.windows(2).any(|w| w[0] != w[1]),
+        "the test model gives trivial log_probs: {lps:?}"
+    );
+    let (n, m) = host.flagged.unwrap();
+    assert!(0 < n && n < m, "the stream flags {n} of {m}");
+    Case {
+        label,
+        target,
+        machines,
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: true,
+    }
+}
+
 #[test]
 fn cortex_m4f_mps2_an386_matches_host() {
-    check_target("thumbv7em-none-eabihf", &[MPS2_AN386]);
+    check(tutorial_case("tutorial-m4f", M4F, &[MPS2_AN386]));
 }
 
 #[test]
 fn cortex_m3_soft_float_matches_host() {
-    check_target("thumbv7m-none-eabi", &[LM3S6965EVB, MPS2_AN385]);
+    check(tutorial_case("tutorial-m3", M3, &[LM3S6965EVB, MPS2_AN385]));
 }
 
 #[test]
 fn cortex_m0_microbit_matches_host() {
-    check_target("thumbv6m-none-eabi", &[MICROBIT]);
+    check(tutorial_case("tutorial-m0", M0, &[MICROBIT]));
 }
 
-// --- failures end the run ------------------------------------------------------------------
+#[test]
+fn conditional_model_matches_host_on_m4f() {
+    let bytes = conditional_model(TEST_SEED);
+    let path = write_file("conditional.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.context, g.layers, g.hidden, g.bins),
+        (FlowKind::Conditional, 2, 2, 3, 12, 8)
+    );
+    let flow: ConditionalFlow<2, 2, 3, 12, 8> = model.conditional_flow().unwrap();
+    let host = host_results::<2, 2, _>(&model, &flow, None);
+    check(Case {
+        label: "conditional-m4f",
+        target: M4F,
+        machines: &[MPS2_AN386],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
 
-/// A corrupted blob: the firmware prints `load-error <the host's error>` and exits with 1.
-fn check_load_error(target: &str, machine: Machine, name: &str, blob: &[u8]) {
-    let host_err = host_flow(blob)
-        .err()
-        .unwrap_or_else(|| panic!("the {name} blob loads on the host"))
+#[test]
+fn joint_model_matches_host_on_m0() {
+    let bytes = joint_model(TEST_SEED);
+    let path = write_file("joint.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.split, g.layers, g.hidden, g.bins),
+        (FlowKind::Joint, 3, 1, 3, 10, 8)
+    );
+    let flow: JointFlow<3, 3, 10, 8> = model.joint_flow().unwrap();
+    let host = host_results::<3, 0, _>(&model, &flow, None);
+    // No 1 % threshold stored: the lowest one is used.
+    assert_eq!(
+        host.threshold,
+        Some(Some((0.05f32.to_bits(), (-6.0f32).to_bits())))
+    );
+    check(Case {
+        label: "joint-m0",
+        target: M0,
+        machines: &[MICROBIT],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
+/// The streaming anomaly detector with a 6-D model and a `FLOW_STREAM` file of sensor rows.
+#[test]
+fn imu_model_with_stream_file_matches_host_on_m4f() {
+    let bytes = imu_model(TEST_SEED);
+    let path = write_file("imu6.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.layers, g.hidden, g.bins),
+        (FlowKind::Plain, 6, 3, 24, 8)
+    );
+    let flow: Flow<6, 3, 24, 8> = model.flow().unwrap();
+    let stream = imu_stream(&flow, &model);
+    let stream_path = write_file("imu6-stream.f32", &stream);
+    let host = host_results::<6, 0, _>(&model, &flow, Some(&stream));
+    let (n, m) = host.flagged.unwrap();
+    assert!(n >= 2 && n < m && m == 62, "the stream flags {n} of {m}");
+    check(Case {
+        label: "imu6-m4f",
+        target: M4F,
+        machines: &[MPS2_AN386],
+        embed: Embed {
+            model: path,
+            stream: Some(stream_path),
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
+// --- failures -----------------------------------------------------------------------------------
+
+/// A corrupted copy of the tutorial model (one parameter byte flipped) embedded with
+/// `FLOW_MODEL_UNCHECKED`: the firmware prints `load-error <the host's error>` and exits 1.
+#[test]
+fn corrupt_model_is_a_load_error_at_run_time() {
+    let good = tutorial_model(TEST_SEED);
+    let good_path = write_file("tutorial.nflw", &good);
+    let mut bad = good.clone();
+    let at = bad.len() - 400;
+    bad[at] ^= 0x10;
+    let host_err = Model::parse(&bad)
+        .expect_err("the corrupt model does not parse")
         .to_string();
-    let path = write_blob(&format!("{name}.bin"), blob);
-    let b = build(target, &path, &format!("{target}-{name}"));
-    let run = qemu(machine, &b.flow);
+    assert!(host_err.contains("checksum mismatch"), "{host_err}");
+    let bad_path = write_file("corrupt.nflw", &bad);
+    let embed = Embed {
+        model: good_path,
+        unchecked: Some(bad_path),
+        ..Embed::default()
+    };
+    let elfs = build(M4F, &embed, "corrupt-m4f", &["flow-firmware-example"], &[]);
+    let run = qemu(MPS2_AN386, &elfs[0]);
     let out = parse(&run.stdout);
     assert_eq!(
         out.load_error.as_deref(),
         Some(host_err.as_str()),
-        "{name} blob on {}: stdout:\n{}",
-        machine.name,
+        "corrupt model: stdout:\n{}",
         run.stdout
     );
-    assert_eq!(
-        run.code,
-        Some(1),
-        "{name} blob on {}: the firmware must exit with failure",
-        machine.name
-    );
-    assert!(!out.done && out.lp.is_empty());
+    assert_eq!(run.code, Some(1), "a load error must exit with failure");
+    assert!(!out.done && out.results.is_empty());
 }
 
+/// `FLOW_MODEL` naming a file that does not parse fails the build with flow-core's error.
 #[test]
-fn truncated_blob_is_a_load_error() {
-    let mut blob = make_blob(TEST_SEED);
-    blob.truncate(blob.len() - 4);
-    check_load_error("thumbv7em-none-eabihf", MPS2_AN386, "truncated", &blob);
-}
-
-#[test]
-fn nan_parameter_is_a_load_error() {
-    let mut blob = make_blob(TEST_SEED);
-    // A hypernetwork weight.
-    let at = 4 * (model::LOWER_PARAMS + 30);
-    blob[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    check_load_error("thumbv6m-none-eabi", MICROBIT, "nan", &blob);
-}
-
-#[test]
-fn hardfault_exits_with_failure() {
-    let path = write_blob("model-test.bin", &make_blob(TEST_SEED));
-    let b = build("thumbv7em-none-eabihf", &path, "thumbv7em-none-eabihf");
-    let run = qemu(MPS2_AN386, &b.fault);
+fn unparsable_model_fails_the_build() {
+    let mut bad = tutorial_model(TEST_SEED);
+    bad.truncate(bad.len() - 1);
+    let err = Model::parse(&bad).err().unwrap().to_string();
+    let path = write_file("truncated.nflw", &bad);
+    let _serial = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let out = cargo(
+        M4F,
+        &Embed {
+            model: path,
+            ..Embed::default()
+        },
+    )
+    .args(["--bin", "flow-firmware-example"])
+    .output()
+    .expect("run cargo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the build succeeded:\n{stderr}");
     assert!(
-        run.stdout.contains("hardfault pc="),
-        "no hardfault line:\n{}",
-        run.stdout
+        stderr.contains(&err),
+        "the build error does not name the model's error \"{err}\":\n{stderr}"
     );
-    assert_eq!(run.code, Some(1), "a HardFault must exit with failure");
 }
 
-// --- the checked-in default blob ------------------------------------------------------------
+// --- the link-time no-panic check ----------------------------------------------------------------
+
+/// Builds `src/bin/panic_check.rs` for `target` with the tutorial model: the link fails if a
+/// panic path of flow-core's `Model::parse`, flow building or `log_prob` survives optimization.
+fn check_no_panic(target: &str) {
+    let path = write_file("tutorial.nflw", &tutorial_model(TEST_SEED));
+    let embed = Embed {
+        model: path,
+        ..Embed::default()
+    };
+    build(
+        target,
+        &embed,
+        &format!("panic-check-{target}"),
+        &["panic_check"],
+        &["--features", "panic-check"],
+    );
+}
+
+// The link of `panic_check` fails if any panic path survives in flow-core's load + log_prob
+// (its panic handler calls an undefined symbol). To find one when it does: link with
+// `--unresolved-symbols=ignore-all` and look for callers of `core::panicking::*` with
+// `llvm-objdump -d -l`.
+#[test]
+fn no_panic_path_in_load_and_log_prob_m4f() {
+    check_no_panic(M4F);
+}
 
 #[test]
-fn default_blob_is_the_generated_one() {
-    let path = firmware_dir().join("models/default.bin");
-    let want = make_blob(DEFAULT_SEED);
-    if std::env::var_os("FLOW_BLESS").is_some() {
-        std::fs::write(&path, &want).expect("write models/default.bin");
+fn no_panic_path_in_load_and_log_prob_m0() {
+    check_no_panic(M0);
+}
+
+// --- the firmware's error texts --------------------------------------------------------------------
+
+impl errtext::Text for String {
+    fn str(&mut self, s: &str) {
+        self.push_str(s);
     }
-    let have = std::fs::read(&path).expect("read models/default.bin");
+    fn dec(&mut self, v: u32) {
+        let _ = write!(self, "{v}");
+    }
+    fn hex(&mut self, v: u32) {
+        let _ = write!(self, "{v:#010x}");
+    }
+}
+
+#[test]
+fn error_texts_equal_flow_core_display() {
+    let kinds = [FlowKind::Plain, FlowKind::Conditional, FlowKind::Joint];
+    let mut errors = vec![
+        Error::NonFiniteInput,
+        Error::Numerical,
+        Error::OutOfSupport,
+        Error::DimensionMismatch {
+            expected: 2,
+            found: 17,
+        },
+        Error::ParameterCount {
+            expected: 1846,
+            found: 0,
+        },
+        Error::NonFiniteParameter,
+    ];
+    for what in [
+        Capacity::Layers,
+        Capacity::Hidden,
+        Capacity::Bins,
+        Capacity::HiddenLayers,
+    ] {
+        errors.push(Error::Capacity {
+            what,
+            needed: 64,
+            limit: 20,
+        });
+    }
+    for l in [
+        LayerError::Bins,
+        LayerError::Bound,
+        LayerError::Split,
+        LayerError::Permutation,
+        LayerError::Scale,
+        LayerError::ZeroDim,
+        LayerError::HypernetShape,
+        LayerError::Context,
+    ] {
+        errors.push(Error::InvalidLayer(l));
+    }
+    let mut formats = vec![
+        FormatError::Truncated,
+        FormatError::Magic,
+        FormatError::Version {
+            found: 65535,
+            supported: 1,
+        },
+        FormatError::Checksum {
+            stored: 0x0012_abcd,
+            computed: 0xffff_0000,
+        },
+        FormatError::Malformed,
+        FormatError::TrailingBytes,
+        FormatError::LayerCount,
+        FormatError::Metadata,
+        FormatError::BufferTooSmall,
+    ];
+    for expected in kinds {
+        for found in kinds {
+            formats.push(FormatError::Kind { expected, found });
+        }
+    }
+    errors.extend(formats.into_iter().map(Error::Format));
+    for e in errors {
+        let mut s = String::new();
+        errtext::error(&mut s, &e);
+        assert_eq!(s, e.to_string(), "{e:?}");
+    }
+}
+
+// --- the checked-in default model ------------------------------------------------------------------
+
+#[test]
+fn default_model_is_the_generated_one() {
+    let path = firmware_dir().join("models/default.nflw");
+    let want = tutorial_model(DEFAULT_SEED);
+    if std::env::var_os("FLOW_BLESS").is_some() {
+        std::fs::write(&path, &want).expect("write models/default.nflw");
+    }
+    let have = std::fs::read(&path).expect("read models/default.nflw");
     assert!(
         have == want,
-        "models/default.bin is not make_blob({DEFAULT_SEED}); rerun with FLOW_BLESS=1"
+        "models/default.nflw is not tutorial_model({DEFAULT_SEED}); rerun with FLOW_BLESS=1"
     );
-    host_flow(&have).expect("the default blob loads");
+    let model = Model::parse(&have).expect("the default model parses");
+    assert_eq!(
+        geometry_line(&Geometry::of(&model).unwrap()),
+        "plain 2 0 0 1 20 16"
+    );
 }

@@ -5,17 +5,24 @@
 #![no_main]
 
 #[allow(dead_code)]
+#[path = "../errtext.rs"]
+mod errtext;
+#[allow(dead_code)]
+#[path = "../out.rs"]
+mod out;
+#[allow(dead_code)]
 #[path = "../rt.rs"]
 mod rt;
+#[path = "../vectors.rs"]
+mod vectors;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
 
 #[entry]
 fn main() -> ! {
-    hprintln!("fault: executing udf");
+    out::say("fault: executing udf");
     // SAFETY: deliberately faults; the HardFault handler ends the run.
     unsafe { core::arch::asm!("udf #0") };
-    hprintln!("fault: still running");
+    out::say("fault: still running");
     rt::exit_success()
 }

@@ -6,21 +6,29 @@
 #![no_main]
 
 #[allow(dead_code)]
+#[path = "../errtext.rs"]
+mod errtext;
+#[allow(dead_code)]
+#[path = "../out.rs"]
+mod out;
+#[allow(dead_code)]
 #[path = "../rt.rs"]
 mod rt;
+#[path = "../vectors.rs"]
+mod vectors;
 
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
 
+use out::{metric, say, Line};
 use rt::{Calibration, StackMeter, Ticker};
 
 #[entry]
 fn main() -> ! {
     let mut stack = StackMeter::start();
     let Some(cp) = cortex_m::Peripherals::take() else {
-        hprintln!("error peripherals");
+        say("error peripherals");
         rt::exit_failure()
     };
     let mut ticker = Ticker::start(cp.SYST);
@@ -29,12 +37,12 @@ fn main() -> ! {
 
     // The trivial workload: one multiply-add, printed like a log_prob.
     let (v, t) = ticker.ticks(|| black_box(1.5f32) * black_box(-2.0f32) + black_box(0.25f32));
-    hprintln!("lp 0 {:08x}", v.to_bits());
-    hprintln!("icount_trivial {}", calib.instructions(t));
+    Line::start("lp").num(0).bits(v).send();
+    metric("icount_trivial", calib.per_call(t, 1));
     let (_, used) = stack.phase(|| black_box(black_box(3.0f32) * 2.0));
-    hprintln!("stack_trivial_bytes {}", used);
-    hprintln!("stack_capacity_bytes {}", stack.capacity());
-    hprintln!("stack_peak_bytes {}", stack.peak());
-    hprintln!("done");
+    metric("stack_trivial_bytes", used as u32);
+    metric("stack_capacity_bytes", stack.capacity() as u32);
+    metric("stack_peak_bytes", stack.peak() as u32);
+    say("done");
     rt::exit_success()
 }

@@ -1,0 +1,169 @@
+//! Line output through semihosting without `core::fmt`: decimal and hex by hand, one
+//! `SYS_WRITE` per line (or per 64 bytes of a longer one: the buffer is small because it lives
+//! on the stack of whoever prints).
+//!
+//! `core::fmt` (the formatter, integer `Display`, padding) costs 2–3 KB of flash; these few
+//! functions are a few hundred bytes and do all the firmware prints.
+
+use crate::errtext::{self, Text};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use cortex_m_semihosting::{nr, syscall};
+
+/// The semihosting handle of the host's stdout, plus one (0: not opened yet).
+static STDOUT: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes `bytes` to the host's stdout (nothing without a semihosting host).
+fn host_write(bytes: &[u8]) {
+    let mut fd = STDOUT.load(Ordering::Relaxed);
+    if fd == 0 {
+        let name = b":tt\0";
+        // SAFETY: SYS_OPEN reads the NUL-terminated name; the length excludes the NUL.
+        let r = unsafe { syscall!(OPEN, name.as_ptr(), nr::open::W_TRUNC, name.len() - 1) };
+        if r as isize == -1 {
+            return;
+        }
+        fd = r + 1;
+        STDOUT.store(fd, Ordering::Relaxed);
+    }
+    // SAFETY: SYS_WRITE reads `len` bytes at `ptr`. It returns the number of bytes *not*
+    // written; QEMU writes everything or fails, so a partial write is not retried.
+    unsafe { syscall!(WRITE, fd - 1, bytes.as_ptr(), bytes.len()) };
+}
+
+/// A line being built; [`send`](Self::send) writes it with its newline.
+pub struct Line {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    #[inline(always)]
+    pub fn new() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+
+    /// A line starting with `s`.
+    #[inline(always)]
+    pub fn start(s: &str) -> Self {
+        let mut l = Self::new();
+        l.str(s);
+        l
+    }
+
+    #[inline(never)]
+    fn bytes(&mut self, b: &[u8]) {
+        for &c in b {
+            if self.len == self.buf.len() {
+                host_write(&self.buf);
+                self.len = 0;
+            }
+            if let Some(d) = self.buf.get_mut(self.len) {
+                *d = c;
+            }
+            self.len += 1;
+        }
+    }
+
+    /// Appends a space and `s`.
+    pub fn word(&mut self, s: &str) -> &mut Self {
+        self.bytes(b" ");
+        self.bytes(s.as_bytes());
+        self
+    }
+
+    /// Appends a space and `v` in decimal.
+    pub fn num(&mut self, v: u32) -> &mut Self {
+        self.bytes(b" ");
+        self.dec(v);
+        self
+    }
+
+    /// Appends a space and `v` (two's complement) in decimal.
+    pub fn int(&mut self, v: i32) -> &mut Self {
+        self.bytes(if v < 0 { b" -" } else { b" " });
+        self.dec(v.unsigned_abs());
+        self
+    }
+
+    /// Appends a space and the bits of `v` as 8 hex digits.
+    pub fn bits(&mut self, v: f32) -> &mut Self {
+        self.bytes(b" ");
+        self.hex8(v.to_bits());
+        self
+    }
+
+    /// Appends a space and `e`'s message (flow-core's `Display` text).
+    pub fn err(&mut self, e: &flow_core::Error) -> &mut Self {
+        self.bytes(b" ");
+        errtext::error(self, e);
+        self
+    }
+
+    fn hex8(&mut self, v: u32) {
+        let mut d = [0u8; 8];
+        for (i, c) in d.iter_mut().enumerate() {
+            let n = (v >> (28 - 4 * i)) & 0xF;
+            *c = if n < 10 {
+                b'0' + n as u8
+            } else {
+                b'a' + n as u8 - 10
+            };
+        }
+        self.bytes(&d);
+    }
+
+    /// Writes the line and its newline.
+    pub fn send(&mut self) {
+        self.bytes(b"\n");
+        host_write(self.buf.get(..self.len).unwrap_or(&[]));
+        self.len = 0;
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Text for Line {
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    fn dec(&mut self, mut v: u32) {
+        // u32::MAX has 10 digits; filled from the end.
+        let mut d = [0u8; 10];
+        let mut start = 0;
+        for (n, slot) in d.iter_mut().enumerate().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                start = n;
+                break;
+            }
+        }
+        self.bytes(d.get(start..).unwrap_or(&[]));
+    }
+
+    fn hex(&mut self, v: u32) {
+        self.bytes(b"0x");
+        self.hex8(v);
+    }
+}
+
+/// Prints `key value`.
+#[inline(never)]
+pub fn metric(key: &str, v: u32) {
+    Line::start(key).num(v).send();
+}
+
+/// Prints `s`.
+#[inline(never)]
+pub fn say(s: &str) {
+    Line::start(s).send();
+}

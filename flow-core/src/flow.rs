@@ -205,16 +205,19 @@ impl<'a, const L: usize> Chain<'a, L> {
             });
         }
         let mut total = T::ZERO;
-        let mut step = |l: &Layer<'a>| -> Result<(), Error> {
+        let n = self.layers.len();
+        for i in 0..n {
+            let idx = match dir {
+                Direction::Forward => i,
+                Direction::Inverse => n - 1 - i,
+            };
+            let Some(l) = self.layers.get(idx) else {
+                continue;
+            };
             // An unconditional layer in a conditional chain gets no context (a coupling with
             // context size 0 rejects a non-empty one).
             let c = if l.context_dim() == 0 { &[][..] } else { ctx };
             total += l.apply_scratch(v, c, lds, dir, want_log_det, &mut s.reborrow())?;
-            Ok(())
-        };
-        match dir {
-            Direction::Forward => self.layers.iter().try_for_each(&mut step)?,
-            Direction::Inverse => self.layers.iter().rev().try_for_each(&mut step)?,
         }
         Ok(total)
     }

@@ -17,6 +17,9 @@
 //! with `log|J| = 0`. The bin is `k = #{j in 0..=K : v >= knot_j + 1e-6} - 1`, clamped to
 //! `0..K`, searching the `x` knots going forward and the `y` knots going back. The absolute
 //! `1e-6` means a point on an interior knot is evaluated in the bin to its left at `θ = 1`.
+//! Where that left bin, extrapolated past its end, never reaches the point (Pyro returns NaN
+//! there: the log of a non-positive number, or a discriminant lost to rounding), flow-core
+//! evaluates the bin the point lies in instead; wherever Pyro's value is finite, the two agree.
 //!
 //! # Quadratic order (Durkan et al., 2019)
 //! With `θ = (x - x_k)/Δx_k`, `t = θ(1-θ)` and `c = δ_k + δ_{k+1} - 2s_k`:
@@ -433,7 +436,51 @@ pub fn eval<T: Real, P: BinParams<T>>(
         Direction::Inverse => (&ay, &ax),
     };
     let (k, s_lo, s_hi) = search.search(v);
-    let (o_lo, o_hi) = other.edges(k);
+    let r = eval_bin(
+        shape,
+        p,
+        v,
+        dir,
+        want_log_det,
+        k,
+        (s_lo, s_hi),
+        other.edges(k),
+    );
+    // Inside the 1e-6 window above an interior knot the search picks the bin to the left and
+    // extrapolates it past its end, as Pyro does. Where that extrapolation breaks down (the
+    // rational function never reaches `v`: a log of a non-positive number, or a discriminant
+    // lost to rounding), Pyro returns NaN; here the point is evaluated in the bin it lies in
+    // instead. Wherever Pyro's value is finite this changes nothing.
+    let broken = !(r.0.is_finite() && r.1.is_finite());
+    if broken && v >= s_hi && k + 1 < k_bins {
+        let k1 = k + 1;
+        return Ok(eval_bin(
+            shape,
+            p,
+            v,
+            dir,
+            want_log_det,
+            k1,
+            search.edges(k1),
+            other.edges(k1),
+        ));
+    }
+    Ok(r)
+}
+
+/// Evaluates bin `k` at `v`, given the bin's edges on the search axis and on the other axis.
+#[allow(clippy::too_many_arguments)] // one bin's full description
+fn eval_bin<T: Real, P: BinParams<T>>(
+    shape: &SplineShape,
+    p: &P,
+    v: T,
+    dir: Direction,
+    want_log_det: bool,
+    k: usize,
+    (s_lo, s_hi): (T, T),
+    (o_lo, o_hi): (T, T),
+) -> (T, T) {
+    let k_bins = shape.bins;
     let ((x_k, x_k1), (y_k, y_k1)) = match dir {
         Direction::Forward => ((s_lo, s_hi), (o_lo, o_hi)),
         Direction::Inverse => ((o_lo, o_hi), (s_lo, s_hi)),
@@ -451,7 +498,7 @@ pub fn eval<T: Real, P: BinParams<T>>(
         d_k,
         d_k1,
     };
-    Ok(match shape.order {
+    match shape.order {
         Order::Quadratic => match dir {
             Direction::Forward => bin.quadratic_forward(v, want_log_det),
             Direction::Inverse => bin.quadratic_inverse(v, want_log_det),
@@ -465,7 +512,7 @@ pub fn eval<T: Real, P: BinParams<T>>(
                 Direction::Inverse => lin.inverse(v, want_log_det),
             }
         }
-    })
+    }
 }
 
 /// The quantities of the bin a point falls in.

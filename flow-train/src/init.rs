@@ -1,0 +1,114 @@
+//! Seeded randomness: Pyro-like initialization, shuffles and permutations.
+
+use crate::spec::{FlowSpec, LayerSpec, ModelSpec};
+use rand_core::{RngCore, SeedableRng};
+
+/// A seeded generator (PCG-64 MCG): initial parameters, minibatch shuffles, validation splits.
+#[derive(Clone, Debug)]
+pub struct Rng(rand_pcg::Pcg64Mcg);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(rand_pcg::Pcg64Mcg::seed_from_u64(seed))
+    }
+
+    /// Uniform on `[0, 1)` with 24 random bits.
+    pub fn uniform(&mut self) -> f32 {
+        (self.0.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+    }
+
+    /// A standard Normal draw (flow-core's Box–Muller).
+    pub fn normal(&mut self) -> f32 {
+        let mut z = [0.0f32; 1];
+        flow_core::StdNormal::sample(&mut self.0, &mut z);
+        z[0]
+    }
+
+    /// Uniform index in `0..n` (`n >= 1`).
+    pub fn below(&mut self, n: usize) -> usize {
+        // Lemire's multiply-shift; the bias for n far below 2^64 is negligible here.
+        ((self.0.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<X>(&mut self, v: &mut [X]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+
+    /// A uniformly random permutation of `0..n`.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        self.shuffle(&mut p);
+        p
+    }
+}
+
+/// Initial parameters as Pyro draws them: spline widths, heights and derivatives `randn`,
+/// lambdas `rand` (U[0,1)); DenseNN weights and biases U(-1/√fan_in, 1/√fan_in) (torch's
+/// `Linear` default); a learnable affine starts at its spec's `loc`/`scale`.
+pub fn init_params(spec: &ModelSpec, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(spec.param_count());
+    for f in spec.flows() {
+        init_flow(f, &mut rng, &mut out);
+    }
+    out
+}
+
+fn init_spline(dims: usize, s: &crate::spec::SplineSpec, rng: &mut Rng, out: &mut Vec<f32>) {
+    let k = s.bins;
+    for _ in 0..(2 * dims * k + dims * (k - 1)) {
+        out.push(rng.normal());
+    }
+    if s.order == flow_core::Order::Linear {
+        for _ in 0..dims * k {
+            out.push(rng.uniform());
+        }
+    }
+}
+
+fn init_dense(input: usize, hidden: &[usize], output: usize, rng: &mut Rng, out: &mut Vec<f32>) {
+    let mut prev = input;
+    for &h in hidden.iter().chain(std::iter::once(&output)) {
+        let bound = 1.0 / (prev as f32).sqrt();
+        for _ in 0..(prev * h + h) {
+            out.push((2.0 * rng.uniform() - 1.0) * bound);
+        }
+        prev = h;
+    }
+}
+
+fn init_flow(f: &FlowSpec, rng: &mut Rng, out: &mut Vec<f32>) {
+    for l in &f.layers {
+        match l {
+            LayerSpec::Spline(s) => init_spline(f.dim, s, rng, out),
+            LayerSpec::Coupling {
+                split,
+                hidden,
+                spline,
+            } => {
+                init_spline(*split, spline, rng, out);
+                let p = (f.dim - split) * spline.params_per_dim();
+                init_dense(split + f.context, hidden, p, rng, out);
+            }
+            LayerSpec::ConditionalSpline { hidden, spline } => {
+                init_dense(f.context, hidden, f.dim * spline.params_per_dim(), rng, out);
+            }
+            LayerSpec::Permute(_) => {}
+            LayerSpec::Affine {
+                loc,
+                scale,
+                learnable,
+            } => {
+                if *learnable {
+                    out.extend_from_slice(loc);
+                    out.extend_from_slice(scale);
+                }
+            }
+        }
+    }
+}

@@ -1089,6 +1089,79 @@ fn joint_model_matches_host_on_m0() {
     });
 }
 
+/// Pyro's own trained tutorial flows, imported from their state dicts, run on the device with
+/// the host's numbers: (b) `spline_coupling(2, 16)` on the M4F and (c) the joint
+/// `spline(1) + conditional_spline(1)` on the M0.
+fn pyro_trained(file: &str, description: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/pyro/trained")
+        .join(file);
+    let sd = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    flow_train::pyro::import(&sd, description).unwrap()
+}
+
+#[test]
+fn pyro_trained_coupling_matches_host_on_m4f() {
+    let bytes = pyro_trained(
+        "b_spline_coupling_params.json",
+        r#"{"dim": 2, "layers": [{"type": "spline_coupling", "count_bins": 16}]}"#,
+    );
+    let path = write_file("pyro_b.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.layers, g.hidden, g.bins),
+        (FlowKind::Plain, 2, 1, 20, 16)
+    );
+    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    check(Case {
+        label: "pyro-b-m4f",
+        target: M4F,
+        machines: &[MPS2_AN386],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
+#[test]
+fn pyro_trained_joint_matches_host_on_m0() {
+    let bytes = pyro_trained(
+        "c_conditional_params.json",
+        r#"{"flow": "joint", "dim": 2, "context_dim": 1, "marginal_layers": 1,
+            "layers": [{"type": "spline", "prefix": "0.", "count_bins": 8},
+                       {"type": "conditional_spline", "prefix": "1.", "count_bins": 8}]}"#,
+    );
+    let path = write_file("pyro_c.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.split, g.layers, g.hidden, g.bins),
+        (FlowKind::Joint, 2, 1, 1, 10, 8)
+    );
+    let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    check(Case {
+        label: "pyro-c-m0",
+        target: M0,
+        machines: &[MICROBIT],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
 /// The streaming anomaly detector with a 6-D model and a `FLOW_STREAM` file of sensor rows.
 #[test]
 fn imu_model_with_stream_file_matches_host_on_m4f() {

@@ -4,7 +4,7 @@
 //! torch. The weights of all layers are one block: `W_0, b_0, W_1, b_1, …`.
 //!
 //! Hidden activations live in caller-provided scratch; the output layer is evaluated one row at a
-//! time ([`DenseNN::output`]), so a spline asks only for the outputs it needs and no buffer of
+//! time, so a spline asks only for the outputs it needs and no buffer of
 //! the full output is kept.
 
 use crate::error::{check_capacity, Capacity, Error, LayerError};

@@ -28,6 +28,8 @@ impl StdNormal {
     }
 
     /// Fills `out` with independent standard Normal draws (Box–Muller, see the module docs).
+    // Not inlined: its trigonometry's stack frame then never adds to the flow's own.
+    #[inline(never)]
     pub fn sample<T: Real, R: RngCore + ?Sized>(rng: &mut R, out: &mut [T]) {
         // 24-bit integers and their products with 2^-24 are exact in f32 (and so in f64):
         // no double-precision arithmetic on cores whose FPU has none.

@@ -1100,6 +1100,71 @@ fn pyro_trained(file: &str, description: &str) -> Vec<u8> {
     flow_train::pyro::import(&sd, description).unwrap()
 }
 
+const PYRO_A: &str = r#"{"dim": 2, "layers": [{"type": "spline", "count_bins": 16}]}"#;
+const PYRO_C: &str = r#"{"flow": "joint", "dim": 2, "context_dim": 1, "marginal_layers": 1,
+    "layers": [{"type": "spline", "prefix": "0.", "count_bins": 8},
+               {"type": "conditional_spline", "prefix": "1.", "count_bins": 8}]}"#;
+
+/// Pyro's (a) `Spline(2, 16)` on a core with FPU and on one without.
+fn pyro_spline_case(label: &str, target: &str, machines: &[Machine]) {
+    let bytes = pyro_trained("a_spline_params.json", PYRO_A);
+    let path = write_file(&format!("{label}.nflw"), &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(
+        (g.kind, g.dim, g.layers, g.hidden, g.bins),
+        (FlowKind::Plain, 2, 1, 0, 16)
+    );
+    let flow: Flow<2, 1, 0, 16> = model.flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    check(Case {
+        label,
+        target,
+        machines,
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
+#[test]
+fn pyro_trained_spline_matches_host_on_m4f() {
+    pyro_spline_case("pyro-a-m4f", M4F, &[MPS2_AN386]);
+}
+
+#[test]
+fn pyro_trained_spline_matches_host_on_m0() {
+    pyro_spline_case("pyro-a-m0", M0, &[MICROBIT]);
+}
+
+#[test]
+fn pyro_trained_joint_matches_host_on_m4f() {
+    let bytes = pyro_trained("c_conditional_params.json", PYRO_C);
+    let path = write_file("pyro_c_m4f.nflw", &bytes);
+    let model = Model::parse(&bytes).unwrap();
+    let g = Geometry::of(&model).unwrap();
+    let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    check(Case {
+        label: "pyro-c-m4f",
+        target: M4F,
+        machines: &[MPS2_AN386],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
+}
+
 #[test]
 fn pyro_trained_coupling_matches_host_on_m4f() {
     let bytes = pyro_trained(
@@ -1132,12 +1197,7 @@ fn pyro_trained_coupling_matches_host_on_m4f() {
 
 #[test]
 fn pyro_trained_joint_matches_host_on_m0() {
-    let bytes = pyro_trained(
-        "c_conditional_params.json",
-        r#"{"flow": "joint", "dim": 2, "context_dim": 1, "marginal_layers": 1,
-            "layers": [{"type": "spline", "prefix": "0.", "count_bins": 8},
-                       {"type": "conditional_spline", "prefix": "1.", "count_bins": 8}]}"#,
-    );
+    let bytes = pyro_trained("c_conditional_params.json", PYRO_C);
     let path = write_file("pyro_c.nflw", &bytes);
     let model = Model::parse(&bytes).unwrap();
     let g = Geometry::of(&model).unwrap();

@@ -117,6 +117,7 @@ pub mod isa;
 pub mod pyro;
 pub mod spec;
 mod spline;
+pub mod synth;
 mod tile;
 pub mod train;
 

@@ -1,11 +1,9 @@
-//! `flow-train` command line (to come: `fit`, `eval`, `sample`, `plot`). The engine is the
-//! library; `cargo bench -p flow-train --bench tutorial` runs Pyro's tutorial configurations.
+//! `flow-train`: fit, score, sample, inspect and plot flow-core models; import Pyro-trained
+//! flows. `flow-train --help` and `flow-train <command> --help` describe every option; the
+//! workspace README has examples. The training itself is the `flow_train` library.
 
-fn main() {
-    eprintln!(
-        "flow-train {}: the command line is not written yet; the training engine is the \
-         flow_train library (see `cargo doc -p flow-train`).",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,875 @@
+//! `fit`: data → architecture and settings → training → checks → model file (atomically).
+//!
+//! * **Data.** A CSV file or built-in circles/moons. `--context-columns` are the context `c` of
+//!   a conditional model; `--group-column` (text, not a data column) or `--rows-per-group`
+//!   make the groups of the validation split.
+//! * **Split and scaler.** The validation split is the library's own
+//!   ([`split_indices`]/[`split_groups`] with the run's seed and fraction, so it is exactly the
+//!   one training uses); the scaler (mean, population standard deviation; 1 for a constant
+//!   column) is fit on the training rows only. Training sees standardized data; the data
+//!   columns' scaler is stored in the model, so a device scores raw values with
+//!   `Model::log_prob_raw`. A conditional model's context columns are standardized for
+//!   training too, and that scaler is then folded into the first layer of every hypernetwork
+//!   that reads the context (`W' = W / s`, `b' = b - W m / s`), so the stored model takes the
+//!   context in raw units.
+//! * **Architecture and settings.** `--flow auto` calls
+//!   [`auto_config`]; explicit kinds build the
+//!   architecture from `--layers/--bins/--order/--bound/--hidden` and take the automatic
+//!   configuration's training settings. Options override the settings.
+//! * **Conditional models** train as the library's joint `p(c)·p(x | c)` with an *empty*
+//!   flow for `c`: `log p(c)` is then a standard Normal's, constant in the parameters, so the
+//!   gradient and the ranking of validation losses are exactly those of `p(x | c)`; only the
+//!   conditional flow is stored.
+//! * **After training**: a run that diverged (non-finite loss) with no validated parameters is
+//!   an error and writes nothing. Otherwise the kept parameters are encoded, parsed back by
+//!   flow-core, and scored by flow-core's `f32` code: the reported NLLs and the anomaly
+//!   thresholds (log-density quantiles 0.1%, 1%, 5% of the validation rows, or of the
+//!   training rows without a split, in the flow's space) come from the file as written.
+
+use super::runtime::Runtime;
+use super::table::Table;
+use super::{files::write_atomic, info, FitArgs, FlowArg, OrderArg, PresetArg};
+use anyhow::{bail, Context, Result};
+use flow_core::model::ModelBuilder;
+use flow_core::Order;
+use flow_train::defaults::{auto_config, AutoOptions, Preset};
+use flow_train::train::{split_groups, split_indices};
+use flow_train::{
+    synth, train, Dataset, Exported, FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec,
+    StopReason,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+/// Points of built-in data when `--n` is not given. More generated data is what closes the
+/// gap to the data's entropy (the library's best on Pyro's 1000 points overfits to ≈ 1.85
+/// nats); see the README's "Trainer" section for the measurement.
+pub const DEFAULT_N: usize = 100_000;
+/// Noise of built-in data when `--noise` is not given (Pyro's tutorial uses 0.05).
+pub const DEFAULT_NOISE: f64 = 0.05;
+/// Inner radius of built-in circles when `--factor` is not given (Pyro's tutorial: 0.5).
+pub const DEFAULT_FACTOR: f64 = 0.5;
+/// A run whose kept parameters score this many nats per row worse than its initial
+/// parameters has diverged: its model is not written.
+pub const DIVERGED: f64 = 1.0;
+/// The anomaly-threshold quantiles stored in the model.
+pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
+
+/// What the stored model is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    /// `p(x₁)·p(x₂ | x₁)` with `x₁` of this size.
+    Joint(usize),
+    /// `p(x | c)` with `c` of this size.
+    Conditional(usize),
+}
+
+/// Architecture options of an explicit `--flow`.
+struct Arch {
+    layers: Option<usize>,
+    spline: SplineSpec,
+    hidden: Vec<usize>,
+}
+
+fn load(a: &FitArgs) -> Result<Table> {
+    let builtin = matches!(a.data.as_str(), "circles" | "moons");
+    if !builtin {
+        if a.n.is_some() || a.noise.is_some() || a.factor.is_some() {
+            bail!("--n, --noise and --factor describe built-in data (--data circles|moons)");
+        }
+        return super::table::read_csv(Path::new(&a.data));
+    }
+    if a.group_column.is_some() {
+        bail!("--group-column needs a CSV file (built-in data have no group column)");
+    }
+    let n = a.n.unwrap_or(DEFAULT_N);
+    let noise = a.noise.unwrap_or(DEFAULT_NOISE);
+    let (d, what) = if a.data == "circles" {
+        let factor = a.factor.unwrap_or(DEFAULT_FACTOR);
+        (
+            synth::circles(n, factor, noise, a.seed)?,
+            format!(
+                "built-in circles (n = {n}, factor {factor}, noise {noise}, seed {})",
+                a.seed
+            ),
+        )
+    } else {
+        if a.factor.is_some() {
+            bail!("--factor is for circles");
+        }
+        (
+            synth::moons(n, noise, a.seed)?,
+            format!("built-in moons (n = {n}, noise {noise}, seed {})", a.seed),
+        )
+    };
+    let cols = synth::COLUMNS.iter().map(|s| s.to_string()).collect();
+    Ok(Table::new(cols, d.values().to_vec(), what))
+}
+
+/// Group ids from the group column (any text) or from `--rows-per-group`.
+fn groups(a: &FitArgs, t: &Table) -> Result<Option<Vec<u32>>> {
+    if let Some(name) = &a.group_column {
+        let labels = t.text(t.index(name)?);
+        let mut ids = std::collections::HashMap::new();
+        let g = labels
+            .iter()
+            .map(|l| {
+                let next = ids.len() as u32;
+                *ids.entry(l.as_str()).or_insert(next)
+            })
+            .collect();
+        return Ok(Some(g));
+    }
+    match a.rows_per_group {
+        Some(0) => bail!("--rows-per-group must be at least 1"),
+        Some(k) => Ok(Some((0..t.rows()).map(|i| (i / k) as u32).collect())),
+        None => Ok(None),
+    }
+}
+
+/// Mean and population standard deviation of each column of `rows` (row-major, `w` wide)
+/// over `idx`; a constant column gets scale 1.
+fn scaler(values: &[f32], w: usize, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let n = idx.len().max(1) as f64;
+    let mut mean = vec![0.0f64; w];
+    for &i in idx {
+        for (m, &v) in mean.iter_mut().zip(&values[i * w..(i + 1) * w]) {
+            *m += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![0.0f64; w];
+    for &i in idx {
+        for ((s, &v), m) in var.iter_mut().zip(&values[i * w..(i + 1) * w]).zip(&mean) {
+            *s += (v as f64 - m) * (v as f64 - m);
+        }
+    }
+    let scale = var
+        .iter()
+        .map(|&s| {
+            let sd = (s / n).sqrt() as f32;
+            if sd.is_finite() && sd > 0.0 {
+                sd
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.iter().map(|&m| m as f32).collect(), scale)
+}
+
+/// Explicit architectures. `d` data columns, `c` context columns.
+fn explicit_spec(flow: FlowArg, d: usize, c: usize, arch: &Arch, seed: u64) -> Result<ModelSpec> {
+    let s = arch.spline;
+    let h = arch.hidden.clone();
+    let n = |default: usize| -> Result<usize> {
+        match arch.layers {
+            Some(0) => bail!("--layers must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        }
+    };
+    Ok(match flow {
+        FlowArg::Spline => ModelSpec::Flow(FlowSpec {
+            dim: d,
+            context: 0,
+            layers: vec![LayerSpec::Spline(s); n(1)?],
+        }),
+        FlowArg::Coupling => {
+            if d < 2 {
+                bail!("--flow coupling needs at least 2 data columns (found {d})");
+            }
+            let perm = if d == 2 {
+                Permutation::Reverse
+            } else {
+                Permutation::Random(seed)
+            };
+            ModelSpec::Flow(FlowSpec::coupling_stack(d, n(4)?, &h, s, perm))
+        }
+        FlowArg::Joint => {
+            if d < 2 {
+                bail!("--flow joint models p(x1)·p(x2|x1): it needs at least 2 data columns");
+            }
+            ModelSpec::Joint {
+                marginal: FlowSpec::spline(1, s),
+                conditional: FlowSpec {
+                    dim: d - 1,
+                    context: 1,
+                    layers: vec![
+                        LayerSpec::ConditionalSpline {
+                            hidden: h,
+                            spline: s,
+                        };
+                        n(1)?
+                    ],
+                },
+            }
+        }
+        FlowArg::Conditional => conditional_spec(d, c, n(if d == 1 { 1 } else { 2 })?, &h, s, seed),
+        FlowArg::Auto => unreachable!("auto is resolved by the caller"),
+    })
+}
+
+/// `p(x | c)` as the library's joint `p(c)·p(x | c)` with an empty flow for `c`: for `d = 1`,
+/// `layers` conditional splines; for `d >= 2`, a conditional spline, then `layers`
+/// conditional couplings with permutations between them.
+fn conditional_spec(
+    d: usize,
+    c: usize,
+    layers: usize,
+    hidden: &[usize],
+    s: SplineSpec,
+    seed: u64,
+) -> ModelSpec {
+    let cond = LayerSpec::ConditionalSpline {
+        hidden: hidden.to_vec(),
+        spline: s,
+    };
+    let (mut layers, couplings) = if d == 1 {
+        (vec![cond; layers], 0)
+    } else {
+        (vec![cond], layers)
+    };
+    if couplings > 0 {
+        let perm = if d == 2 {
+            Permutation::Reverse
+        } else {
+            Permutation::Random(seed)
+        };
+        layers.extend(FlowSpec::coupling_stack(d, couplings, hidden, s, perm).layers);
+    }
+    ModelSpec::Joint {
+        marginal: FlowSpec {
+            dim: c,
+            context: 0,
+            layers: Vec::new(),
+        },
+        conditional: FlowSpec {
+            dim: d,
+            context: c,
+            layers,
+        },
+    }
+}
+
+/// Folds the context scaler into the first layer of every hypernetwork that reads the
+/// context, so the stored model takes the raw context: `W' = W / s`, `b' = b - W·m/s` on the
+/// context inputs (computed in `f64`, rounded to `f32`).
+fn fold_context_scaler(spec: &ModelSpec, params: &mut [f32], mean: &[f32], scale: &[f32]) {
+    let ModelSpec::Joint {
+        marginal,
+        conditional: f,
+    } = spec
+    else {
+        return;
+    };
+    let mut off = marginal.param_count();
+    let c = f.context;
+    for l in &f.layers {
+        let n = l.param_count(f.dim, c);
+        let (lower, hidden, out_rows) = match l {
+            LayerSpec::ConditionalSpline { hidden, spline } => {
+                (0, hidden, f.dim * spline.params_per_dim())
+            }
+            LayerSpec::Coupling {
+                split,
+                hidden,
+                spline,
+            } => (*split, hidden, (f.dim - split) * spline.params_per_dim()),
+            _ => {
+                off += n;
+                continue;
+            }
+        };
+        let nn_off = off
+            + match l {
+                LayerSpec::Coupling { split, spline, .. } => split * spline.params_per_dim(),
+                _ => 0,
+            };
+        let inputs = lower + c;
+        let rows = hidden.first().copied().unwrap_or(out_rows);
+        let (w, rest) = params[nn_off..].split_at_mut(rows * inputs);
+        let b = &mut rest[..rows];
+        for o in 0..rows {
+            let mut shift = 0.0f64;
+            for k in 0..c {
+                let wk = &mut w[o * inputs + lower + k];
+                shift += *wk as f64 * mean[k] as f64 / scale[k] as f64;
+                *wk = (*wk as f64 / scale[k] as f64) as f32;
+            }
+            b[o] = (b[o] as f64 - shift) as f32;
+        }
+        off += n;
+    }
+}
+
+/// The model file (without thresholds) from trained parameters.
+fn builder(
+    kind: Kind,
+    spec: &ModelSpec,
+    params: &[f32],
+    columns: &[String],
+    scaler: Option<&(Vec<f32>, Vec<f32>)>,
+) -> Result<ModelBuilder> {
+    let e = Exported::new(spec, params)?;
+    let d = spec.dim();
+    let mut b = match kind {
+        Kind::Plain => ModelBuilder::plain(d),
+        Kind::Joint(d1) => ModelBuilder::joint(d, d1),
+        Kind::Conditional(c) => ModelBuilder::conditional(d - c, c),
+    };
+    match kind {
+        Kind::Plain => {
+            for l in e.layers(0)? {
+                b.layer(&l);
+            }
+        }
+        Kind::Joint(_) => {
+            for l in e.layers(0)? {
+                b.layer(&l);
+            }
+            b.end_marginal();
+            for l in e.layers(1)? {
+                b.layer(&l);
+            }
+        }
+        Kind::Conditional(_) => {
+            for l in e.layers(1)? {
+                b.layer(&l);
+            }
+        }
+    }
+    b.columns(columns);
+    if let Some((m, s)) = scaler {
+        b.scaler(m, s);
+    }
+    Ok(b)
+}
+
+/// NumPy's default (linear) quantile of sorted values.
+fn quantile(sorted: &[f32], q: f32) -> f32 {
+    let pos = q as f64 * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let t = pos - lo as f64;
+    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
+}
+
+fn describe(spec: &ModelSpec, kind: Kind) -> String {
+    let layer = |l: &LayerSpec| -> String {
+        let s = |s: &SplineSpec| {
+            format!(
+                "K={} B={} {}",
+                s.bins,
+                s.bound,
+                if s.order == Order::Linear {
+                    "linear"
+                } else {
+                    "quadratic"
+                }
+            )
+        };
+        match l {
+            LayerSpec::Spline(sp) => format!("spline({})", s(sp)),
+            LayerSpec::Coupling { hidden, spline, .. } => {
+                format!("coupling({}, hidden {hidden:?})", s(spline))
+            }
+            LayerSpec::ConditionalSpline { hidden, spline } => {
+                format!("conditional_spline({}, hidden {hidden:?})", s(spline))
+            }
+            LayerSpec::Permute(p) => format!("permute{p:?}"),
+            LayerSpec::Affine { .. } => "affine".into(),
+        }
+    };
+    let list = |f: &FlowSpec| f.layers.iter().map(layer).collect::<Vec<_>>().join(" → ");
+    match (spec, kind) {
+        (ModelSpec::Flow(f), _) => format!("plain flow on {} dims: {}", f.dim, list(f)),
+        (ModelSpec::Joint { conditional, .. }, Kind::Conditional(c)) => format!(
+            "conditional flow p(x | c), x: {} dims, c: {c}: {}",
+            conditional.dim,
+            list(conditional)
+        ),
+        (
+            ModelSpec::Joint {
+                marginal,
+                conditional,
+            },
+            _,
+        ) => format!(
+            "joint p(x1)·p(x2|x1), x1: {} dims: [{}] · [{}]",
+            marginal.dim,
+            list(marginal),
+            list(conditional)
+        ),
+    }
+}
+
+pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let standardize = !a.no_standardize;
+    let table = load(a)?;
+    let groups = groups(a, &table)?;
+    let rows = table.rows();
+    if rows < 2 {
+        bail!("{}: {rows} row(s); fitting needs at least 2", table.source);
+    }
+
+    // Columns: context first (the library's joint layout `[c, x]`), then data.
+    let mut ctx_idx = Vec::new();
+    for n in &a.context_columns {
+        let j = table.index(n)?;
+        if ctx_idx.contains(&j) {
+            bail!("--context-columns names `{n}` twice");
+        }
+        ctx_idx.push(j);
+    }
+    let group_idx = match &a.group_column {
+        Some(g) => Some(table.index(g)?),
+        None => None,
+    };
+    if group_idx.is_some_and(|g| ctx_idx.contains(&g)) {
+        bail!("the group column cannot be a context column");
+    }
+    let data_idx: Vec<usize> = (0..table.columns.len())
+        .filter(|j| !ctx_idx.contains(j) && Some(*j) != group_idx)
+        .collect();
+    let (d, c) = (data_idx.len(), ctx_idx.len());
+    if d == 0 {
+        bail!("no data columns are left besides the context columns");
+    }
+    match (a.flow, c > 0) {
+        (FlowArg::Conditional, false) => {
+            bail!("--flow conditional needs --context-columns (the columns of c in p(x | c))")
+        }
+        (FlowArg::Spline | FlowArg::Coupling | FlowArg::Joint, true) => {
+            bail!("--context-columns needs --flow conditional (or auto)")
+        }
+        _ => {}
+    }
+    let explicit_arch = a.layers.is_some()
+        || a.bins.is_some()
+        || a.order.is_some()
+        || a.bound.is_some()
+        || a.hidden.is_some();
+    if a.flow == FlowArg::Auto && explicit_arch {
+        bail!(
+            "--layers, --bins, --order, --bound and --hidden describe an explicit --flow \
+             (spline, coupling, conditional, joint); --flow auto chooses them itself (size it \
+             with --preset or --max-params)"
+        );
+    }
+    if a.flow != FlowArg::Auto && a.preset.is_some() {
+        bail!("--preset sizes --flow auto; with an explicit --flow use --layers/--bins/--hidden");
+    }
+    let w = c + d;
+    let mut order: Vec<usize> = ctx_idx.clone();
+    order.extend(&data_idx);
+    let raw = table.select(&order)?;
+    let names: Vec<String> = data_idx
+        .iter()
+        .chain(&ctx_idx)
+        .map(|&j| table.columns[j].clone())
+        .collect();
+
+    // The split the library will make (same function, seed and fraction), then the scaler on
+    // the training rows.
+    let val_fraction = match a.val_fraction {
+        Some(f) => f,
+        None => {
+            let probe = Dataset::new(w, raw.clone())?;
+            auto_config(&probe, &AutoOptions::default())?
+                .1
+                .validation_fraction
+        }
+    };
+    if !(0.0..0.9).contains(&val_fraction) {
+        bail!("--val-fraction must be in [0, 0.9)");
+    }
+    let (train_idx, val_idx) = match &groups {
+        Some(g) => split_groups(g, val_fraction, a.seed),
+        None => split_indices(rows, val_fraction, a.seed),
+    };
+    if train_idx.is_empty() {
+        bail!("no training rows after the validation split");
+    }
+    let (mean, scale) = if standardize {
+        scaler(&raw, w, &train_idx)
+    } else {
+        (vec![0.0; w], vec![1.0; w])
+    };
+    let data: Vec<f32> = raw
+        .chunks_exact(w)
+        .flat_map(|r| {
+            r.iter()
+                .zip(mean.iter().zip(&scale))
+                .map(|(&v, (&m, &s))| (v - m) / s)
+        })
+        .collect();
+    let dataset = Dataset::new(w, data)?;
+    let data_only = Dataset::new(
+        d,
+        dataset
+            .values()
+            .chunks_exact(w)
+            .flat_map(|r| r[c..].iter().copied())
+            .collect(),
+    )?;
+
+    // Architecture and settings.
+    let preset = a.preset.map(|p| match p {
+        PresetArg::Tiny => Preset::Tiny,
+        PresetArg::Small => Preset::Small,
+        PresetArg::Medium => Preset::Medium,
+    });
+    let (spec, mut cfg) = if a.flow == FlowArg::Auto && c == 0 {
+        auto_config(
+            &data_only,
+            &AutoOptions {
+                preset,
+                max_params: a.max_params,
+            },
+        )?
+    } else {
+        let (_, cfg) = auto_config(&data_only, &AutoOptions::default())?;
+        let spec = if a.flow == FlowArg::Auto {
+            let layers = if d == 1 { 1 } else { 2 };
+            conditional_spec(d, c, layers, &[32, 32], SplineSpec::linear(32, 4.0), a.seed)
+        } else {
+            let bins = a.bins.unwrap_or(16);
+            let bound = a.bound.unwrap_or(4.0);
+            let order = match a.order.unwrap_or(OrderArg::Linear) {
+                OrderArg::Linear => Order::Linear,
+                OrderArg::Quadratic => Order::Quadratic,
+            };
+            let arch = Arch {
+                layers: a.layers,
+                spline: SplineSpec { bins, bound, order },
+                hidden: a.hidden.clone().unwrap_or_else(|| vec![32, 32]),
+            };
+            explicit_spec(a.flow, d, c, &arch, a.seed)?
+        };
+        (spec, cfg)
+    };
+    spec.validate()?;
+    let budget = a.max_params.or(preset.map(Preset::budget));
+    if let Some(max) = budget {
+        if spec.param_count() > max {
+            bail!(
+                "the model has {} parameters, over the limit of {max}",
+                spec.param_count()
+            );
+        }
+    }
+    let kind = match (&spec, c) {
+        (_, c) if c > 0 => Kind::Conditional(c),
+        (ModelSpec::Flow(_), _) => Kind::Plain,
+        (ModelSpec::Joint { marginal, .. }, _) => Kind::Joint(marginal.dim),
+    };
+
+    cfg.seed = a.seed;
+    cfg.validation_fraction = val_fraction;
+    cfg.groups = groups;
+    if let Some(lr) = a.lr {
+        cfg.lr = lr;
+    }
+    if let Some(b) = a.batch_size {
+        cfg.batch_size = if b == 0 { None } else { Some(b) };
+    }
+    if let Some(p) = a.patience {
+        cfg.patience = if p == 0 { None } else { Some(p) };
+    }
+    if let Some(s) = a.max_seconds {
+        cfg.max_seconds = if s > 0.0 { Some(s) } else { None };
+    }
+    if let Some(s) = a.steps {
+        cfg.steps = s;
+    }
+    if let Some(e) = a.epochs {
+        let n = train_idx.len();
+        let batch = cfg.batch_size.unwrap_or(n).clamp(1, n);
+        cfg.steps = (e * n as f64 / batch as f64).ceil().max(1.0) as usize;
+    }
+    if cfg.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        bail!("--lr must be a positive number");
+    }
+
+    info!(
+        quiet,
+        "data: {}: {rows} rows, columns {}",
+        table.source,
+        names.join(", ")
+    );
+    info!(quiet, "model: {}", describe(&spec, kind));
+    info!(quiet, "parameters: {}", spec.param_count());
+    info!(
+        quiet,
+        "split: {} training rows, {} validation rows{}; {}",
+        train_idx.len(),
+        val_idx.len(),
+        if cfg.groups.is_some() {
+            " (whole groups)"
+        } else {
+            ""
+        },
+        if standardize {
+            "scaler fit on the training rows"
+        } else {
+            "no scaler"
+        }
+    );
+    info!(
+        quiet,
+        "training: {} steps, Adam lr {}, batch {}, seed {}{}",
+        cfg.steps,
+        cfg.lr,
+        cfg.batch_size.map_or("full".to_string(), |b| b.to_string()),
+        cfg.seed,
+        cfg.max_seconds
+            .map_or(String::new(), |s| format!(", time limit {s} s"))
+    );
+
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(cfg.steps as u64)
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} steps  {msg}")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> "),
+    );
+    let mut best = f64::INFINITY;
+    let m = train(&spec, &cfg, &dataset, |p| {
+        pb.set_position(p.step as u64);
+        if let Some(v) = p.val_loss {
+            best = best.min(v);
+            pb.set_message(format!(
+                "loss {:.3}  validation {v:.3} (best {best:.3})",
+                p.loss
+            ));
+        } else if best.is_infinite() && p.step % 50 == 0 {
+            pb.set_message(format!("loss {:.3}", p.loss));
+        }
+        ControlFlow::Continue(())
+    })?;
+    pb.finish_and_clear();
+
+    let validated = m.val_losses.iter().any(|(_, v)| v.is_finite());
+    let stop = match m.stop {
+        StopReason::Completed => "all steps done".to_string(),
+        StopReason::EarlyStopped => "early stopping (validation stopped improving)".into(),
+        StopReason::TimeLimit => "time limit".into(),
+        StopReason::Cancelled => "cancelled".into(),
+        StopReason::NonFinite { step } => {
+            if !validated {
+                bail!(
+                    "training diverged: the loss or its gradient became NaN/infinite at step \
+                     {step} (learning rate {} too high?), and no validated parameters exist \
+                     to fall back on; {} was not written",
+                    cfg.lr,
+                    a.out.display()
+                );
+            }
+            format!(
+                "DIVERGED at step {step} (non-finite loss); keeping the best validated parameters"
+            )
+        }
+    };
+    info!(
+        quiet,
+        "stopped: {stop}, after {} steps in {:.2} s ({:?}); kept the parameters of step {}{}",
+        m.steps_done,
+        m.seconds,
+        m.isa,
+        m.kept_step,
+        if validated { " (best validation)" } else { "" }
+    );
+
+    // A run whose kept parameters score more than `DIVERGED` nats per row worse than the
+    // initialization diverged (with a huge learning rate, clipping and saturating softmaxes
+    // can keep every loss finite). A short run may end slightly worse than it started (input
+    // noise, Adam's first steps); that is not divergence.
+    let check_idx = if val_idx.is_empty() {
+        &train_idx
+    } else {
+        &val_idx
+    };
+    let check = dataset.select(check_idx);
+    let init = cfg
+        .init
+        .clone()
+        .unwrap_or_else(|| flow_train::init::init_params(&spec, cfg.seed));
+    let nll0 = Exported::new(&spec, &init)?.nll::<f32>(check.values())?;
+    let nll1 = m.export()?.nll::<f32>(check.values())?;
+    if nll1.is_nan() || nll1 > nll0 + DIVERGED {
+        bail!(
+            "training diverged: the kept parameters score NLL {nll1:.4} on the {} rows, more \
+             than {DIVERGED} nats worse than the initial parameters' {nll0:.4} (learning \
+             rate {} too high?); {} was not written",
+            if val_idx.is_empty() {
+                "training"
+            } else {
+                "validation"
+            },
+            cfg.lr,
+            a.out.display()
+        );
+    }
+
+    // Encode, parse back, score with flow-core's f32 code.
+    let mut params = m.params.clone();
+    if let Kind::Conditional(c) = kind {
+        fold_context_scaler(&spec, &mut params, &mean[..c], &scale[..c]);
+    }
+    let data_scaler = standardize.then(|| (mean[c..].to_vec(), scale[c..].to_vec()));
+    let mut b = builder(kind, &spec, &params, &names, data_scaler.as_ref())?;
+    let bytes = b
+        .encode()
+        .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
+    let mut rt = Runtime::new(&bytes).map_err(|e| anyhow::anyhow!("flow-core rejected: {e}"))?;
+    let score = |rt: &mut Runtime<'_>, idx: &[usize]| -> Vec<f32> {
+        idx.iter()
+            .map(|&i| {
+                let row = &raw[i * w..(i + 1) * w];
+                let x = rt.standardize(&row[c..]);
+                rt.log_prob(&x, &row[..c]).unwrap_or(f32::NAN)
+            })
+            .collect()
+    };
+    let nll = |lp: &[f32]| -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len().max(1) as f64;
+    let lp_train = score(&mut rt, &train_idx);
+    let lp_val = score(&mut rt, &val_idx);
+    let (train_nll, val_nll) = (nll(&lp_train), nll(&lp_val));
+    if !train_nll.is_finite() || (!val_idx.is_empty() && !val_nll.is_finite()) {
+        bail!(
+            "the trained model's NLL is not finite (training {train_nll}, validation \
+             {val_nll}): the run diverged; {} was not written",
+            a.out.display()
+        );
+    }
+    let log_scale: f64 = data_scaler
+        .as_ref()
+        .map_or(0.0, |(_, s)| s.iter().map(|&v| (v as f64).ln()).sum());
+
+    let mut sorted: Vec<f32> = if val_idx.is_empty() { lp_train } else { lp_val };
+    sorted.retain(|v| v.is_finite());
+    sorted.sort_by(f32::total_cmp);
+    let thresholds: Vec<(f32, f32)> = if sorted.is_empty() {
+        Vec::new()
+    } else {
+        QUANTILES
+            .iter()
+            .map(|&q| (q, quantile(&sorted, q)))
+            .collect()
+    };
+    b.thresholds(&thresholds);
+    let bytes = b
+        .encode()
+        .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
+    write_atomic(&a.out, &bytes)?;
+
+    let space = if standardize {
+        "standardized space"
+    } else {
+        "data units"
+    };
+    println!("NLL (flow-core f32, nats per row, {space}): training {train_nll:.4}");
+    if !val_idx.is_empty() {
+        println!("NLL (flow-core f32, nats per row, {space}): validation {val_nll:.4}");
+    }
+    if standardize {
+        info!(
+            quiet,
+            "NLL in raw units (+ Σ ln scale = {log_scale:.4}): training {:.4}{}",
+            train_nll + log_scale,
+            if val_idx.is_empty() {
+                String::new()
+            } else {
+                format!(", validation {:.4}", val_nll + log_scale)
+            }
+        );
+    }
+    info!(
+        quiet,
+        "anomaly thresholds (log p quantiles of the {} rows, {space}): {}",
+        if val_idx.is_empty() {
+            "training"
+        } else {
+            "validation"
+        },
+        thresholds
+            .iter()
+            .map(|(q, v)| format!("{}% {v:.3}", q * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "wrote {} ({} bytes, {} parameters)",
+        a.out.display(),
+        bytes.len(),
+        spec.param_count()
+    );
+    if let Some(dir) = &a.plots {
+        let rt = Runtime::new(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let x: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[c..].to_vec()).collect();
+        let cx: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[..c].to_vec()).collect();
+        let files = super::plot::draw(rt, &x, &cx, &names[..d], &names[d..], dir, a.seed)
+            .context("drawing the plots")?;
+        for f in files {
+            info!(quiet, "wrote {}", f.display());
+        }
+    }
+    info!(quiet, "fit took {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_numpy_linear() {
+        let v = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert!((quantile(&v, 0.01) - 1.04).abs() < 1e-6);
+        assert_eq!(quantile(&[7.0], 0.05), 7.0);
+    }
+
+    #[test]
+    fn scaler_is_population_std_and_guards_constants() {
+        let v = [1.0f32, 5.0, 3.0, 5.0, 100.0, 5.0];
+        let (m, s) = scaler(&v, 2, &[0, 1]);
+        assert_eq!((m, s), (vec![2.0, 5.0], vec![1.0, 1.0]));
+    }
+
+    /// Folding the context scaler into the first layer gives the same density on raw context
+    /// as the unfolded model on standardized context.
+    #[test]
+    fn folded_context_scaler_is_exact() {
+        let spec = conditional_spec(2, 2, 1, &[5], SplineSpec::linear(4, 3.0), 1);
+        let mut p = flow_train::init::init_params(&spec, 3);
+        // Make the hypernetworks' outputs matter.
+        p.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v += 0.1 * ((i % 7) as f32 - 3.0));
+        let (mean, scale) = (vec![10.0f32, -3.0], vec![4.0f32, 0.5]);
+        let mut folded = p.clone();
+        fold_context_scaler(&spec, &mut folded, &mean, &scale);
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let b0 = builder(Kind::Conditional(2), &spec, &p, &names, None).unwrap();
+        let b1 = builder(Kind::Conditional(2), &spec, &folded, &names, None).unwrap();
+        let (y0, y1) = (b0.encode().unwrap(), b1.encode().unwrap());
+        let (mut r0, mut r1) = (Runtime::new(&y0).unwrap(), Runtime::new(&y1).unwrap());
+        for (x, c) in [([0.1f32, -0.4], [12.0f32, -2.5]), ([1.5, 0.7], [3.0, -3.9])] {
+            let cs = [(c[0] - mean[0]) / scale[0], (c[1] - mean[1]) / scale[1]];
+            let (a, b) = (r0.log_prob(&x, &cs).unwrap(), r1.log_prob(&x, &c).unwrap());
+            assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one; and an empty
 //!   `device.x` for cortex-m-rt's `device` feature (the interrupt table is `src/vectors.rs`).
 //! - `FLOW_MODEL`: the model file to embed (relative paths are relative to this crate), default
-//!   `models/default.nflw`. It is parsed here with flow-core: a file that does not parse fails
+//!   `models/circles_coupling.nflw`. It is parsed here with flow-core: a file that does not parse fails
 //!   the build with flow-core's error. Its geometry (`src/geometry.rs`: kind, `D`, `C`, `d₁`,
 //!   and the capacities `L`, `H`, `K`) goes to `$OUT_DIR/geometry.rs` and the kind to
 //!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
@@ -77,7 +77,7 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"conditional\", \"joint\"))"
     );
     println!("cargo::rustc-check-cfg=cfg(flow_stream_file)");
-    let model_path = path_var(&manifest, "FLOW_MODEL", Some("models/default.nflw"))
+    let model_path = path_var(&manifest, "FLOW_MODEL", Some("models/circles_coupling.nflw"))
         .expect("FLOW_MODEL has a default");
     let bytes = read("FLOW_MODEL", &model_path);
     let model = flow_core::Model::parse(&bytes)

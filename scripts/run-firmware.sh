@@ -7,7 +7,7 @@
 #   m3:  thumbv7m-none-eabi    on lm3s6965evb (Cortex-M3, soft float)
 #   m0:  thumbv6m-none-eabi    on microbit    (Cortex-M0, soft float)
 #
-# FLOW_MODEL=path embeds another model file (default: flow-firmware-example/models/default.nflw);
+# FLOW_MODEL=path embeds another model file (default: flow-firmware-example/models/circles_coupling.nflw);
 # FLOW_MODEL_UNCHECKED and FLOW_STREAM are passed on too (flow-firmware-example/README.md).
 # Relative paths are relative to where the script is called. Exits nonzero if any run fails
 # (load error, fault, panic or timeout). See flow-firmware-example/README.md for what is printed.

@@ -17,8 +17,8 @@
 //!
 //! Also: a model that does not parse fails the build; a HardFault exits nonzero; the no-panic
 //! check (`src/bin/panic_check.rs`) links for M4F and M0; the firmware's error texts equal
-//! flow-core's `Display`; the checked-in `models/default.nflw` is this file's generator at
-//! `DEFAULT_SEED` (`FLOW_BLESS=1` rewrites it).
+//! flow-core's `Display`; the checked-in default `models/circles_coupling.nflw` (trained by
+//! `flow-train fit`) runs with the host's numbers.
 //!
 //! Each run prints its measurements (instructions per load, `log_prob` and sample; flash, RAM,
 //! stack; the template's apart) and writes them to `report-<label>.txt` in the test's temporary
@@ -51,8 +51,6 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use workload::Density;
 
-/// Seed of the checked-in `models/default.nflw`.
-const DEFAULT_SEED: u64 = 20_240_601;
 /// Seed of the tutorial model the comparison tests embed.
 const TEST_SEED: u64 = 0xF10F_C0DE;
 /// Wall-clock limit of one QEMU run, in seconds (a run takes a few seconds at most).
@@ -1435,21 +1433,40 @@ fn error_texts_equal_flow_core_display() {
 
 // --- the checked-in default model ------------------------------------------------------------------
 
+/// The firmware's default model is a trained one: Pyro's tutorial architecture fitted on circles
+/// by `flow-train fit` (the command is in flow-firmware-example/README.md), with its scaler and
+/// anomaly thresholds. It runs on the M4F with the host's numbers and flags the stream's
+/// shifted points.
 #[test]
-fn default_model_is_the_generated_one() {
-    let path = firmware_dir().join("models/default.nflw");
-    let want = tutorial_model(DEFAULT_SEED);
-    if std::env::var_os("FLOW_BLESS").is_some() {
-        std::fs::write(&path, &want).expect("write models/default.nflw");
-    }
-    let have = std::fs::read(&path).expect("read models/default.nflw");
+fn default_model_is_the_trained_circles_model() {
+    let path = firmware_dir().join("models/circles_coupling.nflw");
+    let bytes = std::fs::read(&path).expect("read models/circles_coupling.nflw");
+    let model = Model::parse(&bytes).expect("the default model parses");
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(geometry_line(&g), "plain 2 0 0 1 20 16");
     assert!(
-        have == want,
-        "models/default.nflw is not tutorial_model({DEFAULT_SEED}); rerun with FLOW_BLESS=1"
+        model.scaler(1).is_some(),
+        "the trained model stores its scaler"
     );
-    let model = Model::parse(&have).expect("the default model parses");
-    assert_eq!(
-        geometry_line(&Geometry::of(&model).unwrap()),
-        "plain 2 0 0 1 20 16"
+    assert!(
+        model.threshold(0.01).is_some(),
+        "and its 1 % anomaly threshold"
     );
+    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
+    let host = host_results::<2, 0, _>(&model, &flow, None);
+    let (n, m) = host.flagged.unwrap();
+    assert!(0 < n && n < m, "the stream flags {n} of {m}");
+    check(Case {
+        label: "trained-circles-m4f",
+        target: M4F,
+        machines: &[MPS2_AN386],
+        embed: Embed {
+            model: path,
+            ..Embed::default()
+        },
+        geometry: g,
+        model_bytes: bytes.len() as u64,
+        host,
+        with_template: false,
+    });
 }

@@ -77,8 +77,12 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"conditional\", \"joint\"))"
     );
     println!("cargo::rustc-check-cfg=cfg(flow_stream_file)");
-    let model_path = path_var(&manifest, "FLOW_MODEL", Some("models/circles_coupling.nflw"))
-        .expect("FLOW_MODEL has a default");
+    let model_path = path_var(
+        &manifest,
+        "FLOW_MODEL",
+        Some("models/circles_coupling.nflw"),
+    )
+    .expect("FLOW_MODEL has a default");
     let bytes = read("FLOW_MODEL", &model_path);
     let model = flow_core::Model::parse(&bytes)
         .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));

@@ -93,6 +93,29 @@ impl Dataset {
         &self.values[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// Each column's mean and population standard deviation (ddof 0), in `f64`; an empty set
+    /// has means 0 and deviations 1.
+    pub fn column_moments(&self) -> (Vec<f64>, Vec<f64>) {
+        let (n, d) = (self.len(), self.dim);
+        if n == 0 {
+            return (vec![0.0; d], vec![1.0; d]);
+        }
+        let mut mean = vec![0.0f64; d];
+        for row in self.values.chunks_exact(d) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut var = vec![0.0f64; d];
+        for row in self.values.chunks_exact(d) {
+            for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+                *s += (v as f64 - m) * (v as f64 - m);
+            }
+        }
+        (mean, var.iter().map(|s| (s / n as f64).sqrt()).collect())
+    }
+
     /// The mean over dimensions of each dimension's standard deviation (1 for an empty set).
     pub fn mean_std(&self) -> f64 {
         let n = self.len();
@@ -141,5 +164,15 @@ mod tests {
         assert!(Dataset::from_csv("1,2\n3\n").is_err());
         assert!(Dataset::from_csv("1,2\n3,x\n").is_err());
         assert!(Dataset::from_csv("1,nan\n").is_err());
+    }
+
+    #[test]
+    fn column_moments() {
+        let d = Dataset::from_csv("1,5\n3,5\n").unwrap();
+        let (m, s) = d.column_moments();
+        assert_eq!((m, s), (vec![2.0, 5.0], vec![1.0, 0.0]));
+        assert_eq!(d.mean_std(), 0.5);
+        let e = Dataset::new(2, vec![]).unwrap();
+        assert_eq!(e.column_moments(), (vec![0.0; 2], vec![1.0; 2]));
     }
 }

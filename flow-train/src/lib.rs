@@ -31,7 +31,13 @@
 //!   stopped ([`StopReason`]); [`TrainedModel::export`] gives [`Exported`], which builds
 //!   flow-core [`Layer`](flow_core::Layer)s over the encoded bytes and computes flow-core's exact
 //!   `log_prob` in `f32` or `f64`. The model file format is flow-core's business.
-//! * [`default_config`]: a tuned starting point for `fit`.
+//! * [`defaults::auto_config`]: what `fit` trains when the user chooses nothing — the
+//!   architecture and settings from the data (dimension, size, spread), a size
+//!   [`Preset`](defaults::Preset) and a parameter budget; [`default_config`]: the circles-tuned
+//!   configuration it uses up to 2-D.
+//! * [`LayerSpec::act_norm`] (a learnable affine initialized from the data),
+//!   [`Permutation::Mixing`] (couplings that split every pair of dimensions),
+//!   [`init::InitScheme::Identity`] (every spline starts as the identity).
 //! * [`Engine`]: the differentiable model itself (loss and gradient of a batch), generic over
 //!   [`Float`](float::Float) (`f32` to train, `f64` for checks).
 //!
@@ -156,8 +162,10 @@ impl std::fmt::Display for TrainError {
 
 impl std::error::Error for TrainError {}
 
-/// A good starting point for `fit` on `data` (found on Pyro's two-circles data, 1000 points;
-/// see the crate docs for the search and its results):
+/// The circles-tuned configuration (found on Pyro's two-circles data, 1000 points; see the
+/// crate docs for the search and its results). [`defaults::auto_config`] uses it for 1-D and
+/// 2-D data; for more dimensions `auto_config` builds a different, smaller model (see
+/// [`defaults`]), and this function's branch below is kept as it was:
 ///
 /// * 1-D: `Spline(1, K=16, B=4)`;
 /// * 2-D: the joint `p(x₁)·p(x₂|x₁)`: `Spline(1, K=32, B=4)` and a conditional spline

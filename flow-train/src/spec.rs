@@ -86,6 +86,31 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
+    /// A learnable per-dimension affine initialized from `data` (ActNorm's data-dependent
+    /// initialization, Kingma & Dhariwal 2018): `loc` the column means, `scale` the column
+    /// standard deviations (1 for a constant column). As the *last* layer of a flow (the data
+    /// side) it starts by standardizing the data, so the splines' box `[-B, B]` covers the
+    /// bulk of every column whatever its units; training then moves `loc` and `scale` with
+    /// the rest. A larger learned `scale` also widens the Gaussian tails beyond the box.
+    pub fn act_norm(data: &crate::Dataset) -> Self {
+        let (mean, std) = data.column_moments();
+        LayerSpec::Affine {
+            loc: mean.iter().map(|&m| m as f32).collect(),
+            scale: std
+                .iter()
+                .map(|&s| {
+                    let s = s as f32;
+                    if s.is_normal() {
+                        s
+                    } else {
+                        1.0
+                    }
+                })
+                .collect(),
+            learnable: true,
+        }
+    }
+
     /// Number of trainable parameters of this layer in a flow of dimension `dim` with context
     /// size `context`.
     pub fn param_count(&self, dim: usize, context: usize) -> usize {
@@ -138,6 +163,23 @@ pub enum Permutation {
     Reverse,
     /// A random permutation per gap (Pyro's `T.permute(D)`), drawn from this seed.
     Random(u64),
+    /// Couplings that split every pair of dimensions: coupling `l` puts in its lower part the
+    /// dims `i` whose code `i + 1` has bit `l mod b` set (`b` bits are enough for `dim`
+    /// codes; from the `b+1`-th coupling on the parts swap roles, then repeat), with the
+    /// permutations in between that bring those dims to the front, and one at the end that
+    /// restores the data order. After `b` couplings every dimension has been conditioned on,
+    /// or conditioned, every other — with `Reverse`, dims in the same half never are (for 6-D
+    /// sensor data, the three gyroscope axes). The lower parts are not always half the dims.
+    Mixing,
+}
+
+/// The dims in the lower part of coupling `l` of a [`Permutation::Mixing`] stack.
+fn mixing_lower(dim: usize, l: usize) -> Vec<usize> {
+    let bits = (usize::BITS - dim.leading_zeros()) as usize;
+    let (bit, flip) = (l % bits, (l / bits) % 2 == 1);
+    (0..dim)
+        .filter(|&i| (((i + 1) >> bit) & 1 == 1) != flip)
+        .collect()
 }
 
 impl FlowSpec {
@@ -150,7 +192,8 @@ impl FlowSpec {
         }
     }
 
-    /// `layers` spline couplings (split `dim / 2`) with `perm` between consecutive ones.
+    /// `layers` spline couplings (split `dim / 2`) with `perm` between consecutive ones
+    /// ([`Permutation::Mixing`] chooses its own splits).
     pub fn coupling_stack(
         dim: usize,
         layers: usize,
@@ -158,6 +201,9 @@ impl FlowSpec {
         spline: SplineSpec,
         perm: Permutation,
     ) -> Self {
+        if perm == Permutation::Mixing && dim >= 2 {
+            return Self::mixing_stack(dim, layers, hidden, spline);
+        }
         let mut out = Vec::new();
         let mut rng = match perm {
             Permutation::Random(seed) => Some(crate::init::Rng::new(seed)),
@@ -172,6 +218,8 @@ impl FlowSpec {
                         let p = rng.as_mut().map(|r| r.permutation(dim)).unwrap_or_default();
                         out.push(LayerSpec::Permute(p));
                     }
+                    // A 1-D flow has nothing to permute.
+                    Permutation::Mixing => {}
                 }
             }
             out.push(LayerSpec::Coupling {
@@ -179,6 +227,49 @@ impl FlowSpec {
                 hidden: hidden.to_vec(),
                 spline,
             });
+        }
+        Self {
+            dim,
+            context: 0,
+            layers: out,
+        }
+    }
+
+    /// [`coupling_stack`](Self::coupling_stack) with [`Permutation::Mixing`] (`dim >= 2`).
+    fn mixing_stack(dim: usize, layers: usize, hidden: &[usize], spline: SplineSpec) -> Self {
+        // Position → data dim at each coupling: its lower dims first, in data order.
+        let orders: Vec<Vec<usize>> = (0..layers)
+            .map(|l| {
+                let mut ord = mixing_lower(dim, l);
+                let upper: Vec<usize> = (0..dim).filter(|i| !ord.contains(i)).collect();
+                ord.extend(upper);
+                ord
+            })
+            .collect();
+        // `Permute(p)` between `prev` (base side) and `next` (data side): `y[i] = x[p[i]]`,
+        // so position `i` on the data side takes the position of the same dim on the base
+        // side.
+        let link = |prev: &[usize], next: &[usize]| -> Vec<usize> {
+            next.iter()
+                .map(|d| prev.iter().position(|p| p == d).unwrap_or(0))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (l, ord) in orders.iter().enumerate() {
+            if l > 0 {
+                out.push(LayerSpec::Permute(link(&orders[l - 1], ord)));
+            }
+            out.push(LayerSpec::Coupling {
+                split: mixing_lower(dim, l).len(),
+                hidden: hidden.to_vec(),
+                spline,
+            });
+        }
+        if let Some(last) = orders.last() {
+            let identity: Vec<usize> = (0..dim).collect();
+            if *last != identity {
+                out.push(LayerSpec::Permute(link(last, &identity)));
+            }
         }
         Self {
             dim,
@@ -366,5 +457,99 @@ impl ModelSpec {
                 }],
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The data dims in each coupling's lower part, walking the layers from the data side.
+    fn lower_parts(f: &FlowSpec) -> Vec<Vec<usize>> {
+        let mut at: Vec<usize> = (0..f.dim).collect(); // position -> data dim
+        let mut out = Vec::new();
+        for l in f.layers.iter().rev() {
+            match l {
+                LayerSpec::Permute(p) => {
+                    // y[i] = x[p[i]]: base-side position p[i] holds data-side position i's dim.
+                    let mut next = vec![0; f.dim];
+                    for (i, &pi) in p.iter().enumerate() {
+                        next[pi] = at[i];
+                    }
+                    at = next;
+                }
+                LayerSpec::Coupling { split, .. } => {
+                    let mut lower = at[..*split].to_vec();
+                    lower.sort_unstable();
+                    out.push(lower);
+                }
+                _ => {}
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    #[test]
+    fn mixing_splits_every_pair() {
+        for dim in 2..=12usize {
+            let bits = (usize::BITS - dim.leading_zeros()) as usize;
+            let s = SplineSpec::quadratic(4, 3.0);
+            let f = FlowSpec::coupling_stack(dim, bits + 1, &[4], s, Permutation::Mixing);
+            f.validate().unwrap();
+            let parts = lower_parts(&f);
+            assert_eq!(parts.len(), bits + 1);
+            for (l, part) in parts.iter().enumerate() {
+                assert_eq!(part, &mixing_lower(dim, l), "{dim}-D coupling {l}");
+                assert!(!part.is_empty() && part.len() < dim);
+            }
+            for a in 0..dim {
+                for b in a + 1..dim {
+                    assert!(
+                        parts[..bits]
+                            .iter()
+                            .any(|p| p.contains(&a) != p.contains(&b)),
+                        "{dim}-D: {a} and {b} never split"
+                    );
+                }
+            }
+            // The last permutation restores the data order.
+            assert!(matches!(
+                f.layers.last(),
+                Some(LayerSpec::Permute(_)) | Some(LayerSpec::Coupling { .. })
+            ));
+        }
+        // 6-D: acc {0,1,2} and gyr {3,4,5}; the gyroscope axes are split from each other.
+        let f =
+            FlowSpec::coupling_stack(6, 3, &[4], SplineSpec::linear(4, 3.0), Permutation::Mixing);
+        assert_eq!(
+            lower_parts(&f),
+            vec![vec![0, 2, 4], vec![1, 2, 5], vec![3, 4, 5]]
+        );
+        // One dimension: a single coupling-free spline stack is not possible; 1-D stacks have
+        // no permutations.
+        let one =
+            FlowSpec::coupling_stack(1, 2, &[4], SplineSpec::linear(4, 3.0), Permutation::Mixing);
+        assert!(!one
+            .layers
+            .iter()
+            .any(|l| matches!(l, LayerSpec::Permute(_))));
+    }
+
+    #[test]
+    fn act_norm_standardizes() {
+        let d = crate::Dataset::from_csv("1,7\n3,7\n5,7\n").unwrap();
+        let LayerSpec::Affine {
+            loc,
+            scale,
+            learnable,
+        } = LayerSpec::act_norm(&d)
+        else {
+            panic!()
+        };
+        assert_eq!(loc, vec![3.0, 7.0]);
+        assert!((scale[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
+        // A constant column keeps scale 1.
+        assert_eq!((scale[1], learnable), (1.0, true));
     }
 }

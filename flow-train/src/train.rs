@@ -3,7 +3,7 @@
 use crate::data::Dataset;
 use crate::engine::Engine;
 use crate::export::{split_params, Exported, LayerParams};
-use crate::init::{init_params, Rng};
+use crate::init::{initial_params, InitScheme, Rng};
 use crate::isa::Isa;
 use crate::spec::ModelSpec;
 use crate::TrainError;
@@ -68,6 +68,11 @@ pub struct TrainConfig {
     pub groups: Option<Vec<u32>>,
     /// Steps between validation evaluations.
     pub eval_every: usize,
+    /// Whether the run ends with the parameters of the best validation evaluation (`true`, the
+    /// default) or with its last parameters (`false`: the validation NLL is then measured and
+    /// reported, and stops the run only through `patience`). A run that turns non-finite falls
+    /// back to the best validated parameters either way, when there are any.
+    pub restore_best: bool,
     /// Stop after this many validation evaluations without improvement (`None`: never).
     pub patience: Option<usize>,
     /// Clip the gradient to this global L2 norm (torch's `clip_grad_norm_`).
@@ -88,6 +93,9 @@ pub struct TrainConfig {
     pub isa: Option<Isa>,
     /// Start from these parameters instead of a fresh initialization.
     pub init: Option<Vec<f32>>,
+    /// How a fresh initialization starts (when `init` is `None`): Pyro's random splines (the
+    /// default) or every spline the identity ([`identity_params`](crate::init::identity_params)).
+    pub init_scheme: InitScheme,
 }
 
 impl Default for TrainConfig {
@@ -102,6 +110,7 @@ impl Default for TrainConfig {
             validation_fraction: 0.0,
             groups: None,
             eval_every: 100,
+            restore_best: true,
             patience: None,
             clip_grad_norm: None,
             weight_decay: 0.0,
@@ -110,6 +119,7 @@ impl Default for TrainConfig {
             max_seconds: None,
             isa: None,
             init: None,
+            init_scheme: InitScheme::Pyro,
         }
     }
 }
@@ -306,7 +316,7 @@ pub fn train(
                 spec.param_count()
             )))
         }
-        None => init_params(spec, config.seed),
+        None => initial_params(spec, config),
     };
     let (train_idx, val_idx) = match &config.groups {
         Some(g) if g.len() == data.len() => {
@@ -430,8 +440,10 @@ pub fn train(
         kept_step = step;
     }
     if let Some((_, p, s)) = best {
-        params = p;
-        kept_step = s;
+        if config.restore_best || matches!(stop, StopReason::NonFinite { .. }) {
+            params = p;
+            kept_step = s;
+        }
     }
     Ok(TrainedModel {
         spec: spec.clone(),

@@ -10,6 +10,10 @@
 //!   and the capacities `L`, `H`, `K`) goes to `$OUT_DIR/geometry.rs` and the kind to
 //!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
 //!   exactly this model.
+//!   The layer kinds compiled in (this crate's features `affine`, `exp`, `spline`,
+//!   `coupling`, `permute`, `conditional-spline`, passed on to flow-core; default `coupling`,
+//!   the default model's) must include the model's, else the build fails naming the features
+//!   to add.
 //! - `FLOW_MODEL_UNCHECKED`: embed this file's bytes instead, as they are, without parsing
 //!   them; the geometry still comes from `FLOW_MODEL`. For testing the firmware's run-time
 //!   load error (a corrupted copy of `FLOW_MODEL`), or a model known to share its geometry.
@@ -88,6 +92,28 @@ fn main() {
         .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
     let geometry = geometry::Geometry::of(&model)
         .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
+    // The layer kinds compiled in (this crate's features, passed on to flow-core) must cover
+    // the model's; without one the firmware could only print `load-error`.
+    let needed = geometry::features(&model)
+        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
+    let enabled = |f: &str| {
+        env::var_os(format!(
+            "CARGO_FEATURE_{}",
+            f.to_uppercase().replace('-', "_")
+        ))
+        .is_some()
+    };
+    let missing: Vec<&str> = needed.iter().copied().filter(|f| !enabled(f)).collect();
+    if !missing.is_empty() {
+        fail(format!(
+            "FLOW_MODEL {} has layer kinds this build leaves out: build with `--features {}` \
+             (exactly the model's: `--no-default-features --features {}`; every kind: \
+             `--features all-layers`)",
+            model_path.display(),
+            missing.join(","),
+            needed.join(","),
+        ));
+    }
     fs::write(out.join("geometry.rs"), geometry.rust_source()).expect("write geometry.rs");
     println!("cargo::rustc-cfg=flow_kind=\"{}\"", geometry.kind_name());
 

@@ -41,6 +41,53 @@ pub enum Error {
     InvalidLayer(LayerError),
     /// A model file is invalid.
     Format(crate::model::FormatError),
+    /// The model needs a layer kind or spline order that this build of flow-core leaves out:
+    /// enable that cargo feature.
+    Unsupported(Feature),
+}
+
+/// A part of flow-core that a build can leave out, by its cargo feature. The default
+/// features include them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// [`Affine`](crate::Affine) layers (feature `affine`).
+    Affine,
+    /// [`Exp`](crate::Exp) layers (feature `exp`).
+    Exp,
+    /// Element-wise [`Spline`](crate::Spline) layers (feature `spline`).
+    Spline,
+    /// [`SplineCoupling`](crate::SplineCoupling) layers (feature `coupling`).
+    Coupling,
+    /// [`Permute`](crate::Permute) layers (feature `permute`).
+    Permute,
+    /// [`ConditionalSpline`](crate::ConditionalSpline) layers (feature `conditional-spline`).
+    ConditionalSpline,
+}
+
+impl Feature {
+    /// The cargo feature's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Affine => "affine",
+            Feature::Exp => "exp",
+            Feature::Spline => "spline",
+            Feature::Coupling => "coupling",
+            Feature::Permute => "permute",
+            Feature::ConditionalSpline => "conditional-spline",
+        }
+    }
+
+    /// Whether this build includes it.
+    pub const fn enabled(self) -> bool {
+        match self {
+            Feature::Affine => cfg!(feature = "affine"),
+            Feature::Exp => cfg!(feature = "exp"),
+            Feature::Spline => cfg!(feature = "spline"),
+            Feature::Coupling => cfg!(feature = "coupling"),
+            Feature::Permute => cfg!(feature = "permute"),
+            Feature::ConditionalSpline => cfg!(feature = "conditional-spline"),
+        }
+    }
 }
 
 /// The compile-time capacities a model can exceed.
@@ -127,6 +174,11 @@ impl fmt::Display for Error {
             Error::NonFiniteParameter => f.write_str("a parameter is NaN or infinite"),
             Error::InvalidLayer(e) => write!(f, "invalid layer: {e}"),
             Error::Format(e) => write!(f, "invalid model file: {e}"),
+            Error::Unsupported(feat) => write!(
+                f,
+                "the model needs flow-core's feature `{}`, which this build leaves out",
+                feat.name()
+            ),
         }
     }
 }

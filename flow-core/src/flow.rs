@@ -19,40 +19,73 @@ use crate::workspace::{Scratch, Workspace};
 use rand_core::RngCore;
 
 /// One layer of a flow. Every variant borrows its parameters.
+///
+/// Each variant is there only with its cargo feature (all in the default features, see the
+/// crate docs): a build without, say, `affine` has no `Layer::Affine`, and its loader rejects
+/// a model file with an affine layer as [`Error::Unsupported`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Layer<'a> {
     /// `y = loc + scale·x`.
+    #[cfg(feature = "affine")]
     Affine(Affine<'a>),
     /// `y = e^x`.
+    #[cfg(feature = "exp")]
     Exp(Exp),
     /// Learnable element-wise rational spline.
+    #[cfg(feature = "spline")]
     Spline(Spline<'a>),
     /// Spline coupling (conditional when its context size is not 0).
+    #[cfg(feature = "coupling")]
     Coupling(SplineCoupling<'a>),
     /// Reordering of the dimensions.
+    #[cfg(feature = "permute")]
     Permute(Permute<'a>),
     /// Element-wise spline with parameters from the context.
+    #[cfg(feature = "conditional-spline")]
     ConditionalSpline(ConditionalSpline<'a>),
+    /// Never constructed: keeps the lifetime in a build without any layer kind that borrows.
+    #[cfg(not(any(
+        feature = "affine",
+        feature = "spline",
+        feature = "coupling",
+        feature = "permute",
+        feature = "conditional-spline"
+    )))]
+    #[doc(hidden)]
+    __Lifetime(core::convert::Infallible, core::marker::PhantomData<&'a ()>),
 }
 
+// With some layer kinds left out, a `_` arm below may match nothing (or only the uninhabited
+// `__Lifetime`): hence the `unreachable_patterns` allowances.
 impl Layer<'_> {
     /// The dimension the layer acts on.
     pub fn dim(&self) -> usize {
         match self {
+            #[cfg(feature = "affine")]
             Layer::Affine(l) => l.dim(),
+            #[cfg(feature = "exp")]
             Layer::Exp(l) => l.dim(),
+            #[cfg(feature = "spline")]
             Layer::Spline(l) => l.dim(),
+            #[cfg(feature = "coupling")]
             Layer::Coupling(l) => l.dim(),
+            #[cfg(feature = "permute")]
             Layer::Permute(l) => l.dim(),
+            #[cfg(feature = "conditional-spline")]
             Layer::ConditionalSpline(l) => l.dim(),
+            #[allow(unreachable_patterns)]
+            _ => 0,
         }
     }
 
     /// The context size it needs (0 for an unconditional layer).
     pub fn context_dim(&self) -> usize {
         match self {
+            #[cfg(feature = "coupling")]
             Layer::Coupling(l) => l.context_dim(),
+            #[cfg(feature = "conditional-spline")]
             Layer::ConditionalSpline(l) => l.context_dim(),
+            #[allow(unreachable_patterns)]
             _ => 0,
         }
     }
@@ -60,8 +93,11 @@ impl Layer<'_> {
     /// The widest hidden layer of its hypernetwork (0 if it has none).
     pub fn max_hidden(&self) -> usize {
         match self {
+            #[cfg(feature = "coupling")]
             Layer::Coupling(l) => l.hypernet().max_hidden(),
+            #[cfg(feature = "conditional-spline")]
             Layer::ConditionalSpline(l) => l.hypernet().max_hidden(),
+            #[allow(unreachable_patterns)]
             _ => 0,
         }
     }
@@ -69,9 +105,13 @@ impl Layer<'_> {
     /// The largest spline bin count in the layer (0 if it has no spline).
     pub fn bins(&self) -> usize {
         match self {
+            #[cfg(feature = "spline")]
             Layer::Spline(l) => l.shape().bins(),
+            #[cfg(feature = "coupling")]
             Layer::Coupling(l) => l.lower().shape().bins().max(l.upper_shape().bins()),
+            #[cfg(feature = "conditional-spline")]
             Layer::ConditionalSpline(l) => l.shape().bins(),
+            #[allow(unreachable_patterns)]
             _ => 0,
         }
     }
@@ -97,6 +137,7 @@ impl Layer<'_> {
         self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch())
     }
 
+    #[allow(unused_variables)] // with some layer kinds left out
     pub(crate) fn apply_scratch<T: Real>(
         &self,
         v: &mut [T],
@@ -108,10 +149,15 @@ impl Layer<'_> {
     ) -> Result<T, Error> {
         let inverse = dir == Direction::Inverse;
         match self {
+            #[cfg(feature = "affine")]
             Layer::Affine(l) => Ok(l.apply(v, lds, inverse)),
+            #[cfg(feature = "exp")]
             Layer::Exp(l) => l.apply(v, lds, inverse),
+            #[cfg(feature = "spline")]
             Layer::Spline(l) => l.apply(v, lds, dir, want_log_det, s),
+            #[cfg(feature = "coupling")]
             Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+            #[cfg(feature = "permute")]
             Layer::Permute(l) => {
                 // `lds` doubles as the copy buffer; a permutation's log|J| is 0.
                 l.apply(v, lds, inverse);
@@ -120,7 +166,10 @@ impl Layer<'_> {
                 }
                 Ok(T::ZERO)
             }
+            #[cfg(feature = "conditional-spline")]
             Layer::ConditionalSpline(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+            #[allow(unreachable_patterns)]
+            _ => Ok(T::ZERO),
         }
     }
 }

@@ -61,16 +61,28 @@
 //! an [`Error`]; nothing is half loaded. Building a flow afterwards checks only the
 //! compile-time dimension and capacities.
 
-use crate::affine::{Affine, Exp};
-use crate::conditional::{ConditionalFlow, ConditionalSpline, JointFlow};
+#[cfg(feature = "affine")]
+use crate::affine::Affine;
+#[cfg(feature = "exp")]
+use crate::affine::Exp;
+#[cfg(feature = "conditional-spline")]
+use crate::conditional::ConditionalSpline;
+use crate::conditional::{ConditionalFlow, JointFlow};
+#[cfg(feature = "coupling")]
 use crate::coupling::SplineCoupling;
-use crate::error::{Error, LayerError};
+use crate::error::{Error, Feature, LayerError};
 use crate::flow::{Flow, Layer};
-use crate::nn::{DenseNN, MAX_HIDDEN_LAYERS};
+#[cfg(any(feature = "coupling", feature = "conditional-spline"))]
+use crate::nn::DenseNN;
+use crate::nn::MAX_HIDDEN_LAYERS;
+#[cfg(feature = "permute")]
 use crate::permute::Permute;
 use crate::real::Real;
-use crate::spline::{Order, Spline, SplineShape};
+#[cfg(any(feature = "spline", feature = "coupling"))]
+use crate::spline::Spline;
+use crate::spline::{Order, SplineShape};
 use crate::weights::Weights;
+use crate::wire::Reader;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -330,24 +342,106 @@ pub enum LayerRecord<'a> {
     },
 }
 
+/// The error for a layer kind this build leaves out (`_unused`: the record's fields).
+#[allow(dead_code)] // with every feature on
+fn unsupported<U>(f: Feature, _unused: U) -> Error {
+    Error::Unsupported(f)
+}
+
+/// Builds a [`SplineCoupling`] from its record's fields.
+#[cfg(feature = "coupling")]
+fn coupling<'a>(
+    (split, upper_dim): (u16, u16),
+    spline: SplineDesc,
+    context: u16,
+    hidden: Hidden,
+    (lower, hypernet): (ParamRef, ParamRef),
+    params: Weights<'a>,
+) -> Result<Layer<'a>, Error> {
+    let shape = spline.shape()?;
+    let (split, upper) = (usize::from(split), usize::from(upper_dim));
+    if split == 0 || upper == 0 {
+        return Err(Error::InvalidLayer(LayerError::Split));
+    }
+    let lower = Spline::new(split, shape, lower.resolve(params)?)?;
+    let (sizes, n) = hidden.to_usizes()?;
+    let nn = DenseNN::new(
+        split + usize::from(context),
+        sizes.get(..n).unwrap_or(&[]),
+        upper.saturating_mul(shape.params_per_dim()),
+        hypernet.resolve(params)?,
+    )?;
+    Ok(Layer::Coupling(SplineCoupling::new(
+        lower,
+        upper,
+        shape,
+        nn,
+        usize::from(context),
+    )?))
+}
+
+/// Builds a [`ConditionalSpline`] from its record's fields.
+#[cfg(feature = "conditional-spline")]
+fn conditional_spline<'a>(
+    dim: u16,
+    spline: SplineDesc,
+    context: u16,
+    hidden: Hidden,
+    hypernet: ParamRef,
+    params: Weights<'a>,
+) -> Result<Layer<'a>, Error> {
+    let shape = spline.shape()?;
+    let dim = usize::from(dim);
+    if context == 0 {
+        return Err(Error::InvalidLayer(LayerError::Context));
+    }
+    let (sizes, n) = hidden.to_usizes()?;
+    let nn = DenseNN::new(
+        usize::from(context),
+        sizes.get(..n).unwrap_or(&[]),
+        dim.saturating_mul(shape.params_per_dim()),
+        hypernet.resolve(params)?,
+    )?;
+    Ok(Layer::ConditionalSpline(ConditionalSpline::new(
+        dim, shape, nn,
+    )?))
+}
+
 impl<'a> LayerRecord<'a> {
     /// Builds (and so validates) the layer, borrowing its parameters from `params`, the
     /// file's parameter section.
     pub fn layer(&self, params: Weights<'a>) -> Result<Layer<'a>, Error> {
-        Ok(match *self {
+        // A kind this build leaves out (its cargo feature off) is `Error::Unsupported`.
+        match *self {
             LayerRecord::Affine { dim, params: p } => {
-                Layer::Affine(Affine::per_dim(usize::from(dim), p.resolve(params)?)?)
+                #[cfg(feature = "affine")]
+                return Ok(Layer::Affine(Affine::per_dim(
+                    usize::from(dim),
+                    p.resolve(params)?,
+                )?));
+                #[cfg(not(feature = "affine"))]
+                return Err(unsupported(Feature::Affine, (dim, p, params)));
             }
-            LayerRecord::Exp { dim } => Layer::Exp(Exp::new(usize::from(dim))?),
+            LayerRecord::Exp { dim } => {
+                #[cfg(feature = "exp")]
+                return Ok(Layer::Exp(Exp::new(usize::from(dim))?));
+                #[cfg(not(feature = "exp"))]
+                return Err(unsupported(Feature::Exp, dim));
+            }
             LayerRecord::Spline {
                 dim,
                 spline,
                 params: p,
-            } => Layer::Spline(Spline::new(
-                usize::from(dim),
-                spline.shape()?,
-                p.resolve(params)?,
-            )?),
+            } => {
+                #[cfg(feature = "spline")]
+                return Ok(Layer::Spline(Spline::new(
+                    usize::from(dim),
+                    spline.shape()?,
+                    p.resolve(params)?,
+                )?));
+                #[cfg(not(feature = "spline"))]
+                return Err(unsupported(Feature::Spline, (dim, spline, p)));
+            }
             LayerRecord::Coupling {
                 split,
                 upper_dim,
@@ -357,28 +451,27 @@ impl<'a> LayerRecord<'a> {
                 lower,
                 hypernet,
             } => {
-                let shape = spline.shape()?;
-                let (split, upper) = (usize::from(split), usize::from(upper_dim));
-                if split == 0 || upper == 0 {
-                    return Err(Error::InvalidLayer(LayerError::Split));
-                }
-                let lower = Spline::new(split, shape, lower.resolve(params)?)?;
-                let (sizes, n) = hidden.to_usizes()?;
-                let nn = DenseNN::new(
-                    split + usize::from(context),
-                    sizes.get(..n).unwrap_or(&[]),
-                    upper.saturating_mul(shape.params_per_dim()),
-                    hypernet.resolve(params)?,
-                )?;
-                Layer::Coupling(SplineCoupling::new(
-                    lower,
-                    upper,
-                    shape,
-                    nn,
-                    usize::from(context),
-                )?)
+                #[cfg(feature = "coupling")]
+                return coupling(
+                    (split, upper_dim),
+                    spline,
+                    context,
+                    hidden,
+                    (lower, hypernet),
+                    params,
+                );
+                #[cfg(not(feature = "coupling"))]
+                return Err(unsupported(
+                    Feature::Coupling,
+                    (split, upper_dim, spline, context, hidden, lower, hypernet),
+                ));
             }
-            LayerRecord::Permute { perm } => Layer::Permute(Permute::new(perm)?),
+            LayerRecord::Permute { perm } => {
+                #[cfg(feature = "permute")]
+                return Ok(Layer::Permute(Permute::new(perm)?));
+                #[cfg(not(feature = "permute"))]
+                return Err(unsupported(Feature::Permute, perm));
+            }
             LayerRecord::ConditionalSpline {
                 dim,
                 spline,
@@ -386,21 +479,15 @@ impl<'a> LayerRecord<'a> {
                 hidden,
                 hypernet,
             } => {
-                let shape = spline.shape()?;
-                let dim = usize::from(dim);
-                if context == 0 {
-                    return Err(Error::InvalidLayer(LayerError::Context));
-                }
-                let (sizes, n) = hidden.to_usizes()?;
-                let nn = DenseNN::new(
-                    usize::from(context),
-                    sizes.get(..n).unwrap_or(&[]),
-                    dim.saturating_mul(shape.params_per_dim()),
-                    hypernet.resolve(params)?,
-                )?;
-                Layer::ConditionalSpline(ConditionalSpline::new(dim, shape, nn)?)
+                #[cfg(feature = "conditional-spline")]
+                return conditional_spline(dim, spline, context, hidden, hypernet, params);
+                #[cfg(not(feature = "conditional-spline"))]
+                return Err(unsupported(
+                    Feature::ConditionalSpline,
+                    (dim, spline, context, hidden, hypernet),
+                ));
             }
-        })
+        }
     }
 
     /// Number of `f32` parameters the record refers to.
@@ -434,6 +521,7 @@ pub struct Metadata<'a> {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
 struct Preamble {
     magic: [u8; 4],
     version: u16,
@@ -441,6 +529,7 @@ struct Preamble {
 
 /// The parameter section, preceded by the padding that aligns it.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
 struct Tail<'a> {
     pad: &'a [u8],
     params: &'a [u8],
@@ -456,15 +545,176 @@ pub struct Model<'a> {
     size: usize,
 }
 
-/// Decodes one postcard part from the front of `b`.
-fn take<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
-    postcard::take_from_bytes(b).map_err(|e| {
-        Error::Format(match e {
-            postcard::Error::DeserializeUnexpectedEnd => FormatError::Truncated,
-            _ => FormatError::Malformed,
-        })
-    })
+/// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
+/// decoder of [`crate::wire`] (the writer uses postcard and serde).
+trait Wire<'a>: Sized {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error>;
 }
+
+/// Decodes one part from the front of `b`; returns it and the bytes after it.
+fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
+    let mut r = Reader::new(b);
+    let v = T::read(&mut r)?;
+    Ok((v, r.rest()))
+}
+
+impl Wire<'_> for FlowKind {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Ok(match r.variant(3)? {
+            0 => FlowKind::Plain,
+            1 => FlowKind::Conditional,
+            _ => FlowKind::Joint,
+        })
+    }
+}
+
+impl Wire<'_> for Order {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Ok(match r.variant(2)? {
+            0 => Order::Linear,
+            _ => Order::Quadratic,
+        })
+    }
+}
+
+impl Wire<'_> for Header {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Ok(Header {
+            kind: FlowKind::read(r)?,
+            dim: r.u16()?,
+            context_dim: r.u16()?,
+            layers: r.u16()?,
+            marginal_layers: r.u16()?,
+        })
+    }
+}
+
+impl Wire<'_> for SplineDesc {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Ok(SplineDesc {
+            bins: r.u16()?,
+            bound: r.f32()?,
+            order: Order::read(r)?,
+        })
+    }
+}
+
+impl Wire<'_> for Hidden {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let len = r.u8()?;
+        let mut sizes = [0u16; MAX_HIDDEN_LAYERS];
+        for s in &mut sizes {
+            *s = r.u16()?;
+        }
+        Ok(Hidden { len, sizes })
+    }
+}
+
+impl Wire<'_> for ParamRef {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Ok(ParamRef {
+            start: r.u32()?,
+            len: r.u32()?,
+        })
+    }
+}
+
+impl<'a> Wire<'a> for LayerRecord<'a> {
+    #[allow(unreachable_code)] // without any layer kind
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        // A kind this build leaves out is rejected as soon as its tag is read.
+        Ok(match r.variant(6)? {
+            #[cfg(feature = "affine")]
+            0 => LayerRecord::Affine {
+                dim: r.u16()?,
+                params: ParamRef::read(r)?,
+            },
+            #[cfg(feature = "exp")]
+            1 => LayerRecord::Exp { dim: r.u16()? },
+            #[cfg(feature = "spline")]
+            2 => LayerRecord::Spline {
+                dim: r.u16()?,
+                spline: SplineDesc::read(r)?,
+                params: ParamRef::read(r)?,
+            },
+            #[cfg(feature = "coupling")]
+            3 => LayerRecord::Coupling {
+                split: r.u16()?,
+                upper_dim: r.u16()?,
+                spline: SplineDesc::read(r)?,
+                context: r.u16()?,
+                hidden: Hidden::read(r)?,
+                lower: ParamRef::read(r)?,
+                hypernet: ParamRef::read(r)?,
+            },
+            #[cfg(feature = "permute")]
+            4 => LayerRecord::Permute {
+                perm: r.byte_str()?,
+            },
+            #[cfg(feature = "conditional-spline")]
+            5 => LayerRecord::ConditionalSpline {
+                dim: r.u16()?,
+                spline: SplineDesc::read(r)?,
+                context: r.u16()?,
+                hidden: Hidden::read(r)?,
+                hypernet: ParamRef::read(r)?,
+            },
+            v => {
+                return Err(Error::Unsupported(match v {
+                    0 => Feature::Affine,
+                    1 => Feature::Exp,
+                    2 => Feature::Spline,
+                    3 => Feature::Coupling,
+                    4 => Feature::Permute,
+                    _ => Feature::ConditionalSpline,
+                }))
+            }
+        })
+    }
+}
+
+impl<'a> Wire<'a> for Metadata<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Ok(Metadata {
+            columns: r.str()?,
+            scaler: r.byte_str()?,
+            thresholds: r.byte_str()?,
+        })
+    }
+}
+
+impl Wire<'_> for Preamble {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        let mut magic = [0u8; 4];
+        magic.copy_from_slice(r.bytes(4)?);
+        Ok(Preamble {
+            magic,
+            version: r.u16()?,
+        })
+    }
+}
+
+impl<'a> Wire<'a> for Tail<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Ok(Tail {
+            pad: r.byte_str()?,
+            params: r.byte_str()?,
+        })
+    }
+}
+
+macro_rules! public_take {
+    ($($t:ty),*) => {$(
+        impl<'a> $t {
+            /// Decodes one from the front of `bytes` as the loader does (postcard's encoding);
+            /// returns it and the bytes after it.
+            pub fn take(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), Error> {
+                take(bytes)
+            }
+        }
+    )*};
+}
+public_take!(Header, LayerRecord<'a>, Metadata<'a>);
 
 impl<'a> Model<'a> {
     /// Validates a model file (see the [module docs](self)) without copying anything.
@@ -981,15 +1231,20 @@ mod builder {
 
         /// Adds a copy of a built layer (its parameters are copied into this file).
         pub fn layer(&mut self, layer: &Layer<'_>) -> &mut Self {
+            #[allow(unused_variables)] // with only parameter-free kinds compiled in
             let v = |w: Weights<'_>| w.iter().collect::<Vec<f32>>();
             match layer {
+                #[cfg(feature = "affine")]
                 Layer::Affine(a) => {
                     let (loc, scale): (Vec<f32>, Vec<f32>) =
                         (0..a.dim()).map(|j| a.loc_scale(j)).unzip();
                     self.affine(&loc, &scale)
                 }
+                #[cfg(feature = "exp")]
                 Layer::Exp(e) => self.exp(e.dim()),
+                #[cfg(feature = "spline")]
                 Layer::Spline(s) => self.spline(s.dim(), s.shape(), &v(s.weights())),
+                #[cfg(feature = "coupling")]
                 Layer::Coupling(c) => self.coupling(
                     c.split(),
                     c.upper_dim(),
@@ -999,7 +1254,9 @@ mod builder {
                     &v(c.lower().weights()),
                     &v(c.hypernet().weights()),
                 ),
+                #[cfg(feature = "permute")]
                 Layer::Permute(p) => self.permute(p.indices()),
+                #[cfg(feature = "conditional-spline")]
                 Layer::ConditionalSpline(c) => self.conditional_spline(
                     c.dim(),
                     c.shape(),
@@ -1007,6 +1264,8 @@ mod builder {
                     c.hypernet().hidden_sizes(),
                     &v(c.hypernet().weights()),
                 ),
+                #[allow(unreachable_patterns)]
+                _ => self,
             }
         }
 
@@ -1082,6 +1341,263 @@ mod builder {
             let n = encode(&header, &records, &metadata, &self.params, &mut out)?;
             out.truncate(n);
             Ok(out)
+        }
+    }
+}
+
+/// The loader's decoder against postcard + serde, the file's writer: the same value and the
+/// same rest, or the same error, on encoded parts, on every truncation and bit flip of them,
+/// on random bytes and on hand-made edge cases.
+#[cfg(test)]
+mod wire_tests {
+    extern crate std;
+    use super::*;
+    use rand_core::{RngCore, SeedableRng};
+    use rand_pcg::Pcg32;
+    use std::format;
+    use std::vec::Vec;
+
+    /// The loader's former decoder: postcard, with its errors mapped as the loader maps them.
+    fn reference<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
+        postcard::take_from_bytes(b).map_err(|e| {
+            Error::Format(match e {
+                postcard::Error::DeserializeUnexpectedEnd => FormatError::Truncated,
+                _ => FormatError::Malformed,
+            })
+        })
+    }
+
+    /// Compares the two decoders on `b` (through `Debug`, so that NaN bounds compare equal).
+    fn agree<'a, T: Wire<'a> + Deserialize<'a> + fmt::Debug>(b: &'a [u8]) -> bool {
+        let ours = take::<T>(b);
+        let theirs = reference::<T>(b);
+        assert_eq!(
+            format!("{ours:?}"),
+            format!("{theirs:?}"),
+            "{} on {b:02x?}",
+            core::any::type_name::<T>()
+        );
+        ours.is_ok()
+    }
+
+    /// Every part type on `b`; how many decoded.
+    fn agree_all(b: &[u8]) -> usize {
+        [
+            agree::<Preamble>(b),
+            agree::<Header>(b),
+            agree::<LayerRecord<'_>>(b),
+            agree::<Metadata<'_>>(b),
+            agree::<Tail<'_>>(b),
+            agree::<SplineDesc>(b),
+            agree::<Hidden>(b),
+            agree::<ParamRef>(b),
+            agree::<FlowKind>(b),
+            agree::<Order>(b),
+        ]
+        .iter()
+        .filter(|&&ok| ok)
+        .count()
+    }
+
+    /// A value of 16 bits, drawn to hit every varint length and the extremes.
+    fn u16_of(rng: &mut Pcg32) -> u16 {
+        match rng.next_u32() % 4 {
+            0 => (rng.next_u32() % 128) as u16,
+            1 => [0, 127, 128, 16383, 16384, u16::MAX][rng.next_u32() as usize % 6],
+            _ => rng.next_u32() as u16,
+        }
+    }
+
+    fn u32_of(rng: &mut Pcg32) -> u32 {
+        match rng.next_u32() % 3 {
+            0 => rng.next_u32() % 300,
+            1 => [0, 127, 128, 1 << 21, (1 << 28) - 1, 1 << 28, u32::MAX]
+                [rng.next_u32() as usize % 7],
+            _ => rng.next_u32() >> (rng.next_u32() % 32),
+        }
+    }
+
+    fn spline_of(rng: &mut Pcg32) -> SplineDesc {
+        SplineDesc {
+            bins: u16_of(rng),
+            bound: f32::from_bits(rng.next_u32()),
+            order: if rng.next_u32() & 1 == 0 {
+                Order::Linear
+            } else {
+                Order::Quadratic
+            },
+        }
+    }
+
+    fn hidden_of(rng: &mut Pcg32) -> Hidden {
+        Hidden {
+            len: rng.next_u32() as u8,
+            sizes: core::array::from_fn(|_| u16_of(rng)),
+        }
+    }
+
+    fn pref(rng: &mut Pcg32) -> ParamRef {
+        ParamRef {
+            start: u32_of(rng),
+            len: u32_of(rng),
+        }
+    }
+
+    /// Encodes a random value of every part type with postcard.
+    fn encoded_parts(rng: &mut Pcg32, bytes: &[u8], text: &str) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 512];
+        let mut out = Vec::new();
+        let mut put = |v: &dyn erased::Ser| out.push(v.enc(&mut buf));
+        let n = rng.next_u32() as usize % (bytes.len() + 1);
+        let m = rng.next_u32() as usize % (bytes.len() + 1);
+        put(&Preamble {
+            magic: [b'N', b'F', rng.next_u32() as u8, b'W'],
+            version: u16_of(rng),
+        });
+        put(&Header {
+            kind: [FlowKind::Plain, FlowKind::Conditional, FlowKind::Joint]
+                [rng.next_u32() as usize % 3],
+            dim: u16_of(rng),
+            context_dim: u16_of(rng),
+            layers: u16_of(rng),
+            marginal_layers: u16_of(rng),
+        });
+        let record = match rng.next_u32() % 6 {
+            0 => LayerRecord::Affine {
+                dim: u16_of(rng),
+                params: pref(rng),
+            },
+            1 => LayerRecord::Exp { dim: u16_of(rng) },
+            2 => LayerRecord::Spline {
+                dim: u16_of(rng),
+                spline: spline_of(rng),
+                params: pref(rng),
+            },
+            3 => LayerRecord::Coupling {
+                split: u16_of(rng),
+                upper_dim: u16_of(rng),
+                spline: spline_of(rng),
+                context: u16_of(rng),
+                hidden: hidden_of(rng),
+                lower: pref(rng),
+                hypernet: pref(rng),
+            },
+            4 => LayerRecord::Permute { perm: &bytes[..n] },
+            _ => LayerRecord::ConditionalSpline {
+                dim: u16_of(rng),
+                spline: spline_of(rng),
+                context: u16_of(rng),
+                hidden: hidden_of(rng),
+                hypernet: pref(rng),
+            },
+        };
+        put(&record);
+        let cut = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .nth(rng.next_u32() as usize % 8)
+            .unwrap_or(text.len());
+        put(&Metadata {
+            columns: &text[..cut],
+            scaler: &bytes[..m],
+            thresholds: &bytes[m..],
+        });
+        put(&Tail {
+            pad: &bytes[..n.min(3)],
+            params: &bytes[n..],
+        });
+        out
+    }
+
+    /// Object-safe postcard encoding of the parts.
+    mod erased {
+        use super::*;
+        pub(super) trait Ser {
+            fn enc(&self, buf: &mut [u8]) -> Vec<u8>;
+        }
+        impl<T: Serialize> Ser for T {
+            fn enc(&self, buf: &mut [u8]) -> Vec<u8> {
+                postcard::to_slice(self, buf).unwrap().to_vec()
+            }
+        }
+    }
+
+    #[test]
+    fn encoded_parts_their_truncations_and_bit_flips_decode_alike() {
+        let mut rng = Pcg32::seed_from_u64(0x5EED);
+        let bytes: Vec<u8> = (0..300).map(|i| (i * 37 % 251) as u8).collect();
+        let text = "x\ny\nα\nβγ\n温度\nz";
+        let (mut cases, mut decoded) = (0usize, 0usize);
+        for _ in 0..120 {
+            for mut enc in encoded_parts(&mut rng, &bytes, text) {
+                // The encoding itself, followed by other bytes too.
+                decoded += agree_all(&enc);
+                enc.extend_from_slice(&[0x81, 0x00, 0xFF]);
+                decoded += agree_all(&enc);
+                enc.truncate(enc.len() - 3);
+                cases += 2;
+                for n in 0..enc.len() {
+                    decoded += agree_all(&enc[..n]);
+                    cases += 1;
+                }
+                for i in 0..enc.len().min(40) {
+                    for bit in 0..8 {
+                        enc[i] ^= 1 << bit;
+                        decoded += agree_all(&enc);
+                        enc[i] ^= 1 << bit;
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(decoded > cases, "{decoded} of {cases}");
+    }
+
+    #[test]
+    fn random_bytes_and_edge_cases_decode_alike() {
+        let mut rng = Pcg32::seed_from_u64(7);
+        let mut b = [0u8; 48];
+        for _ in 0..100_000 {
+            let n = rng.next_u32() as usize % b.len();
+            for x in &mut b[..n] {
+                // Biased towards varint continuation bytes and small values.
+                *x = match rng.next_u32() % 4 {
+                    0 => 0x80 | rng.next_u32() as u8,
+                    1 => rng.next_u32() as u8 % 4,
+                    _ => rng.next_u32() as u8,
+                };
+            }
+            agree_all(&b[..n]);
+        }
+        // Varints: non-minimal, at and beyond the last byte's limit, over-long; lengths past
+        // the end and beyond 32 bits; invalid UTF-8; unknown variants.
+        let edges: &[&[u8]] = &[
+            &[0x80, 0x00],
+            &[0xFF, 0xFF, 0x03],
+            &[0xFF, 0xFF, 0x04],
+            &[0x80, 0x80, 0x80, 0x00],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0x0F],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0x10],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
+            &[
+                0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0xAA,
+            ],
+            &[
+                0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0xAA,
+            ],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            &[0x85, 0x80, 0x80, 0x80, 0x80, 0x00, 1, 2, 3, 4, 5, 0, 0],
+            &[0x02, 0xC3, 0x28, 0x00, 0x00],
+            &[0x02, 0xCE, 0xB1, 0x00, 0x00],
+            &[0x03],
+            &[0x06, 0x01],
+            &[0x86, 0x00, 0x01],
+            &[0x04, 0x03, 0x01, 0x02, 0x00],
+        ];
+        for e in edges {
+            for n in 0..=e.len() {
+                agree_all(&e[..n]);
+            }
         }
     }
 }

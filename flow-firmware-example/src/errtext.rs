@@ -123,6 +123,11 @@ pub fn error<T: Text>(t: &mut T, e: &Error) {
             t.str("invalid model file: ");
             format(t, f);
         }
+        Error::Unsupported(f) => {
+            t.str("the model needs flow-core's feature `");
+            t.str(f.name());
+            t.str("`, which this build leaves out");
+        }
         // `Error` is non-exhaustive: a variant flow-core adds later lands here, and any
         // device/host comparison that meets it fails visibly.
         _ => t.str("unknown flow-core error (update src/errtext.rs)"),

@@ -9,8 +9,40 @@
 //!
 //! Not part of the firmware itself (it needs `std`).
 
-use flow_core::model::FlowKind;
+use flow_core::model::{FlowKind, LayerRecord};
 use flow_core::{Error, Model};
+
+/// The layer-kind features of flow-core (and of the firmware, which passes them on) that a
+/// model needs, in a fixed order: the firmware is built with exactly these
+/// (`--no-default-features --features …`) to compile in nothing else.
+pub fn features(model: &Model<'_>) -> Result<Vec<&'static str>, Error> {
+    let mut needed = [false; 6];
+    for r in model.records() {
+        needed[match r? {
+            LayerRecord::Affine { .. } => 0,
+            LayerRecord::Exp { .. } => 1,
+            LayerRecord::Spline { .. } => 2,
+            LayerRecord::Coupling { .. } => 3,
+            LayerRecord::Permute { .. } => 4,
+            LayerRecord::ConditionalSpline { .. } => 5,
+        }] = true;
+    }
+    Ok(LAYER_FEATURES
+        .iter()
+        .zip(needed)
+        .filter_map(|(&f, n)| n.then_some(f))
+        .collect())
+}
+
+/// Every layer-kind feature.
+pub const LAYER_FEATURES: [&str; 6] = [
+    "affine",
+    "exp",
+    "spline",
+    "coupling",
+    "permute",
+    "conditional-spline",
+];
 
 /// What the firmware is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

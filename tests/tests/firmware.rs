@@ -37,8 +37,8 @@ mod workload;
 
 use flow_core::model::{FlowKind, ModelBuilder};
 use flow_core::{
-    Capacity, ConditionalFlow, Error, Flow, FormatError, JointFlow, LayerError, Model, Order,
-    Spline, SplineShape,
+    Capacity, ConditionalFlow, Error, Feature, Flow, FormatError, JointFlow, LayerError, Model,
+    Order, Spline, SplineShape,
 };
 use flow_tests::models::{hypernet, params};
 use geometry::Geometry;
@@ -271,6 +271,12 @@ fn cargo(target: &str, embed: &Embed) -> Command {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .stdin(Stdio::null());
+    // Exactly the layer kinds the model needs (a model that does not parse fails in build.rs).
+    if let Ok(bytes) = std::fs::read(&embed.model) {
+        if let Ok(features) = Model::parse(&bytes).and_then(|m| geometry::features(&m)) {
+            cmd.args(["--no-default-features", "--features", &features.join(",")]);
+        }
+    }
     for (var, v) in [
         ("FLOW_MODEL_UNCHECKED", &embed.unchecked),
         ("FLOW_STREAM", &embed.stream),
@@ -1400,6 +1406,16 @@ fn error_texts_equal_flow_core_display() {
         LayerError::Context,
     ] {
         errors.push(Error::InvalidLayer(l));
+    }
+    for f in [
+        Feature::Affine,
+        Feature::Exp,
+        Feature::Spline,
+        Feature::Coupling,
+        Feature::Permute,
+        Feature::ConditionalSpline,
+    ] {
+        errors.push(Error::Unsupported(f));
     }
     let mut formats = vec![
         FormatError::Truncated,

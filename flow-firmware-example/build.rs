@@ -11,8 +11,8 @@
 //!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
 //!   exactly this model.
 //!   The layer kinds compiled in (this crate's features `affine`, `exp`, `spline`,
-//!   `coupling`, `permute`, `conditional-spline`, passed on to flow-core; default `coupling`,
-//!   the default model's) must include the model's, else the build fails naming the features
+//!   `coupling`, `permute`, `conditional-spline`, and `quadratic` for that spline order,
+//!   passed on to flow-core; default `coupling`, the default model's) must include the model's, else the build fails naming the features
 //!   to add.
 //! - `FLOW_MODEL_UNCHECKED`: embed this file's bytes instead, as they are, without parsing
 //!   them; the geometry still comes from `FLOW_MODEL`. For testing the firmware's run-time

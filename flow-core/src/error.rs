@@ -62,6 +62,9 @@ pub enum Feature {
     Permute,
     /// [`ConditionalSpline`](crate::ConditionalSpline) layers (feature `conditional-spline`).
     ConditionalSpline,
+    /// The rational-quadratic spline order, [`Order::Quadratic`](crate::Order) (feature
+    /// `quadratic`); the linear order is always there.
+    Quadratic,
 }
 
 impl Feature {
@@ -74,6 +77,7 @@ impl Feature {
             Feature::Coupling => "coupling",
             Feature::Permute => "permute",
             Feature::ConditionalSpline => "conditional-spline",
+            Feature::Quadratic => "quadratic",
         }
     }
 
@@ -86,6 +90,7 @@ impl Feature {
             Feature::Coupling => cfg!(feature = "coupling"),
             Feature::Permute => cfg!(feature = "permute"),
             Feature::ConditionalSpline => cfg!(feature = "conditional-spline"),
+            Feature::Quadratic => cfg!(feature = "quadratic"),
         }
     }
 }

@@ -85,6 +85,13 @@
 //!   Pyro's numbers to `f32` precision: on the tutorial coupling model the log-density moves by
 //!   3.9e-3 nats on average and up to 0.31 nats in flat regions (`tests/tests/micromath.rs`).
 //!   Off by default.
+//! - Layer kinds `affine`, `exp`, `spline`, `coupling`, `permute`, `conditional-spline`, and
+//!   the spline order `quadratic` (the linear order is always there): all in the default
+//!   features. A device build with `default-features = false` and only the kinds its models
+//!   use leaves the others' code out of flash; [`Layer`] then has only those variants, and
+//!   loading a model file that needs a missing one is [`Error::Unsupported`] naming the
+//!   feature (a quadratic [`SplineShape`] likewise), never a panic. The tutorial's
+//!   `spline_coupling` needs only `coupling`.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -98,7 +105,8 @@
         feature = "spline",
         feature = "coupling",
         feature = "permute",
-        feature = "conditional-spline"
+        feature = "conditional-spline",
+        feature = "quadratic"
     )),
     allow(dead_code, unused_imports)
 )]

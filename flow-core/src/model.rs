@@ -572,7 +572,10 @@ impl Wire<'_> for Order {
     fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
         Ok(match r.variant(2)? {
             0 => Order::Linear,
+            #[cfg(feature = "quadratic")]
             _ => Order::Quadratic,
+            #[cfg(not(feature = "quadratic"))]
+            _ => return Err(Error::Unsupported(Feature::Quadratic)),
         })
     }
 }

@@ -91,8 +91,12 @@ pub struct SplineShape {
 }
 
 impl SplineShape {
-    /// A validated shape: `2 <= bins <= 1000` and a finite `bound > 0`.
+    /// A validated shape: `2 <= bins <= 1000` and a finite `bound > 0`; the quadratic order
+    /// needs the `quadratic` feature (else `Error::Unsupported`).
     pub fn new(bins: usize, bound: f32, order: Order) -> Result<Self, Error> {
+        if order == Order::Quadratic && !cfg!(feature = "quadratic") {
+            return Err(Error::Unsupported(crate::error::Feature::Quadratic));
+        }
         if !(2..=MAX_BINS_BY_MIN_SIZE).contains(&bins) {
             return Err(Error::InvalidLayer(LayerError::Bins));
         }
@@ -498,12 +502,13 @@ fn eval_bin<T: Real, P: BinParams<T>>(
         d_k,
         d_k1,
     };
+    // Without the `quadratic` feature no quadratic shape exists (`SplineShape::new`).
     match shape.order {
-        Order::Quadratic => match dir {
+        Order::Quadratic if cfg!(feature = "quadratic") => match dir {
             Direction::Forward => bin.quadratic_forward(v, want_log_det),
             Direction::Inverse => bin.quadratic_inverse(v, want_log_det),
         },
-        Order::Linear => {
+        _ => {
             let lambda = T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k))
                 + T::from_f64(MIN_LAMBDA);
             let lin = bin.linear(lambda);

@@ -10,22 +10,26 @@
 //! Not part of the firmware itself (it needs `std`).
 
 use flow_core::model::{FlowKind, LayerRecord};
-use flow_core::{Error, Model};
+use flow_core::{Error, Model, Order};
 
-/// The layer-kind features of flow-core (and of the firmware, which passes them on) that a
-/// model needs, in a fixed order: the firmware is built with exactly these
+/// The layer-kind and spline-order features of flow-core (and of the firmware, which passes
+/// them on) that a model needs, in a fixed order: the firmware is built with exactly these
 /// (`--no-default-features --features …`) to compile in nothing else.
 pub fn features(model: &Model<'_>) -> Result<Vec<&'static str>, Error> {
-    let mut needed = [false; 6];
+    let mut needed = [false; 7];
     for r in model.records() {
-        needed[match r? {
-            LayerRecord::Affine { .. } => 0,
-            LayerRecord::Exp { .. } => 1,
-            LayerRecord::Spline { .. } => 2,
-            LayerRecord::Coupling { .. } => 3,
-            LayerRecord::Permute { .. } => 4,
-            LayerRecord::ConditionalSpline { .. } => 5,
-        }] = true;
+        let (kind, spline) = match r? {
+            LayerRecord::Affine { .. } => (0, None),
+            LayerRecord::Exp { .. } => (1, None),
+            LayerRecord::Spline { spline, .. } => (2, Some(spline)),
+            LayerRecord::Coupling { spline, .. } => (3, Some(spline)),
+            LayerRecord::Permute { .. } => (4, None),
+            LayerRecord::ConditionalSpline { spline, .. } => (5, Some(spline)),
+        };
+        needed[kind] = true;
+        if spline.is_some_and(|s| s.order == Order::Quadratic) {
+            needed[6] = true;
+        }
     }
     Ok(LAYER_FEATURES
         .iter()
@@ -34,14 +38,15 @@ pub fn features(model: &Model<'_>) -> Result<Vec<&'static str>, Error> {
         .collect())
 }
 
-/// Every layer-kind feature.
-pub const LAYER_FEATURES: [&str; 6] = [
+/// Every layer-kind feature, and the quadratic spline order's.
+pub const LAYER_FEATURES: [&str; 7] = [
     "affine",
     "exp",
     "spline",
     "coupling",
     "permute",
     "conditional-spline",
+    "quadratic",
 ];
 
 /// What the firmware is compiled for.

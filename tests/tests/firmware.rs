@@ -14,6 +14,11 @@
 //! | joint | `p(x₁)·p(x₂ \| x₁)` on `R³` | M0 |
 //! | imu6 | plain 6-D (two couplings, a permutation), stream from a `FLOW_STREAM` file | M4F |
 //! | corrupt | the tutorial model's geometry, a corrupted copy embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error …`, exit 1 |
+//! | compiled-out | the tutorial model's geometry and layer kinds, Pyro's `Spline(2, 16)` embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error …` naming the feature, exit 1 |
+//!
+//! Every build passes `--no-default-features --features …` with exactly the layer kinds (and
+//! spline order) of its `FLOW_MODEL` (`geometry::features`), so each firmware compiles in
+//! only what its model uses.
 //!
 //! Also: a model that does not parse fails the build; a HardFault exits nonzero; the no-panic
 //! check (`src/bin/panic_check.rs`) links for M4F and M0; the firmware's error texts equal
@@ -1293,6 +1298,42 @@ fn corrupt_model_is_a_load_error_at_run_time() {
     assert!(!out.done && out.results.is_empty());
 }
 
+/// A firmware built for the tutorial model has only the `coupling` layer kind: Pyro's
+/// `Spline(2, 16)` embedded with `FLOW_MODEL_UNCHECKED` loads as flow-core's
+/// `Error::Unsupported(Feature::Spline)` (`load-error …`, exit 1), not a panic.
+#[test]
+fn compiled_out_layer_kind_is_a_load_error_at_run_time() {
+    let good_path = write_file("tutorial.nflw", &tutorial_model(TEST_SEED));
+    let other = pyro_trained("a_spline_params.json", PYRO_A);
+    assert!(
+        Model::parse(&other).is_ok(),
+        "the spline model itself is valid"
+    );
+    let other_path = write_file("compiled-out.nflw", &other);
+    let expect = Error::Unsupported(Feature::Spline).to_string();
+    let embed = Embed {
+        model: good_path,
+        unchecked: Some(other_path),
+        ..Embed::default()
+    };
+    let elfs = build(
+        M4F,
+        &embed,
+        "compiled-out-m4f",
+        &["flow-firmware-example"],
+        &[],
+    );
+    let run = qemu(MPS2_AN386, &elfs[0]);
+    let out = parse(&run.stdout);
+    assert_eq!(
+        out.load_error.as_deref(),
+        Some(expect.as_str()),
+        "compiled-out kind: stdout:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.code, Some(1), "a load error must exit with failure");
+}
+
 /// `FLOW_MODEL` naming a file that does not parse fails the build with flow-core's error.
 #[test]
 fn unparsable_model_fails_the_build() {
@@ -1414,6 +1455,7 @@ fn error_texts_equal_flow_core_display() {
         Feature::Coupling,
         Feature::Permute,
         Feature::ConditionalSpline,
+        Feature::Quadratic,
     ] {
         errors.push(Error::Unsupported(f));
     }

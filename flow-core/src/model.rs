@@ -82,7 +82,7 @@ use crate::real::Real;
 use crate::spline::Spline;
 use crate::spline::{Order, SplineShape};
 use crate::weights::Weights;
-use crate::wire::Reader;
+use crate::wire::{Bad, Reader};
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -548,7 +548,7 @@ pub struct Model<'a> {
 /// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
 /// decoder of [`crate::wire`] (the writer uses postcard and serde).
 trait Wire<'a>: Sized {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error>;
+    fn read(r: &mut Reader<'a>) -> Result<Self, Bad>;
 }
 
 /// Decodes one part from the front of `b`; returns it and the bytes after it.
@@ -559,7 +559,7 @@ fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
 }
 
 impl Wire<'_> for FlowKind {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         Ok(match r.variant(3)? {
             0 => FlowKind::Plain,
             1 => FlowKind::Conditional,
@@ -569,19 +569,19 @@ impl Wire<'_> for FlowKind {
 }
 
 impl Wire<'_> for Order {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         Ok(match r.variant(2)? {
             0 => Order::Linear,
             #[cfg(feature = "quadratic")]
             _ => Order::Quadratic,
             #[cfg(not(feature = "quadratic"))]
-            _ => return Err(Error::Unsupported(Feature::Quadratic)),
+            _ => return Err(Bad::Unsupported(Feature::Quadratic)),
         })
     }
 }
 
 impl Wire<'_> for Header {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         Ok(Header {
             kind: FlowKind::read(r)?,
             dim: r.u16()?,
@@ -593,7 +593,7 @@ impl Wire<'_> for Header {
 }
 
 impl Wire<'_> for SplineDesc {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         Ok(SplineDesc {
             bins: r.u16()?,
             bound: r.f32()?,
@@ -603,7 +603,7 @@ impl Wire<'_> for SplineDesc {
 }
 
 impl Wire<'_> for Hidden {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         let len = r.u8()?;
         let mut sizes = [0u16; MAX_HIDDEN_LAYERS];
         for s in &mut sizes {
@@ -614,7 +614,7 @@ impl Wire<'_> for Hidden {
 }
 
 impl Wire<'_> for ParamRef {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         Ok(ParamRef {
             start: r.u32()?,
             len: r.u32()?,
@@ -624,7 +624,7 @@ impl Wire<'_> for ParamRef {
 
 impl<'a> Wire<'a> for LayerRecord<'a> {
     #[allow(unreachable_code)] // without any layer kind
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
         // A kind this build leaves out is rejected as soon as its tag is read.
         Ok(match r.variant(6)? {
             #[cfg(feature = "affine")]
@@ -663,7 +663,7 @@ impl<'a> Wire<'a> for LayerRecord<'a> {
                 hypernet: ParamRef::read(r)?,
             },
             v => {
-                return Err(Error::Unsupported(match v {
+                return Err(Bad::Unsupported(match v {
                     0 => Feature::Affine,
                     1 => Feature::Exp,
                     2 => Feature::Spline,
@@ -677,7 +677,7 @@ impl<'a> Wire<'a> for LayerRecord<'a> {
 }
 
 impl<'a> Wire<'a> for Metadata<'a> {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
         Ok(Metadata {
             columns: r.str()?,
             scaler: r.byte_str()?,
@@ -687,7 +687,7 @@ impl<'a> Wire<'a> for Metadata<'a> {
 }
 
 impl Wire<'_> for Preamble {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
         let mut magic = [0u8; 4];
         magic.copy_from_slice(r.bytes(4)?);
         Ok(Preamble {
@@ -698,7 +698,7 @@ impl Wire<'_> for Preamble {
 }
 
 impl<'a> Wire<'a> for Tail<'a> {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Error> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
         Ok(Tail {
             pad: r.byte_str()?,
             params: r.byte_str()?,

@@ -21,7 +21,29 @@
 //! [`FormatError::Malformed`]. The length rule is postcard's on a 64-bit host on every
 //! target, so a file decodes the same everywhere.
 
+use crate::error::{Error, Feature};
 use crate::model::FormatError;
+
+/// Why a part does not decode: small enough to travel in a register (unlike [`Error`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bad {
+    /// [`FormatError::Truncated`].
+    Truncated,
+    /// [`FormatError::Malformed`].
+    Malformed,
+    /// [`Error::Unsupported`].
+    Unsupported(Feature),
+}
+
+impl From<Bad> for Error {
+    fn from(b: Bad) -> Self {
+        match b {
+            Bad::Truncated => Error::Format(FormatError::Truncated),
+            Bad::Malformed => Error::Format(FormatError::Malformed),
+            Bad::Unsupported(f) => Error::Unsupported(f),
+        }
+    }
+}
 
 /// A cursor over the bytes still to decode.
 pub(crate) struct Reader<'a> {
@@ -39,71 +61,68 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
-        let (head, rest) = self
-            .rest
-            .split_at_checked(n)
-            .ok_or(FormatError::Truncated)?;
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], Bad> {
+        let (head, rest) = self.rest.split_at_checked(n).ok_or(Bad::Truncated)?;
         self.rest = rest;
         Ok(head)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, FormatError> {
-        let (&b, rest) = self.rest.split_first().ok_or(FormatError::Truncated)?;
+    pub(crate) fn u8(&mut self) -> Result<u8, Bad> {
+        let (&b, rest) = self.rest.split_first().ok_or(Bad::Truncated)?;
         self.rest = rest;
         Ok(b)
     }
 
     /// A varint of at most `max_len` bytes whose last byte is at most `last_max`.
     #[inline(never)]
-    fn varint(&mut self, max_len: u32, last_max: u8) -> Result<u64, FormatError> {
+    fn varint(&mut self, max_len: u32, last_max: u8) -> Result<u64, Bad> {
         let mut out = 0u64;
         for i in 0..max_len {
             let b = self.u8()?;
             out |= u64::from(b & 0x7F) << (7 * i);
             if b & 0x80 == 0 {
                 if i == max_len - 1 && b > last_max {
-                    return Err(FormatError::Malformed);
+                    return Err(Bad::Malformed);
                 }
                 return Ok(out);
             }
         }
-        Err(FormatError::Malformed)
+        Err(Bad::Malformed)
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16, FormatError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, Bad> {
         // At most 3 bytes, the last one at most 0x03: the value fits 16 bits.
         Ok(self.varint(3, 0x03)? as u16)
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, FormatError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Bad> {
         Ok(self.varint(5, 0x0F)? as u32)
     }
 
-    pub(crate) fn f32(&mut self) -> Result<f32, FormatError> {
+    pub(crate) fn f32(&mut self) -> Result<f32, Bad> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.bytes(4)?);
         Ok(f32::from_le_bytes(a))
     }
 
     /// A byte string: its length, then its bytes.
-    pub(crate) fn byte_str(&mut self) -> Result<&'a [u8], FormatError> {
+    pub(crate) fn byte_str(&mut self) -> Result<&'a [u8], Bad> {
         let n = self.varint(10, 0x01)?;
         // A length beyond the address space is beyond the bytes left too.
         self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    pub(crate) fn str(&mut self) -> Result<&'a str, FormatError> {
-        core::str::from_utf8(self.byte_str()?).map_err(|_| FormatError::Malformed)
+    pub(crate) fn str(&mut self) -> Result<&'a str, Bad> {
+        core::str::from_utf8(self.byte_str()?).map_err(|_| Bad::Malformed)
     }
 
     /// An enum's variant index, checked against the number of variants.
-    pub(crate) fn variant(&mut self, variants: u32) -> Result<u32, FormatError> {
+    pub(crate) fn variant(&mut self, variants: u32) -> Result<u32, Bad> {
         let v = self.u32()?;
         if v < variants {
             Ok(v)
         } else {
-            Err(FormatError::Malformed)
+            Err(Bad::Malformed)
         }
     }
 }

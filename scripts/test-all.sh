@@ -34,6 +34,15 @@ step "flow-core for thumbv7em-none-eabihf and thumbv6m-none-eabi"
 cargo build -p flow-core --release --target thumbv7em-none-eabihf
 cargo build -p flow-core --release --target thumbv6m-none-eabi
 cargo build -p flow-core --release --target thumbv7em-none-eabihf --features micromath
+# Device builds with layer kinds left out: only the tutorial's coupling, only the element-wise
+# spline with both orders, and none at all; and lints for feature sets the defaults never see.
+for f in coupling spline,quadratic ""; do
+    cargo build -p flow-core --release --target thumbv7em-none-eabihf --no-default-features --features "$f"
+done
+cargo build -p flow-core --release --target thumbv6m-none-eabi --no-default-features --features coupling
+for f in coupling spline,quadratic affine,exp,permute conditional-spline "" alloc; do
+    cargo clippy -p flow-core --no-default-features --features "$f" -- -D warnings
+done
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
 # --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
@@ -45,6 +54,9 @@ step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
         cargo clippy --release --bins --features panic-check --target "$t" --target-dir target \
             -- -D warnings
     done
+    # Every layer kind compiled in (the default builds only the default model's coupling).
+    cargo clippy --release --bins --features panic-check,all-layers --target-dir target \
+        -- -D warnings
 )
 
 # --- every test -----------------------------------------------------------------------------

@@ -54,8 +54,9 @@ step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
         cargo clippy --release --bins --features panic-check --target "$t" --target-dir target \
             -- -D warnings
     done
-    # Every layer kind compiled in (the default builds only the default model's coupling).
-    cargo clippy --release --bins --features panic-check,all-layers --target-dir target \
+    # Every layer kind compiled in (the default builds only the default model's coupling), and
+    # errors as text instead of codes.
+    cargo clippy --release --bins --features panic-check,all-layers,error-text --target-dir target \
         -- -D warnings
 )
 

@@ -1,11 +1,29 @@
-//! flow-core's error messages without `core::fmt`: the same text as flow-core's `Display`
-//! impls (`flow-core/src/error.rs`, `flow-core/src/model.rs`), written through three
-//! primitives. `core::fmt` would cost about 2 KB of flash for these messages alone; the host
-//! test (`tests/tests/firmware.rs`) compiles this file and checks it against `Display` for
-//! every variant, so a changed message in flow-core fails that test.
+//! flow-core's errors without `core::fmt`, two ways:
+//!
+//! - [`code`] (the default): `E<n>` and the variant's fields as numbers, e.g. `E9 3 … …` for a
+//!   checksum mismatch (table below). A few dozen bytes of flash.
+//! - [`error`] (feature `error-text`): the same text as flow-core's `Display` impls
+//!   (`flow-core/src/error.rs`, `flow-core/src/model.rs`). About 1.9 KB of flash (the messages
+//!   and their code); `core::fmt` would cost about 2 KB more.
+//!
+//! The host test (`tests/tests/firmware.rs`) compiles this file, checks [`error`] against
+//! `Display` for every variant and that [`code`] tells every variant apart, and renders the
+//! host's errors with [`code`] to compare them with the device's.
+//!
+//! | code | error | numbers after it |
+//! |---|---|---|
+//! | `E1` / `E2` / `E3` | `NonFiniteInput` / `Numerical` / `OutOfSupport` | |
+//! | `E4` | `DimensionMismatch` | expected, found |
+//! | `E5` | `Capacity` | what (0 layers, 1 hidden width, 2 spline bins, 3 hidden layers), needed, limit |
+//! | `E6` | `ParameterCount` | expected, found |
+//! | `E7` | `NonFiniteParameter` | |
+//! | `E8` | `InvalidLayer` | 0 bins, 1 bound, 2 split, 3 permutation, 4 scale, 5 zero dim, 6 hypernet shape, 7 context |
+//! | `E9` | `Format` | 0 truncated, 1 magic, 2 version (found, supported), 3 checksum (stored, computed), 4 malformed, 5 trailing bytes, 6 layer count, 7 kind (expected, found: 0 plain, 1 conditional, 2 joint), 8 metadata, 9 buffer too small |
+//! | `E10` | `Unsupported` | the feature: 0 affine, 1 exp, 2 spline, 3 coupling, 4 permute, 5 conditional-spline, 6 quadratic |
+//! | `E0` | an error this file does not know yet | |
 
 use flow_core::model::FlowKind;
-use flow_core::{Capacity, Error, FormatError, LayerError};
+use flow_core::{Capacity, Error, Feature, FormatError, LayerError};
 
 /// Where the text goes.
 pub trait Text {
@@ -131,5 +149,66 @@ pub fn error<T: Text>(t: &mut T, e: &Error) {
         // `Error` is non-exhaustive: a variant flow-core adds later lands here, and any
         // device/host comparison that meets it fails visibly.
         _ => t.str("unknown flow-core error (update src/errtext.rs)"),
+    }
+}
+
+/// Writes `e` as `E<n>` and its fields (module docs).
+pub fn code<T: Text>(t: &mut T, e: &Error) {
+    let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    let kind = |k: &FlowKind| *k as u32;
+    let (n, fields): (u32, &[u32]) = match e {
+        Error::NonFiniteInput => (1, &[]),
+        Error::Numerical => (2, &[]),
+        Error::OutOfSupport => (3, &[]),
+        Error::DimensionMismatch { expected, found } => (4, &[u(*expected), u(*found)]),
+        Error::Capacity {
+            what,
+            needed,
+            limit,
+        } => (5, &[*what as u32, u(*needed), u(*limit)]),
+        Error::ParameterCount { expected, found } => (6, &[u(*expected), u(*found)]),
+        Error::NonFiniteParameter => (7, &[]),
+        Error::InvalidLayer(l) => (8, &[*l as u32]),
+        Error::Format(f) => (
+            9,
+            &match *f {
+                FormatError::Truncated => [0, 0, 0],
+                FormatError::Magic => [1, 0, 0],
+                FormatError::Version { found, supported } => {
+                    [2, u32::from(found), u32::from(supported)]
+                }
+                FormatError::Checksum { stored, computed } => [3, stored, computed],
+                FormatError::Malformed => [4, 0, 0],
+                FormatError::TrailingBytes => [5, 0, 0],
+                FormatError::LayerCount => [6, 0, 0],
+                FormatError::Kind { expected, found } => [7, kind(&expected), kind(&found)],
+                FormatError::Metadata => [8, 0, 0],
+                FormatError::BufferTooSmall => [9, 0, 0],
+            }[..match f {
+                FormatError::Version { .. }
+                | FormatError::Checksum { .. }
+                | FormatError::Kind { .. } => 3,
+                _ => 1,
+            }],
+        ),
+        Error::Unsupported(f) => (
+            10,
+            &[match f {
+                Feature::Affine => 0,
+                Feature::Exp => 1,
+                Feature::Spline => 2,
+                Feature::Coupling => 3,
+                Feature::Permute => 4,
+                Feature::ConditionalSpline => 5,
+                Feature::Quadratic => 6,
+            }],
+        ),
+        _ => (0, &[]),
+    };
+    t.str("E");
+    t.dec(n);
+    for &v in fields {
+        t.str(" ");
+        t.dec(v);
     }
 }

@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+// `errtext::code` or, with `error-text`, `errtext::error` is used.
+#[allow(dead_code)]
 mod errtext;
 mod model;
 mod out;

@@ -96,10 +96,14 @@ impl Line {
         self
     }
 
-    /// Appends a space and `e`'s message (flow-core's `Display` text).
+    /// Appends a space and `e`: its code (`E<n> …`, see `errtext.rs`), or with the feature
+    /// `error-text` flow-core's message.
     pub fn err(&mut self, e: &flow_core::Error) -> &mut Self {
         self.bytes(b" ");
+        #[cfg(feature = "error-text")]
         errtext::error(self, e);
+        #[cfg(not(feature = "error-text"))]
+        errtext::code(self, e);
         self
     }
 

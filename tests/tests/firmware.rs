@@ -13,8 +13,8 @@
 //! | conditional | conditional spline + permute + conditional coupling, `D = C = 2` | M4F |
 //! | joint | `p(x₁)·p(x₂ \| x₁)` on `R³` | M0 |
 //! | imu6 | plain 6-D (two couplings, a permutation), stream from a `FLOW_STREAM` file | M4F |
-//! | corrupt | the tutorial model's geometry, a corrupted copy embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error …`, exit 1 |
-//! | compiled-out | the tutorial model's geometry and layer kinds, Pyro's `Spline(2, 16)` embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error …` naming the feature, exit 1 |
+//! | corrupt | the tutorial model's geometry, a corrupted copy embedded (`FLOW_MODEL_UNCHECKED`), feature `error-text` | M4F: `load-error <flow-core's message>`, exit 1 |
+//! | compiled-out | the tutorial model's geometry and layer kinds, Pyro's `Spline(2, 16)` embedded (`FLOW_MODEL_UNCHECKED`) | M4F: `load-error E10 2` (`Unsupported(Spline)`), exit 1 |
 //!
 //! Every build passes `--no-default-features --features …` with exactly the layer kinds (and
 //! spline order) of its `FLOW_MODEL` (`geometry::features`), so each firmware compiles in
@@ -453,6 +453,13 @@ impl std::fmt::Display for Val {
     }
 }
 
+/// How the firmware prints `e` (built without its feature `error-text`): `E<n> …`.
+fn device_code(e: &Error) -> String {
+    let mut s = String::new();
+    errtext::code(&mut s, e);
+    s
+}
+
 /// `tag` and indices of a result line.
 type Key = (String, Vec<usize>);
 
@@ -474,7 +481,7 @@ impl workload::Report for Host {
     ) {
         let val = match out {
             Ok(v) => Val::Bits(v.iter().map(|x| x.to_bits()).collect()),
-            Err(e) => Val::Err(e.to_string()),
+            Err(e) => Val::Err(device_code(&e)),
         };
         let key = (tag.to_string(), idx.to_vec());
         let old = self
@@ -1285,7 +1292,14 @@ fn corrupt_model_is_a_load_error_at_run_time() {
         unchecked: Some(bad_path),
         ..Embed::default()
     };
-    let elfs = build(M4F, &embed, "corrupt-m4f", &["flow-firmware-example"], &[]);
+    // Built with `error-text`: the device prints flow-core's message.
+    let elfs = build(
+        M4F,
+        &embed,
+        "corrupt-m4f",
+        &["flow-firmware-example"],
+        &["--features", "error-text"],
+    );
     let run = qemu(MPS2_AN386, &elfs[0]);
     let out = parse(&run.stdout);
     assert_eq!(
@@ -1310,7 +1324,9 @@ fn compiled_out_layer_kind_is_a_load_error_at_run_time() {
         "the spline model itself is valid"
     );
     let other_path = write_file("compiled-out.nflw", &other);
-    let expect = Error::Unsupported(Feature::Spline).to_string();
+    // The default build prints the error's code.
+    let expect = device_code(&Error::Unsupported(Feature::Spline));
+    assert_eq!(expect, "E10 2");
     let embed = Embed {
         model: good_path,
         unchecked: Some(other_path),
@@ -1482,11 +1498,33 @@ fn error_texts_equal_flow_core_display() {
         }
     }
     errors.extend(formats.into_iter().map(Error::Format));
+    let mut codes = BTreeMap::new();
     for e in errors {
         let mut s = String::new();
         errtext::error(&mut s, &e);
         assert_eq!(s, e.to_string(), "{e:?}");
+        // The codes tell every error apart, and are what the table in errtext.rs says.
+        let c = device_code(&e);
+        assert!(!c.starts_with("E0"), "{e:?} has no code");
+        if let Some(other) = codes.insert(c.clone(), e) {
+            panic!("{e:?} and {other:?} have the same code {c}");
+        }
     }
+    assert_eq!(
+        device_code(&Error::Format(FormatError::Checksum {
+            stored: 1,
+            computed: 2
+        })),
+        "E9 3 1 2"
+    );
+    assert_eq!(
+        device_code(&Error::Capacity {
+            what: Capacity::Bins,
+            needed: 64,
+            limit: 16
+        }),
+        "E5 2 64 16"
+    );
 }
 
 // --- the checked-in default model ------------------------------------------------------------------

@@ -1,10 +1,32 @@
 //! Fuzzes the model loader: any byte string is parsed; whatever parses is built into every
-//! flow kind it claims to be and evaluated. Nothing may panic.
+//! flow kind it claims to be and evaluated. Nothing may panic. The loader's hand-written
+//! decoder of the parts must also agree with postcard + serde, which write the file: the same
+//! value and rest, or the same error, on every input.
 #![no_main]
 
-use flow_core::model::FlowKind;
-use flow_core::Model;
+use flow_core::model::{FlowKind, Header, LayerRecord, Metadata};
+use flow_core::{Error, FormatError, Model};
 use libfuzzer_sys::fuzz_target;
+use serde::Deserialize;
+
+/// postcard's result, with the errors mapped as the loader maps its own.
+fn reference<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
+    postcard::take_from_bytes(b).map_err(|e| {
+        Error::Format(match e {
+            postcard::Error::DeserializeUnexpectedEnd => FormatError::Truncated,
+            _ => FormatError::Malformed,
+        })
+    })
+}
+
+/// The two decoders agree (compared through `Debug`, so that NaN bounds compare equal).
+fn agree<'a, T: Deserialize<'a> + std::fmt::Debug>(
+    ours: Result<(T, &'a [u8]), Error>,
+    b: &'a [u8],
+) {
+    let theirs = reference::<T>(b);
+    assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "on {b:02x?}");
+}
 
 fn eval<const D: usize>(m: &Model<'_>, x: f32) {
     let p = [x; D];
@@ -39,6 +61,9 @@ fn joint2(m: &Model<'_>, x: f32) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    agree(Header::take(data), data);
+    agree(LayerRecord::take(data), data);
+    agree(Metadata::take(data), data);
     // Also exercise the structural checks behind the CRC: fix the CRC of the input when asked
     // to by its first byte, so mutations reach the decoder instead of the checksum.
     let mut buf = data.to_vec();

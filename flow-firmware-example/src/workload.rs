@@ -112,7 +112,8 @@ impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 
     fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
         self.log_prob(x)
     }
-    #[inline]
+    // One copy of the sampling path however often the workload draws (flash).
+    #[inline(never)]
     fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
         self.sample(rng)
     }
@@ -129,7 +130,7 @@ impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: us
     fn score(&self, x: &[f32; D], ctx: &[f32; C]) -> Result<f32, Error> {
         self.log_prob(x, ctx)
     }
-    #[inline]
+    #[inline(never)]
     fn draw(&self, rng: &mut Pcg32, ctx: &[f32; C]) -> Result<[f32; D], Error> {
         self.condition(ctx).sample(rng)
     }
@@ -143,7 +144,7 @@ impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 
     fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
         self.log_prob(x)
     }
-    #[inline]
+    #[inline(never)]
     fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
         self.sample(rng)
     }

@@ -1380,7 +1380,7 @@ fn unparsable_model_fails_the_build() {
 
 /// Builds `src/bin/panic_check.rs` for `target` with the tutorial model: the link fails if a
 /// panic path of flow-core's `Model::parse`, flow building or `log_prob` survives optimization.
-fn check_no_panic(target: &str) {
+fn check_no_panic(target: &str, features: &str) {
     let path = write_file("tutorial.nflw", &tutorial_model(TEST_SEED));
     let embed = Embed {
         model: path,
@@ -1389,9 +1389,9 @@ fn check_no_panic(target: &str) {
     build(
         target,
         &embed,
-        &format!("panic-check-{target}"),
+        &format!("panic-check-{target}-{features}"),
         &["panic_check"],
-        &["--features", "panic-check"],
+        &["--features", features],
     );
 }
 
@@ -1401,12 +1401,19 @@ fn check_no_panic(target: &str) {
 // `llvm-objdump -d -l`.
 #[test]
 fn no_panic_path_in_load_and_log_prob_m4f() {
-    check_no_panic(M4F);
+    check_no_panic(M4F, "panic-check");
 }
 
 #[test]
 fn no_panic_path_in_load_and_log_prob_m0() {
-    check_no_panic(M0);
+    check_no_panic(M0, "panic-check");
+}
+
+/// With every layer kind and the quadratic order compiled in, the loader reaches every
+/// kind's constructor (the tutorial model's geometry still bounds the flow).
+#[test]
+fn no_panic_path_with_every_layer_kind_m4f() {
+    check_no_panic(M4F, "panic-check,all-layers");
 }
 
 // --- the firmware's error texts --------------------------------------------------------------------

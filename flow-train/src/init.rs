@@ -18,11 +18,18 @@ impl Rng {
         (self.0.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
     }
 
-    /// A standard Normal draw (flow-core's Box–Muller).
+    /// A standard Normal draw: Box–Muller on two 24-bit uniforms, `r cos(2π u₂)` with libm's
+    /// `sincosf`. This is flow-core's sampler as it was before its device-oriented `f32` sine
+    /// (`StdNormal::sample`), kept here so that the generated data, the initial parameters
+    /// and so every trained file stay exactly what they were.
     pub fn normal(&mut self) -> f32 {
-        let mut z = [0.0f32; 1];
-        flow_core::StdNormal::sample(&mut self.0, &mut z);
-        z[0]
+        const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
+        let a = self.0.next_u32() >> 8;
+        let b = self.0.next_u32() >> 8;
+        let u1 = (a + 1) as f32 * SCALE;
+        let u2 = b as f32 * SCALE;
+        let r = libm::sqrtf(-2.0 * libm::logf(u1));
+        r * libm::sincosf(core::f64::consts::TAU as f32 * u2).1
     }
 
     /// Uniform index in `0..n` (`n >= 1`).

@@ -43,6 +43,7 @@ cargo build -p flow-core --release --target thumbv6m-none-eabi --no-default-feat
 for f in coupling spline,quadratic affine,exp,permute conditional-spline "" alloc; do
     cargo clippy -p flow-core --no-default-features --features "$f" -- -D warnings
 done
+RUSTDOCFLAGS="-D warnings" cargo doc -p flow-core --no-deps --no-default-features --features coupling --quiet
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
 # --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------

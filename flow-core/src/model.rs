@@ -34,6 +34,12 @@
 //! | parameters | byte string | every layer's `f32` parameters, little endian |
 //! | CRC-32 | 4 bytes, little endian | CRC-32/ISO-HDLC of every byte before it |
 //!
+//! The writer ([`encode`], `ModelBuilder`) encodes the parts with postcard and serde; the
+//! loader decodes them with its own small decoder of the same wire format (postcard's rules
+//! and error cases, no serde; tested against postcard on valid, mutated and random inputs),
+//! which costs a device far less flash and stack. [`Header::take`], [`LayerRecord::take`] and
+//! [`Metadata::take`] expose it.
+//!
 //! A [`ParamRef`] is a range of `f32` values in the parameter section, laid out as the layers
 //! document: a [`Spline`]'s `[uw | uh | ud | ul]`, a [`DenseNN`]'s `W0, b0, W1, b1, …`, an
 //! [`Affine`]'s `[loc | scale]`. A [`Permute`]'s indices are stored in its record, one byte
@@ -61,26 +67,17 @@
 //! an [`Error`]; nothing is half loaded. Building a flow afterwards checks only the
 //! compile-time dimension and capacities.
 
-#[cfg(feature = "affine")]
-use crate::affine::Affine;
-#[cfg(feature = "exp")]
-use crate::affine::Exp;
-#[cfg(feature = "conditional-spline")]
-use crate::conditional::ConditionalSpline;
-use crate::conditional::{ConditionalFlow, JointFlow};
-#[cfg(feature = "coupling")]
+// The types exist in every build (the docs link to them); a build that leaves layer kinds
+// out does not use some of them (`unused_imports` is allowed there, see lib.rs).
+use crate::affine::{Affine, Exp};
+use crate::conditional::{ConditionalFlow, ConditionalSpline, JointFlow};
 use crate::coupling::SplineCoupling;
 use crate::error::{Error, Feature, LayerError};
 use crate::flow::{Flow, Layer};
-#[cfg(any(feature = "coupling", feature = "conditional-spline"))]
-use crate::nn::DenseNN;
-use crate::nn::MAX_HIDDEN_LAYERS;
-#[cfg(feature = "permute")]
+use crate::nn::{DenseNN, MAX_HIDDEN_LAYERS};
 use crate::permute::Permute;
 use crate::real::Real;
-#[cfg(any(feature = "spline", feature = "coupling"))]
-use crate::spline::Spline;
-use crate::spline::{Order, SplineShape};
+use crate::spline::{Order, Spline, SplineShape};
 use crate::weights::Weights;
 use crate::wire::{Bad, Reader};
 use core::fmt;

@@ -18,6 +18,7 @@ use crate::error::{Error, LayerError};
 use crate::nn::DenseNN;
 use crate::real::Real;
 use crate::spline::{eval_all, Direction, ParamVector, Spline, SplineShape};
+use crate::weights::Weights;
 use crate::workspace::Scratch;
 
 /// The outputs of a hypernetwork as a parameter vector, computed row by row on demand.
@@ -127,6 +128,7 @@ impl<'a> SplineCoupling<'a> {
         dir: Direction,
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
+        lower_table: Weights<'_>,
     ) -> Result<T, Error> {
         if ctx.len() != self.context {
             return Err(Error::InvalidLayer(LayerError::Context));
@@ -141,7 +143,9 @@ impl<'a> SplineCoupling<'a> {
         // reads x1 after the lower spline's inverse has recovered it.
         let mut total = T::ZERO;
         if dir == Direction::Inverse {
-            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+            total += self
+                .lower
+                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
         }
         {
             let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
@@ -149,7 +153,9 @@ impl<'a> SplineCoupling<'a> {
             total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
         }
         if dir == Direction::Forward {
-            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+            total += self
+                .lower
+                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
         }
         Ok(total)
     }

@@ -92,7 +92,8 @@ fn main() -> ! {
 
     // --- load: Model::parse + building the flow, with its stack ---
     let bytes: &'static [u8] = &model::FILE.0;
-    let (loaded, load_stack) = stack.phase(|| model::load(black_box(bytes)));
+    let tables: &'static [u8] = &model::TABLES.0;
+    let (loaded, load_stack) = stack.phase(|| model::load(black_box(bytes), black_box(tables)));
     let (model, flow) = match loaded {
         Ok(m) => m,
         Err(e) => {
@@ -121,7 +122,7 @@ fn main() -> ! {
     metric("icount_parse", calib.per_call(t, REPS_LOAD));
     let ((), t) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
-            let _ = black_box(model::load(black_box(bytes)));
+            let _ = black_box(model::load(black_box(bytes), black_box(tables)));
         }
     });
     metric("icount_load", calib.per_call(t, REPS_LOAD));

@@ -18,6 +18,11 @@ pub struct Aligned<B: ?Sized>(pub B);
 /// The model file, embedded at build time (`FLOW_MODEL`, or `FLOW_MODEL_UNCHECKED`).
 pub static FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_MODEL_FILE")));
 
+/// The knot tables of the model's fixed-parameter splines (`$OUT_DIR/tables.bin`, written by
+/// `build.rs` with flow-core), little-endian `f32`, read in place from flash.
+pub static TABLES: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/tables.bin")));
+
 /// The rows of `FLOW_STREAM`, little-endian `f32`, `D + C` per row.
 #[cfg(flow_stream_file)]
 pub static STREAM_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_STREAM_FILE")));
@@ -39,9 +44,10 @@ pub const KIND_NAME: &str = match KIND {
     flow_core::model::FlowKind::Joint => "joint",
 };
 
-/// Validates the model file and builds its flow.
+/// Validates the model file and builds its flow, with the knot tables `tables` (checked
+/// entry by entry against the model).
 #[inline(never)]
-pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
+pub fn load(bytes: &'static [u8], tables: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
     let model = Model::parse(bytes)?;
     #[cfg(flow_kind = "plain")]
     let flow = model.flow::<D, L, H, K>()?;
@@ -49,5 +55,5 @@ pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
     let flow = model.conditional_flow::<D, C, L, H, K>()?;
     #[cfg(flow_kind = "joint")]
     let flow = model.joint_flow::<D, L, H, K>()?;
-    Ok((model, flow))
+    Ok((model, flow.with_tables(tables)?))
 }

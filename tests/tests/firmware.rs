@@ -1398,6 +1398,7 @@ fn error_texts_equal_flow_core_display() {
         LayerError::ZeroDim,
         LayerError::HypernetShape,
         LayerError::Context,
+        LayerError::Tables,
     ] {
         errors.push(Error::InvalidLayer(l));
     }

@@ -20,7 +20,7 @@
 //! - `$OUT_DIR/tables.bin`: the knot tables of the embedded model's fixed-parameter splines
 //!   (element-wise splines, couplings' lower splines), computed here with flow-core
 //!   (`flow_core::flow::write_tables`) and embedded in flash next to the model; the firmware
-//!   loads the flow `with_tables`, which checks them entry by entry.
+//!   loads the flow `set_tables`, which checks them entry by entry.
 //!
 //! The absolute paths of the embedded files are passed to the compiler as `FLOW_MODEL_FILE` and
 //! `FLOW_STREAM_FILE` for `include_bytes!`. A change of any variable or file rebuilds.
@@ -111,7 +111,7 @@ fn main() {
 
     // --- the knot tables of the embedded model's fixed-parameter splines ---
     // Computed by flow-core's own f32 code (libm, as on the device); the firmware hands them to
-    // `with_tables`, which checks every entry. An embedded file that does not parse gets none
+    // `set_tables`, which checks every entry. An embedded file that does not parse gets none
     // (its load fails before they are looked at).
     let embedded_bytes = read("FLOW_MODEL", &embedded);
     let tables = flow_core::Model::parse(&embedded_bytes)

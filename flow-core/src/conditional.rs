@@ -124,9 +124,9 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
         self.chain.layers()
     }
 
-    /// Number of `f32` entries of the flow's knot tables (see [`Flow::with_tables`]).
+    /// Number of `f32` entries of the flow's knot tables (see [`Flow::set_tables`]).
     ///
-    /// [`Flow::with_tables`]: crate::Flow::with_tables
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
     pub fn table_len(&self) -> usize {
         self.chain.table_len()
     }
@@ -142,14 +142,15 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
             .then_some(at)
     }
 
-    /// The same flow with precomputed knot tables (see [`Flow::with_tables`]).
+    /// Uses precomputed knot tables (see [`Flow::set_tables`]).
     ///
-    /// [`Flow::with_tables`]: crate::Flow::with_tables
-    pub fn with_tables(mut self, tables: &'a [u8]) -> Result<Self, Error> {
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        self.chain.set_tables(t, (&mut xs, &mut ys))?;
-        Ok(self)
+        self.chain.set_tables(t, (&mut xs, &mut ys))
     }
 
     /// The distribution `p(· | context)`.
@@ -299,9 +300,9 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
     }
 
     /// Number of `f32` entries of the flow's knot tables: the marginal's, then the
-    /// conditional's (see [`Flow::with_tables`]).
+    /// conditional's (see [`Flow::set_tables`]).
     ///
-    /// [`Flow::with_tables`]: crate::Flow::with_tables
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
     pub fn table_len(&self) -> usize {
         self.marginal
             .table_len()
@@ -321,19 +322,23 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         .then_some(at)
     }
 
-    /// The same flow with precomputed knot tables, the marginal's then the conditional's (see
-    /// [`Flow::with_tables`]).
+    /// Uses precomputed knot tables, the marginal's then the conditional's (see
+    /// [`Flow::set_tables`]).
     ///
-    /// [`Flow::with_tables`]: crate::Flow::with_tables
-    pub fn with_tables(mut self, tables: &'a [u8]) -> Result<Self, Error> {
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let (head, tail) = t
             .split(self.marginal.table_len())
             .ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let marginal = self.marginal.tables;
         self.marginal.set_tables(head, (&mut xs, &mut ys))?;
-        self.conditional.set_tables(tail, (&mut xs, &mut ys))?;
-        Ok(self)
+        self.conditional
+            .set_tables(tail, (&mut xs, &mut ys))
+            .inspect_err(|_| self.marginal.tables = marginal)
     }
 
     /// `d₁`, the size of `x₁`.

@@ -120,6 +120,7 @@ impl<'a> SplineCoupling<'a> {
         &self.nn
     }
 
+    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs, scratch and table
     pub(crate) fn apply<T: Real>(
         &self,
         v: &mut [T],

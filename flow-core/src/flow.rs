@@ -79,12 +79,21 @@ impl Layer<'_> {
 
     /// Entries of its precomputed knot table: those of an element-wise [`Spline`] or of a
     /// coupling's lower spline, whose parameters do not depend on the input; 0 for every other
-    /// layer (see [`Flow::with_tables`]).
+    /// layer (see [`Flow::set_tables`]).
     pub fn table_len(&self) -> usize {
         match self {
             Layer::Spline(l) => l.table_len(),
             Layer::Coupling(l) => l.lower().table_len(),
             _ => 0,
+        }
+    }
+
+    /// The spline whose knot table the layer has, if any.
+    fn fixed_spline(&self) -> Option<Spline<'_>> {
+        match self {
+            Layer::Spline(l) => Some(*l),
+            Layer::Coupling(l) => Some(*l.lower()),
+            _ => None,
         }
     }
 
@@ -94,11 +103,8 @@ impl Layer<'_> {
         scratch: (&mut [f32], &mut [f32]),
         f: &mut impl FnMut(f32) -> bool,
     ) -> bool {
-        match self {
-            Layer::Spline(l) => l.table_entries(scratch, f),
-            Layer::Coupling(l) => l.lower().table_entries(scratch, f),
-            _ => true,
-        }
+        self.fixed_spline()
+            .is_none_or(|l| l.table_entries(scratch, f))
     }
 
     /// Applies the layer in place: forward gives `y` and `log|dy/dx|` per dimension in `lds`,
@@ -122,6 +128,7 @@ impl Layer<'_> {
         self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch(), Weights::empty())
     }
 
+    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs, scratch and table
     pub(crate) fn apply_scratch<T: Real>(
         &self,
         v: &mut [T],
@@ -160,7 +167,7 @@ pub(crate) struct Chain<'a, const L: usize> {
     dim: usize,
     context: usize,
     /// The layers' knot tables, one after the other in layer order (empty: none).
-    tables: Weights<'a>,
+    pub(crate) tables: Weights<'a>,
 }
 
 impl<'a, const L: usize> Chain<'a, L> {
@@ -210,18 +217,6 @@ impl<'a, const L: usize> Chain<'a, L> {
             .fold(0usize, |n, l| n.saturating_add(l.table_len()))
     }
 
-    /// Calls `f` with every entry of the layers' knot tables, in layer order; `false` if `f`
-    /// stopped it or the scratch was short.
-    pub(crate) fn table_entries(
-        &self,
-        (xs, ys): (&mut [f32], &mut [f32]),
-        f: &mut impl FnMut(f32) -> bool,
-    ) -> bool {
-        self.layers
-            .iter()
-            .all(|l| l.table_entries((&mut *xs, &mut *ys), f))
-    }
-
     /// Writes the layers' knot tables as little-endian `f32` into `out` from byte `at` on,
     /// advancing `at`; `false` when `out` is too short.
     pub(crate) fn write_tables(
@@ -242,14 +237,7 @@ impl<'a, const L: usize> Chain<'a, L> {
         tables: Weights<'a>,
         scratch: (&mut [f32], &mut [f32]),
     ) -> Result<(), Error> {
-        if tables.len() != self.table_len() {
-            return Err(Error::InvalidLayer(LayerError::Tables));
-        }
-        let mut stored = tables.iter();
-        let same = self.table_entries(scratch, &mut |v| {
-            stored.next().map(f32::to_bits) == Some(v.to_bits())
-        });
-        if !same {
+        if !tables_match(self.layers.iter(), tables, scratch) {
             return Err(Error::InvalidLayer(LayerError::Tables));
         }
         self.tables = tables;
@@ -390,7 +378,7 @@ impl<'a, const L: usize> Chain<'a, L> {
 }
 
 /// Writes the knot tables of `layers`, one after the other in their order, as little-endian
-/// `f32` into `out` (see [`Flow::with_tables`]); returns the number of bytes written
+/// `f32` into `out` (see [`Flow::set_tables`]); returns the number of bytes written
 /// (`4 ×` the sum of [`Layer::table_len`]), or `None` when `out` is too short or `xs`/`ys`
 /// hold fewer values than the largest bin count.
 ///
@@ -424,6 +412,21 @@ fn write_tables_at<'l, 'a: 'l>(
     layers
         .into_iter()
         .all(|l| l.table_entries((&mut *xs, &mut *ys), &mut put))
+}
+
+/// `true` when `tables` holds exactly the knot tables of `layers`, entry by entry and bit for
+/// bit (`false` too when `xs`/`ys` are shorter than a layer's bin count).
+fn tables_match<'l, 'a: 'l>(
+    layers: impl IntoIterator<Item = &'l Layer<'a>>,
+    tables: Weights<'_>,
+    (xs, ys): (&mut [f32], &mut [f32]),
+) -> bool {
+    let mut stored = tables.iter();
+    let mut same = |v: f32| stored.next().map(f32::to_bits) == Some(v.to_bits());
+    layers
+        .into_iter()
+        .all(|l| l.table_entries((&mut *xs, &mut *ys), &mut same))
+        && stored.next().is_none()
 }
 
 /// `Err(Numerical)` for NaN; infinities pass (a density can underflow to `-inf`).
@@ -474,7 +477,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     }
 
     /// Number of `f32` entries of the flow's precomputed knot tables (see
-    /// [`with_tables`](Self::with_tables)); 0 when no layer has a fixed-parameter spline.
+    /// [`set_tables`](Self::set_tables)); 0 when no layer has a fixed-parameter spline.
     pub fn table_len(&self) -> usize {
         self.chain.table_len()
     }
@@ -489,7 +492,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
             .then_some(at)
     }
 
-    /// The same flow, reading the knots, knot derivatives and `λ`s of its fixed-parameter
+    /// From now on, reads the knots, knot derivatives and `λ`s of the flow's fixed-parameter
     /// splines from `tables` instead of computing them on every call.
     ///
     /// An element-wise [`Spline`] layer and a coupling's lower spline have parameters that do
@@ -504,13 +507,14 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// Every entry is recomputed here and compared bit for bit (a one-time cost of the
     /// knots' computation per spline dimension), so results are exactly those without
     /// tables; tables of another flow (or of another `exp`, e.g. the `micromath` feature)
-    /// are [`LayerError::Tables`](crate::LayerError::Tables), as is a wrong length. Only
-    /// `f32` evaluation uses them; `f64` computes as before.
-    pub fn with_tables(mut self, tables: &'a [u8]) -> Result<Self, Error> {
+    /// are [`LayerError::Tables`](crate::LayerError::Tables), as is a wrong length (the flow
+    /// is then left as it was). Only `f32` evaluation uses them; `f64` computes as before.
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        self.chain.set_tables(t, (&mut xs, &mut ys))?;
-        Ok(self)
+        self.chain.set_tables(t, (&mut xs, &mut ys))
     }
 
     /// `log p(x)`.

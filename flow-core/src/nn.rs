@@ -227,12 +227,20 @@ impl<'a> DenseNN<'a> {
                     d[0] = s0 + T::from_f32(bb[0]);
                     d[1] = s1 + T::from_f32(bb[1]);
                 }
-                for ((d, row), &bb) in dr.iter_mut().zip(rows).zip(br) {
+                // (`next()` rather than a zip with `rows`: the zip's length would divide by
+                // `n_in`, a division the optimizer cannot always prove safe.)
+                for (d, &bb) in dr.iter_mut().zip(br) {
+                    let Some(row) = rows.next() else {
+                        return;
+                    };
                     *d = dot_f32(row, a) + T::from_f32(bb);
                 }
             } else {
-                let rows = dst.iter_mut().zip(m.chunks_exact(n_in)).zip(bv);
-                for ((d, row), &bias) in rows {
+                let mut rows = m.chunks_exact(n_in);
+                for (d, &bias) in dst.iter_mut().zip(bv) {
+                    let Some(row) = rows.next() else {
+                        return;
+                    };
                     let (ra, rb) = row.split_at_checked(a.len()).unwrap_or((row, &[]));
                     *d = dot_f32(ra, a) + dot_f32(rb, b) + T::from_f32(bias);
                 }

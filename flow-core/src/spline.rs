@@ -157,6 +157,12 @@ pub trait BinParams<T: Real> {
     fn heights(&self, out: &mut [T]);
     /// The unconstrained derivative `ud[j]` of interior knot `j + 1`, `j in 0..K-1`.
     fn derivative(&self, j: usize) -> T;
+    /// `ud[j..j + out.len()]` into `out`.
+    fn derivatives(&self, j: usize, out: &mut [T]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.derivative(j + i);
+        }
+    }
     /// The unconstrained `ul[k]` of bin `k` (linear order only).
     fn lambda(&self, k: usize) -> T;
 }
@@ -424,8 +430,8 @@ trait Knots<T> {
     fn search(&self, on_y: bool, v: T) -> (usize, T, T);
     /// The edges of bin `k` on the `y` axis (`on_y`) or the `x` axis.
     fn edges(&self, on_y: bool, k: usize) -> (T, T);
-    /// The derivative `δ_i` at knot `i in 0..=K`.
-    fn derivative(&self, i: usize) -> T;
+    /// The derivatives `(δ_k, δ_{k+1})` at the ends of bin `k`.
+    fn derivatives(&self, k: usize) -> (T, T);
     /// `λ_k` of bin `k` (linear order).
     fn lambda(&self, k: usize) -> T;
 }
@@ -456,8 +462,19 @@ impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
         }
     }
     #[inline]
-    fn derivative(&self, i: usize) -> T {
-        knot_derivative(self.p, i, self.bins)
+    fn derivatives(&self, k: usize) -> (T, T) {
+        if k >= 1 && k + 1 < self.bins {
+            // Both interior: one request for the two adjacent parameters.
+            let mut u = [T::ZERO; 2];
+            self.p.derivatives(k - 1, &mut u);
+            let min = T::from_f64(MIN_DERIVATIVE);
+            (min + softplus(u[0]), min + softplus(u[1]))
+        } else {
+            (
+                knot_derivative(self.p, k, self.bins),
+                knot_derivative(self.p, k + 1, self.bins),
+            )
+        }
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
@@ -534,12 +551,15 @@ impl<T: Real> Knots<T> for TableDim<'_> {
         )
     }
     #[inline]
-    fn derivative(&self, i: usize) -> T {
-        if i == 0 || i >= self.bins {
-            T::from_f64(1.0 - MIN_DERIVATIVE)
-        } else {
-            self.w.at(2 * (self.bins - 1) + i - 1)
-        }
+    fn derivatives(&self, k: usize) -> (T, T) {
+        let d = |i: usize| {
+            if i == 0 || i >= self.bins {
+                T::from_f64(1.0 - MIN_DERIVATIVE)
+            } else {
+                self.w.at(2 * (self.bins - 1) + i - 1)
+            }
+        };
+        (d(k), d(k + 1))
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
@@ -598,13 +618,22 @@ fn eval_dim<T: Real, S: Knots<T>>(
     let k_bins = shape.bins;
     let on_y = dir == Direction::Inverse;
     let (k, s_lo, s_hi) = src.search(on_y, v);
+    // The bin's parameters are fetched here rather than inside `eval_bin`: a hypernetwork
+    // computes them, and its frame then does not sit on top of `eval_bin`'s.
+    let params = |k: usize| {
+        let (d_k, d_k1) = src.derivatives(k);
+        let lambda = match shape.order {
+            Order::Linear => src.lambda(k),
+            Order::Quadratic => T::ZERO,
+        };
+        (d_k, d_k1, lambda)
+    };
     let r = eval_bin(
         shape,
-        src,
+        params(k),
         v,
         dir,
         want_log_det,
-        k,
         (s_lo, s_hi),
         src.edges(!on_y, k),
     );
@@ -618,11 +647,10 @@ fn eval_dim<T: Real, S: Knots<T>>(
         let k1 = k + 1;
         return eval_bin(
             shape,
-            src,
+            params(k1),
             v,
             dir,
             want_log_det,
-            k1,
             src.edges(on_y, k1),
             src.edges(!on_y, k1),
         );
@@ -630,15 +658,14 @@ fn eval_dim<T: Real, S: Knots<T>>(
     r
 }
 
-/// Evaluates bin `k` at `v`, given the bin's edges on the search axis and on the other axis.
-#[allow(clippy::too_many_arguments)] // one bin's full description
-fn eval_bin<T: Real, S: Knots<T>>(
+/// Evaluates a bin at `v`, given its knot derivatives `δ_k`, `δ_{k+1}` and `λ_k` (0 for the
+/// quadratic order), and its edges on the search axis and on the other axis.
+fn eval_bin<T: Real>(
     shape: &SplineShape,
-    src: &S,
+    (d_k, d_k1, lambda): (T, T, T),
     v: T,
     dir: Direction,
     want_log_det: bool,
-    k: usize,
     (s_lo, s_hi): (T, T),
     (o_lo, o_hi): (T, T),
 ) -> (T, T) {
@@ -647,8 +674,6 @@ fn eval_bin<T: Real, S: Knots<T>>(
         Direction::Inverse => ((o_lo, o_hi), (s_lo, s_hi)),
     };
     let (dx, dy) = (x_k1 - x_k, y_k1 - y_k);
-    let d_k = src.derivative(k);
-    let d_k1 = src.derivative(k + 1);
     let s = dy / dx;
     let bin = Bin {
         x_k,
@@ -665,7 +690,7 @@ fn eval_bin<T: Real, S: Knots<T>>(
             Direction::Inverse => bin.quadratic_inverse(v, want_log_det),
         },
         Order::Linear => {
-            let lin = bin.linear(src.lambda(k));
+            let lin = bin.linear(lambda);
             match dir {
                 Direction::Forward => lin.forward(v, want_log_det),
                 Direction::Inverse => lin.inverse(v, want_log_det),
@@ -868,6 +893,13 @@ impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
     fn derivative(&self, i: usize) -> T {
         self.v
             .entry(2 * self.dims * self.bins + self.j * (self.bins - 1) + i)
+    }
+    #[inline]
+    fn derivatives(&self, i: usize, out: &mut [T]) {
+        self.v.fill(
+            2 * self.dims * self.bins + self.j * (self.bins - 1) + i,
+            out,
+        );
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {

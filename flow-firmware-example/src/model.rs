@@ -19,7 +19,10 @@ pub struct Aligned<B: ?Sized>(pub B);
 pub static FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_MODEL_FILE")));
 
 /// The knot tables of the model's fixed-parameter splines (`$OUT_DIR/tables.bin`, written by
-/// `build.rs` with flow-core), little-endian `f32`, read in place from flash.
+/// `build.rs` with flow-core), little-endian `f32`, read in place from flash: the firmware
+/// hands them to the loaded flow's `set_tables`, which checks every entry. (Called on the
+/// flow where it lives, after `load`: inside `load` the call would make `load`'s frame,
+/// which sits under `Model::parse`'s deepest calls, about 90 bytes larger.)
 pub static TABLES: &Aligned<[u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/tables.bin")));
 
@@ -44,10 +47,9 @@ pub const KIND_NAME: &str = match KIND {
     flow_core::model::FlowKind::Joint => "joint",
 };
 
-/// Validates the model file and builds its flow, with the knot tables `tables` (checked
-/// entry by entry against the model).
+/// Validates the model file and builds its flow.
 #[inline(never)]
-pub fn load(bytes: &'static [u8], tables: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
+pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
     let model = Model::parse(bytes)?;
     #[cfg(flow_kind = "plain")]
     let flow = model.flow::<D, L, H, K>()?;
@@ -55,5 +57,5 @@ pub fn load(bytes: &'static [u8], tables: &'static [u8]) -> Result<(Model<'stati
     let flow = model.conditional_flow::<D, C, L, H, K>()?;
     #[cfg(flow_kind = "joint")]
     let flow = model.joint_flow::<D, L, H, K>()?;
-    Ok((model, flow.with_tables(tables)?))
+    Ok((model, flow))
 }

@@ -51,8 +51,11 @@ fn main() -> ! {
             read_volatile(addr_of!(INPUT)),
         )
     };
-    let lp = match model::load(bytes, tables) {
-        Ok((_, flow)) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
+    let lp = match model::load(bytes) {
+        Ok((_, mut flow)) => match flow.set_tables(tables) {
+            Ok(()) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
+            Err(_) => f32::INFINITY,
+        },
         Err(_) => f32::INFINITY,
     };
     // SAFETY: as above.

@@ -540,8 +540,16 @@ impl TableDim<'_> {
 impl<T: Real> Knots<T> for TableDim<'_> {
     #[inline]
     fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
-        let knots = (1..=self.bins).map(|i| T::from_f32(self.knot(on_y, i)));
-        search_knots(v, T::from_f32(self.bound), self.bins, knots)
+        let inner = self.bins - 1;
+        let base = if on_y { inner } else { 0 };
+        let knots = self.w.slice(base, inner).unwrap_or(Weights::empty());
+        let knots = knots.iter().chain(core::iter::once(self.bound));
+        search_knots(
+            v,
+            T::from_f32(self.bound),
+            self.bins,
+            knots.map(T::from_f32),
+        )
     }
     #[inline]
     fn edges(&self, on_y: bool, k: usize) -> (T, T) {

@@ -881,14 +881,14 @@ impl<T: Real> ParamVector<T> for Weights<'_> {
 }
 
 /// Dimension `j`'s view into a [`ParamVector`].
-pub(crate) struct DimParams<'v, V> {
+pub(crate) struct DimParams<'v, V: ?Sized> {
     pub(crate) v: &'v V,
     pub(crate) dims: usize,
     pub(crate) bins: usize,
     pub(crate) j: usize,
 }
 
-impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
+impl<T: Real, V: ParamVector<T> + ?Sized> BinParams<T> for DimParams<'_, V> {
     #[inline]
     fn widths(&self, out: &mut [T]) {
         self.v.fill(self.j * self.bins, out);
@@ -919,9 +919,11 @@ impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
 /// Applies a spline to each of `v`'s dimensions, with dimension `j`'s parameters from `params`
 /// (laid out as in [`ParamVector`]); writes each `log|J|` to `lds` and returns their sum (0
 /// when `want_log_det` is false).
-pub(crate) fn eval_all<T: Real, V: ParamVector<T>>(
+// `params` is a trait object: one copy of the evaluation serves stored parameters and
+// hypernetwork outputs alike (a few indirect calls per dimension; less flash).
+pub(crate) fn eval_all<T: Real>(
     shape: &SplineShape,
-    params: &V,
+    params: &dyn ParamVector<T>,
     v: &mut [T],
     lds: &mut [T],
     dir: Direction,

@@ -76,7 +76,7 @@ pub enum LayerError {
     /// A conditional layer in an unconditional flow, or a context size that does not match.
     Context,
     /// Precomputed knot tables that are not the flow's own (see
-    /// [`Flow::with_tables`](crate::Flow::with_tables)).
+    /// [`Flow::set_tables`](crate::Flow::set_tables)).
     Tables,
 }
 

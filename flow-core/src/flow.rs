@@ -277,7 +277,7 @@ impl<'a, const L: usize> Chain<'a, L> {
         let mut total = T::ZERO;
         let n = self.layers.len();
         // Where the current layer's table starts (tables are in layer order).
-        let with_tables = !self.tables.is_empty();
+        let set_tables = !self.tables.is_empty();
         let mut at = match dir {
             Direction::Forward => 0,
             Direction::Inverse => self.tables.len(),
@@ -290,7 +290,7 @@ impl<'a, const L: usize> Chain<'a, L> {
             let Some(l) = self.layers.get(idx) else {
                 continue;
             };
-            let table = if with_tables {
+            let table = if set_tables {
                 let len = l.table_len();
                 if dir == Direction::Inverse {
                     at = at.saturating_sub(len);
@@ -507,7 +507,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// Every entry is recomputed here and compared bit for bit (a one-time cost of the
     /// knots' computation per spline dimension), so results are exactly those without
     /// tables; tables of another flow (or of another `exp`, e.g. the `micromath` feature)
-    /// are [`LayerError::Tables`](crate::LayerError::Tables), as is a wrong length (the flow
+    /// are [`LayerError::Tables`], as is a wrong length (the flow
     /// is then left as it was). Only `f32` evaluation uses them; `f64` computes as before.
     // Not inlined: its scratch and the recomputation stay out of the caller's frame.
     #[inline(never)]

@@ -1005,9 +1005,9 @@ impl<'a> Spline<'a> {
     }
 
     /// Entries of its precomputed knot table: `dim × (4K - 3)` (linear) or `dim × (3K - 3)`
-    /// (quadratic) `f32` values, dimension by dimension (see [`Flow::with_tables`]).
+    /// (quadratic) `f32` values, dimension by dimension (see [`Flow::set_tables`]).
     ///
-    /// [`Flow::with_tables`]: crate::Flow::with_tables
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
     pub fn table_len(&self) -> usize {
         self.dim.saturating_mul(table_len_per_dim(&self.shape))
     }

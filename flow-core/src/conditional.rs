@@ -76,7 +76,7 @@ impl<'a> ConditionalSpline<'a> {
             return Err(Error::InvalidLayer(LayerError::Context));
         }
         let last = self.nn.hidden(ctx, &[], s.h0, s.h1)?;
-        let out = HyperOut { nn: &self.nn, last };
+        let out = HyperOut::new(&self.nn, last);
         eval_all(&self.shape, &out, v, lds, dir, want_log_det, (s.xs, s.ys))
     }
 }

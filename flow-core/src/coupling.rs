@@ -23,17 +23,34 @@ use crate::workspace::Scratch;
 
 /// The outputs of a hypernetwork as a parameter vector, computed row by row on demand.
 pub(crate) struct HyperOut<'n, 's, T> {
-    pub(crate) nn: &'n DenseNN<'n>,
-    pub(crate) last: (&'s [T], &'s [T]),
+    nn: &'n DenseNN<'n>,
+    last: (&'s [T], &'s [T]),
+    /// The output layer as `f32`, looked up once for all the requests (aligned weights).
+    out: Option<(&'n [f32], &'n [f32])>,
+}
+
+impl<'n, 's, T> HyperOut<'n, 's, T> {
+    /// The outputs of `nn` whose last hidden activation is `last`.
+    pub(crate) fn new(nn: &'n DenseNN<'n>, last: (&'s [T], &'s [T])) -> Self {
+        let out = nn.output_f32(last.0.len() + last.1.len());
+        Self { nn, last, out }
+    }
 }
 
 impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     #[inline]
     fn entry(&self, r: usize) -> T {
-        self.nn.output(self.last, r)
+        let mut v = [T::ZERO];
+        self.fill(r, &mut v);
+        v[0]
     }
     #[inline]
     fn fill(&self, start: usize, out: &mut [T]) {
+        #[cfg(target_endian = "little")]
+        if let Some(layer) = self.out {
+            crate::nn::rows_of(layer, self.last, start, out);
+            return;
+        }
         self.nn.output_rows(self.last, start, out);
     }
 }
@@ -150,7 +167,7 @@ impl<'a> SplineCoupling<'a> {
         }
         {
             let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
-            let out = HyperOut { nn: &self.nn, last };
+            let out = HyperOut::new(&self.nn, last);
             total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
         }
         if dir == Direction::Forward {

@@ -21,6 +21,11 @@
 //!   conditional flow: `x`, then the context), in the model's raw units, to score as the
 //!   anomaly stream instead of the built-in one; sets `cfg(flow_stream_file)`.
 //!
+//! - `$OUT_DIR/tables.bin`: the knot tables of the embedded model's fixed-parameter splines
+//!   (element-wise splines, couplings' lower splines), computed here with flow-core
+//!   (`flow_core::flow::write_tables`) and embedded in flash next to the model; the firmware
+//!   loads the flow `set_tables`, which checks them entry by entry.
+//!
 //! The absolute paths of the embedded files are passed to the compiler as `FLOW_MODEL_FILE` and
 //! `FLOW_STREAM_FILE` for `include_bytes!`. A change of any variable or file rebuilds.
 
@@ -129,6 +134,24 @@ fn main() {
         None => model_path,
     };
     println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
+
+    // --- the knot tables of the embedded model's fixed-parameter splines ---
+    // Computed by flow-core's own f32 code (libm, as on the device); the firmware hands them to
+    // `set_tables`, which checks every entry. An embedded file that does not parse gets none
+    // (its load fails before they are looked at).
+    let embedded_bytes = read("FLOW_MODEL", &embedded);
+    let tables = flow_core::Model::parse(&embedded_bytes)
+        .ok()
+        .and_then(|m| {
+            let layers = m.layers().collect::<Result<Vec<_>, _>>().ok()?;
+            let n: usize = layers.iter().map(flow_core::Layer::table_len).sum();
+            let mut out = vec![0u8; 4 * n];
+            let (mut xs, mut ys) = (vec![0f32; geometry.bins], vec![0f32; geometry.bins]);
+            flow_core::flow::write_tables(&layers, &mut out, &mut xs, &mut ys)?;
+            Some(out)
+        })
+        .unwrap_or_default();
+    fs::write(out.join("tables.bin"), tables).expect("write tables.bin");
 
     // --- the anomaly stream ---
     if let Some(p) = path_var(&manifest, "FLOW_STREAM", None) {

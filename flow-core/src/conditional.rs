@@ -14,6 +14,7 @@ use crate::flow::{Chain, Layer};
 use crate::nn::DenseNN;
 use crate::real::Real;
 use crate::spline::{eval_all, Direction, SplineShape};
+use crate::weights::Weights;
 use crate::workspace::{Scratch, Workspace};
 use rand_core::RngCore;
 
@@ -75,7 +76,7 @@ impl<'a> ConditionalSpline<'a> {
             return Err(Error::InvalidLayer(LayerError::Context));
         }
         let last = self.nn.hidden(ctx, &[], s.h0, s.h1)?;
-        let out = HyperOut { nn: &self.nn, last };
+        let out = HyperOut::new(&self.nn, last);
         eval_all(&self.shape, &out, v, lds, dir, want_log_det, (s.xs, s.ys))
     }
 }
@@ -121,6 +122,35 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     /// The layers, in forward order.
     pub fn layers(&self) -> &[Layer<'a>] {
         self.chain.layers()
+    }
+
+    /// Number of `f32` entries of the flow's knot tables (see [`Flow::set_tables`]).
+    ///
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    pub fn table_len(&self) -> usize {
+        self.chain.table_len()
+    }
+
+    /// Writes the flow's knot tables (see [`Flow::write_tables`]).
+    ///
+    /// [`Flow::write_tables`]: crate::Flow::write_tables
+    pub fn write_tables(&self, out: &mut [u8]) -> Option<usize> {
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let mut at = 0;
+        self.chain
+            .write_tables(out, &mut at, (&mut xs, &mut ys))
+            .then_some(at)
+    }
+
+    /// Uses precomputed knot tables (see [`Flow::set_tables`]).
+    ///
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
+        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        self.chain.set_tables(t, (&mut xs, &mut ys))
     }
 
     /// The distribution `p(· | context)`.
@@ -267,6 +297,48 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
     /// The conditional's layers `p(x₂ | x₁)`.
     pub fn conditional_layers(&self) -> &[Layer<'a>] {
         self.conditional.layers()
+    }
+
+    /// Number of `f32` entries of the flow's knot tables: the marginal's, then the
+    /// conditional's (see [`Flow::set_tables`]).
+    ///
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    pub fn table_len(&self) -> usize {
+        self.marginal
+            .table_len()
+            .saturating_add(self.conditional.table_len())
+    }
+
+    /// Writes the flow's knot tables (see [`Flow::write_tables`]).
+    ///
+    /// [`Flow::write_tables`]: crate::Flow::write_tables
+    pub fn write_tables(&self, out: &mut [u8]) -> Option<usize> {
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let mut at = 0;
+        (self.marginal.write_tables(out, &mut at, (&mut xs, &mut ys))
+            && self
+                .conditional
+                .write_tables(out, &mut at, (&mut xs, &mut ys)))
+        .then_some(at)
+    }
+
+    /// Uses precomputed knot tables, the marginal's then the conditional's (see
+    /// [`Flow::set_tables`]).
+    ///
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
+        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let (head, tail) = t
+            .split(self.marginal.table_len())
+            .ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let marginal = self.marginal.tables;
+        self.marginal.set_tables(head, (&mut xs, &mut ys))?;
+        self.conditional
+            .set_tables(tail, (&mut xs, &mut ys))
+            .inspect_err(|_| self.marginal.tables = marginal)
     }
 
     /// `d₁`, the size of `x₁`.

@@ -18,21 +18,39 @@ use crate::error::{Error, LayerError};
 use crate::nn::DenseNN;
 use crate::real::Real;
 use crate::spline::{eval_all, Direction, ParamVector, Spline, SplineShape};
+use crate::weights::Weights;
 use crate::workspace::Scratch;
 
 /// The outputs of a hypernetwork as a parameter vector, computed row by row on demand.
 pub(crate) struct HyperOut<'n, 's, T> {
-    pub(crate) nn: &'n DenseNN<'n>,
-    pub(crate) last: (&'s [T], &'s [T]),
+    nn: &'n DenseNN<'n>,
+    last: (&'s [T], &'s [T]),
+    /// The output layer as `f32`, looked up once for all the requests (aligned weights).
+    out: Option<(&'n [f32], &'n [f32])>,
+}
+
+impl<'n, 's, T> HyperOut<'n, 's, T> {
+    /// The outputs of `nn` whose last hidden activation is `last`.
+    pub(crate) fn new(nn: &'n DenseNN<'n>, last: (&'s [T], &'s [T])) -> Self {
+        let out = nn.output_f32(last.0.len() + last.1.len());
+        Self { nn, last, out }
+    }
 }
 
 impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     #[inline]
     fn entry(&self, r: usize) -> T {
-        self.nn.output(self.last, r)
+        let mut v = [T::ZERO];
+        self.fill(r, &mut v);
+        v[0]
     }
     #[inline]
     fn fill(&self, start: usize, out: &mut [T]) {
+        #[cfg(target_endian = "little")]
+        if let Some(layer) = self.out {
+            crate::nn::rows_of(layer, self.last, start, out);
+            return;
+        }
         self.nn.output_rows(self.last, start, out);
     }
 }
@@ -119,6 +137,7 @@ impl<'a> SplineCoupling<'a> {
         &self.nn
     }
 
+    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs, scratch and table
     pub(crate) fn apply<T: Real>(
         &self,
         v: &mut [T],
@@ -127,6 +146,7 @@ impl<'a> SplineCoupling<'a> {
         dir: Direction,
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
+        lower_table: Weights<'_>,
     ) -> Result<T, Error> {
         if ctx.len() != self.context {
             return Err(Error::InvalidLayer(LayerError::Context));
@@ -141,15 +161,19 @@ impl<'a> SplineCoupling<'a> {
         // reads x1 after the lower spline's inverse has recovered it.
         let mut total = T::ZERO;
         if dir == Direction::Inverse {
-            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+            total += self
+                .lower
+                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
         }
         {
             let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
-            let out = HyperOut { nn: &self.nn, last };
+            let out = HyperOut::new(&self.nn, last);
             total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
         }
         if dir == Direction::Forward {
-            total += self.lower.apply(x1, ld1, dir, want_log_det, s)?;
+            total += self
+                .lower
+                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
         }
         Ok(total)
     }

@@ -127,6 +127,9 @@ pub enum LayerError {
     HypernetShape,
     /// A conditional layer in an unconditional flow, or a context size that does not match.
     Context,
+    /// Precomputed knot tables that are not the flow's own (see
+    /// [`Flow::set_tables`](crate::Flow::set_tables)).
+    Tables,
 }
 
 impl fmt::Display for Capacity {
@@ -151,6 +154,7 @@ impl fmt::Display for LayerError {
             LayerError::ZeroDim => "dimension must be at least 1",
             LayerError::HypernetShape => "hypernetwork input/output size does not fit the layer",
             LayerError::Context => "context size does not match the layer",
+            LayerError::Tables => "precomputed knot tables do not match the flow",
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{check_capacity, Capacity, Error, LayerError};
 use crate::permute::Permute;
 use crate::real::Real;
 use crate::spline::{Direction, Spline};
+use crate::weights::Weights;
 use crate::workspace::{Scratch, Workspace};
 use rand_core::RngCore;
 
@@ -116,6 +117,42 @@ impl Layer<'_> {
         }
     }
 
+    /// Entries of its precomputed knot table: those of an element-wise [`Spline`] or of a
+    /// coupling's lower spline, whose parameters do not depend on the input; 0 for every other
+    /// layer (see [`Flow::set_tables`]).
+    pub fn table_len(&self) -> usize {
+        match self {
+            #[cfg(feature = "spline")]
+            Layer::Spline(l) => l.table_len(),
+            #[cfg(feature = "coupling")]
+            Layer::Coupling(l) => l.lower().table_len(),
+            #[allow(unreachable_patterns)] // with some layer kinds left out
+            _ => 0,
+        }
+    }
+
+    /// The spline whose knot table the layer has, if any.
+    fn fixed_spline(&self) -> Option<Spline<'_>> {
+        match self {
+            #[cfg(feature = "spline")]
+            Layer::Spline(l) => Some(*l),
+            #[cfg(feature = "coupling")]
+            Layer::Coupling(l) => Some(*l.lower()),
+            #[allow(unreachable_patterns)] // with some layer kinds left out
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with each entry of its knot table; `false` if `f` stopped it.
+    fn table_entries(
+        &self,
+        scratch: (&mut [f32], &mut [f32]),
+        f: &mut impl FnMut(f32) -> bool,
+    ) -> bool {
+        self.fixed_spline()
+            .is_none_or(|l| l.table_entries(scratch, f))
+    }
+
     /// Applies the layer in place: forward gives `y` and `log|dy/dx|` per dimension in `lds`,
     /// inverse gives `x` and `log|dx/dy|`. Returns the sum of `lds`.
     ///
@@ -134,10 +171,11 @@ impl Layer<'_> {
                 found: v.len().min(lds.len()),
             });
         }
-        self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch())
+        self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch(), Weights::empty())
     }
 
     #[allow(unused_variables)] // with some layer kinds left out
+    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs, scratch and table
     pub(crate) fn apply_scratch<T: Real>(
         &self,
         v: &mut [T],
@@ -146,6 +184,7 @@ impl Layer<'_> {
         dir: Direction,
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
+        table: Weights<'_>,
     ) -> Result<T, Error> {
         let inverse = dir == Direction::Inverse;
         match self {
@@ -154,9 +193,9 @@ impl Layer<'_> {
             #[cfg(feature = "exp")]
             Layer::Exp(l) => l.apply(v, lds, inverse),
             #[cfg(feature = "spline")]
-            Layer::Spline(l) => l.apply(v, lds, dir, want_log_det, s),
+            Layer::Spline(l) => l.apply(v, lds, dir, want_log_det, s, table),
             #[cfg(feature = "coupling")]
-            Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+            Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s, table),
             #[cfg(feature = "permute")]
             Layer::Permute(l) => {
                 // `lds` doubles as the copy buffer; a permutation's log|J| is 0.
@@ -182,6 +221,8 @@ pub(crate) struct Chain<'a, const L: usize> {
     layers: heapless::Vec<Layer<'a>, L>,
     dim: usize,
     context: usize,
+    /// The layers' knot tables, one after the other in layer order (empty: none).
+    pub(crate) tables: Weights<'a>,
 }
 
 impl<'a, const L: usize> Chain<'a, L> {
@@ -220,7 +261,42 @@ impl<'a, const L: usize> Chain<'a, L> {
             layers: v,
             dim,
             context,
+            tables: Weights::empty(),
         })
+    }
+
+    /// Entries of all the layers' knot tables.
+    pub(crate) fn table_len(&self) -> usize {
+        self.layers
+            .iter()
+            .fold(0usize, |n, l| n.saturating_add(l.table_len()))
+    }
+
+    /// Writes the layers' knot tables as little-endian `f32` into `out` from byte `at` on,
+    /// advancing `at`; `false` when `out` is too short.
+    pub(crate) fn write_tables(
+        &self,
+        out: &mut [u8],
+        at: &mut usize,
+        scratch: (&mut [f32], &mut [f32]),
+    ) -> bool {
+        write_tables_at(self.layers.iter(), out, at, scratch)
+    }
+
+    /// Uses `tables` (all the layers' knot tables, as [`table_entries`](Self::table_entries)
+    /// computes them, as little-endian `f32`) from now on, after checking every entry
+    /// against its recomputed value, bit for bit. `(xs, ys)` is scratch of the largest bin
+    /// count.
+    pub(crate) fn set_tables(
+        &mut self,
+        tables: Weights<'a>,
+        scratch: (&mut [f32], &mut [f32]),
+    ) -> Result<(), Error> {
+        if !tables_match(self.layers.iter(), tables, scratch) {
+            return Err(Error::InvalidLayer(LayerError::Tables));
+        }
+        self.tables = tables;
+        Ok(())
     }
 
     pub(crate) fn layers(&self) -> &[Layer<'a>] {
@@ -255,6 +331,12 @@ impl<'a, const L: usize> Chain<'a, L> {
         }
         let mut total = T::ZERO;
         let n = self.layers.len();
+        // Where the current layer's table starts (tables are in layer order).
+        let set_tables = !self.tables.is_empty();
+        let mut at = match dir {
+            Direction::Forward => 0,
+            Direction::Inverse => self.tables.len(),
+        };
         for i in 0..n {
             let idx = match dir {
                 Direction::Forward => i,
@@ -263,10 +345,23 @@ impl<'a, const L: usize> Chain<'a, L> {
             let Some(l) = self.layers.get(idx) else {
                 continue;
             };
+            let table = if set_tables {
+                let len = l.table_len();
+                if dir == Direction::Inverse {
+                    at = at.saturating_sub(len);
+                }
+                let t = self.tables.slice(at, len).unwrap_or(Weights::empty());
+                if dir == Direction::Forward {
+                    at = at.saturating_add(len);
+                }
+                t
+            } else {
+                Weights::empty()
+            };
             // An unconditional layer in a conditional chain gets no context (a coupling with
             // context size 0 rejects a non-empty one).
             let c = if l.context_dim() == 0 { &[][..] } else { ctx };
-            total += l.apply_scratch(v, c, lds, dir, want_log_det, &mut s.reborrow())?;
+            total += l.apply_scratch(v, c, lds, dir, want_log_det, &mut s.reborrow(), table)?;
         }
         Ok(total)
     }
@@ -337,6 +432,58 @@ impl<'a, const L: usize> Chain<'a, L> {
     }
 }
 
+/// Writes the knot tables of `layers`, one after the other in their order, as little-endian
+/// `f32` into `out` (see [`Flow::set_tables`]); returns the number of bytes written
+/// (`4 ×` the sum of [`Layer::table_len`]), or `None` when `out` is too short or `xs`/`ys`
+/// hold fewer values than the largest bin count.
+///
+/// For tools that know the layers but not the flow's type, e.g. a build script that reads a
+/// model file's [`Model::layers`](crate::Model::layers) (for a joint flow: the marginal's
+/// layers, then the conditional's, as the file stores them).
+pub fn write_tables<'l, 'a: 'l>(
+    layers: impl IntoIterator<Item = &'l Layer<'a>>,
+    out: &mut [u8],
+    xs: &mut [f32],
+    ys: &mut [f32],
+) -> Option<usize> {
+    let mut at = 0;
+    write_tables_at(layers, out, &mut at, (xs, ys)).then_some(at)
+}
+
+fn write_tables_at<'l, 'a: 'l>(
+    layers: impl IntoIterator<Item = &'l Layer<'a>>,
+    out: &mut [u8],
+    at: &mut usize,
+    (xs, ys): (&mut [f32], &mut [f32]),
+) -> bool {
+    let mut put = |v: f32| {
+        let Some(dst) = out.get_mut(*at..at.saturating_add(4)) else {
+            return false;
+        };
+        dst.copy_from_slice(&v.to_le_bytes());
+        *at += 4;
+        true
+    };
+    layers
+        .into_iter()
+        .all(|l| l.table_entries((&mut *xs, &mut *ys), &mut put))
+}
+
+/// `true` when `tables` holds exactly the knot tables of `layers`, entry by entry and bit for
+/// bit (`false` too when `xs`/`ys` are shorter than a layer's bin count).
+fn tables_match<'l, 'a: 'l>(
+    layers: impl IntoIterator<Item = &'l Layer<'a>>,
+    tables: Weights<'_>,
+    (xs, ys): (&mut [f32], &mut [f32]),
+) -> bool {
+    let mut stored = tables.iter();
+    let mut same = |v: f32| stored.next().map(f32::to_bits) == Some(v.to_bits());
+    layers
+        .into_iter()
+        .all(|l| l.table_entries((&mut *xs, &mut *ys), &mut same))
+        && stored.next().is_none()
+}
+
 /// `Err(Numerical)` for NaN; infinities pass (a density can underflow to `-inf`).
 #[inline]
 pub(crate) fn finite_or_numerical<T: Real>(v: T) -> Result<T, Error> {
@@ -382,6 +529,47 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// The layers, in forward order.
     pub fn layers(&self) -> &[Layer<'a>] {
         self.chain.layers()
+    }
+
+    /// Number of `f32` entries of the flow's precomputed knot tables (see
+    /// [`set_tables`](Self::set_tables)); 0 when no layer has a fixed-parameter spline.
+    pub fn table_len(&self) -> usize {
+        self.chain.table_len()
+    }
+
+    /// Writes the flow's knot tables into `out` as little-endian `f32`; returns the number of
+    /// bytes written (`4 × table_len()`), or `None` when `out` is too short.
+    pub fn write_tables(&self, out: &mut [u8]) -> Option<usize> {
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let mut at = 0;
+        self.chain
+            .write_tables(out, &mut at, (&mut xs, &mut ys))
+            .then_some(at)
+    }
+
+    /// From now on, reads the knots, knot derivatives and `λ`s of the flow's fixed-parameter
+    /// splines from `tables` instead of computing them on every call.
+    ///
+    /// An element-wise [`Spline`] layer and a coupling's lower spline have parameters that do
+    /// not depend on the input, so everything but the evaluation of the bin is the same on
+    /// every call: per dimension, the interior knots `x_1 … x_{K-1}` and `y_1 … y_{K-1}` (two
+    /// softmaxes, `2K` exponentials), the interior derivatives `δ_1 … δ_{K-1}` (softplus) and,
+    /// for the linear order, `λ_0 … λ_{K-1}` (sigmoid). `tables` holds them as little-endian
+    /// `f32`, `4K - 3` (linear) or `3K - 3` (quadratic) per dimension, layer by layer in
+    /// forward order: exactly what [`write_tables`](Self::write_tables) writes, e.g. on the
+    /// host at build time, so that they can stay in flash. They are read in place.
+    ///
+    /// Every entry is recomputed here and compared bit for bit (a one-time cost of the
+    /// knots' computation per spline dimension), so results are exactly those without
+    /// tables; tables of another flow (or of another `exp`, e.g. the `micromath` feature)
+    /// are [`LayerError::Tables`], as is a wrong length (the flow
+    /// is then left as it was). Only `f32` evaluation uses them; `f64` computes as before.
+    // Not inlined: its scratch and the recomputation stay out of the caller's frame.
+    #[inline(never)]
+    pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
+        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        self.chain.set_tables(t, (&mut xs, &mut ys))
     }
 
     /// `log p(x)`.

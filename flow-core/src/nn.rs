@@ -184,40 +184,21 @@ impl<'a> DenseNN<'a> {
             .unwrap_or(Weights::empty());
         // Row sizes in values and bytes, checked non-zero here so that no `chunks_exact` below
         // can see a zero size (and the optimizer can drop its panic path).
-        let (Some(n_in), Some(row2), Some(row_bytes)) = (
+        let (Some(n_in), Some(row_bytes)) = (
             core::num::NonZeroUsize::new(n_in),
-            n_in.checked_mul(2).and_then(core::num::NonZeroUsize::new),
             n_in.checked_mul(4).and_then(core::num::NonZeroUsize::new),
         ) else {
             return;
         };
-        let (n_in, row2, row_bytes) = (n_in.get(), row2.get(), row_bytes.get());
+        let (n_in, row_bytes) = (n_in.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
         // directly; elsewhere through their bytes. Both sum in the same order: same bits.
         #[cfg(target_endian = "little")]
-        if let Ok(m) = bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()) {
-            if b.is_empty() {
-                // The common case (every layer after the first): one input slice. Rows go in
-                // pairs that share each load of the input; each still sums in order.
-                let (d2, dr) = dst.as_chunks_mut::<2>();
-                let (m2, mr) = m.split_at_checked(d2.len() * row2).unwrap_or((&[], m));
-                let mut bias_it = bias.iter();
-                for (d, rows) in d2.iter_mut().zip(m2.chunks_exact(row2)) {
-                    let (r0, r1) = rows.split_at_checked(n_in).unwrap_or((rows, &[]));
-                    let (s0, s1) = dot2_f32(r0, r1, a);
-                    d[0] = s0 + T::from_f32(bias_it.next().unwrap_or(0.0));
-                    d[1] = s1 + T::from_f32(bias_it.next().unwrap_or(0.0));
-                }
-                for ((d, row), bias) in dr.iter_mut().zip(mr.chunks_exact(n_in)).zip(bias_it) {
-                    *d = dot_f32(row, a) + T::from_f32(bias);
-                }
-            } else {
-                let rows = dst.iter_mut().zip(m.chunks_exact(n_in)).zip(bias.iter());
-                for ((d, row), bias) in rows {
-                    let (ra, rb) = row.split_at_checked(a.len()).unwrap_or((row, &[]));
-                    *d = dot_f32(ra, a) + dot_f32(rb, b) + T::from_f32(bias);
-                }
-            }
+        if let (Ok(m), Ok(bv)) = (
+            bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()),
+            bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()),
+        ) {
+            rows_f32(m, bv, n_in, a, b, dst);
             return;
         }
         let split = a.len() * 4;
@@ -247,12 +228,30 @@ impl<'a> DenseNN<'a> {
         self.rows(off, n_in, n_out, first, last.0, last.1, dst);
     }
 
-    /// Output `r` of the last layer.
+    /// The last layer's weight matrix and biases as `f32` read in place (row-major, `n_in`
+    /// values per row), when they are 4-byte aligned on a little-endian target; for callers
+    /// that ask for several row ranges of one input ([`rows_of`]).
     #[inline]
-    pub(crate) fn output<T: Real>(&self, last: (&[T], &[T]), r: usize) -> T {
-        let mut v = [T::ZERO];
-        self.output_rows(last, r, &mut v);
-        v[0]
+    pub(crate) fn output_f32(&self, n_in: usize) -> Option<(&'a [f32], &'a [f32])> {
+        #[cfg(target_endian = "little")]
+        {
+            let n_out = self.output_len();
+            let len = n_in.checked_mul(n_out)?.checked_add(n_out)?;
+            let off = self.weights.len().checked_sub(len)?;
+            let (mat, bias) = self
+                .weights
+                .slice(off, len)?
+                .split(n_in.checked_mul(n_out)?)?;
+            Some((
+                bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()).ok()?,
+                bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()).ok()?,
+            ))
+        }
+        #[cfg(not(target_endian = "little"))]
+        {
+            let _ = n_in;
+            None
+        }
     }
 
     /// Computes the whole output for the input `a ++ b` into `out` (`out.len()` = output size).
@@ -275,6 +274,85 @@ impl<'a> DenseNN<'a> {
         let last = self.hidden(a, b, h0, h1)?;
         self.output_rows(last, 0, out);
         Ok(())
+    }
+}
+
+/// Rows `first..first + dst.len()` of a layer given as `f32` (see [`DenseNN::output_f32`]),
+/// for the input `last`: the same sums as [`DenseNN::output_rows`].
+#[inline]
+#[cfg(target_endian = "little")]
+pub(crate) fn rows_of<T: Real>(
+    (m, bv): (&[f32], &[f32]),
+    last: (&[T], &[T]),
+    first: usize,
+    dst: &mut [T],
+) {
+    let n_in = last.0.len() + last.1.len();
+    let count = dst.len();
+    let rows = first
+        .checked_mul(n_in)
+        .and_then(|s| m.get(s..s.checked_add(count.checked_mul(n_in)?)?));
+    let bias = first.checked_add(count).and_then(|e| bv.get(first..e));
+    if let (Some(rows), Some(bias)) = (rows, bias) {
+        rows_f32(rows, bias, n_in, last.0, last.1, dst);
+    }
+}
+
+/// [`DenseNN::rows`] on a layer's rows as `f32` read in place: `dst[i] = m_i·(a ++ b) +
+/// bv[i]`, row `m_i = m[i·n_in..(i+1)·n_in]` (`n_in > 0`).
+// Not inlined: one copy serves `DenseNN::rows` and `rows_of`.
+#[inline(never)]
+#[cfg(target_endian = "little")]
+fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], b: &[T], dst: &mut [T]) {
+    if n_in == 0 {
+        return;
+    }
+    if b.is_empty() {
+        // The common case (every layer after the first): one input slice. Rows go in
+        // blocks of four that share each load of the input (then a pair, then one);
+        // each row still sums in order.
+        let mut rows = m.chunks_exact(n_in);
+        let (d4, dr) = dst.as_chunks_mut::<4>();
+        let (b4, br) = bv.as_chunks::<4>();
+        for (d, bb) in d4.iter_mut().zip(b4) {
+            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            else {
+                return;
+            };
+            let [s0, s1, s2, s3] = dot4_f32(r0, r1, r2, r3, a);
+            d[0] = s0 + T::from_f32(bb[0]);
+            d[1] = s1 + T::from_f32(bb[1]);
+            d[2] = s2 + T::from_f32(bb[2]);
+            d[3] = s3 + T::from_f32(bb[3]);
+        }
+        let (d2, dr) = dr.as_chunks_mut::<2>();
+        let (b2, br) = br.as_chunks::<2>();
+        for (d, bb) in d2.iter_mut().zip(b2) {
+            let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
+                return;
+            };
+            let (s0, s1) = dot2_f32(r0, r1, a);
+            d[0] = s0 + T::from_f32(bb[0]);
+            d[1] = s1 + T::from_f32(bb[1]);
+        }
+        // (`next()` rather than a zip with `rows`: the zip's length would divide by
+        // `n_in`, a division the optimizer cannot always prove safe.)
+        for (d, &bb) in dr.iter_mut().zip(br) {
+            let Some(row) = rows.next() else {
+                return;
+            };
+            *d = dot_f32(row, a) + T::from_f32(bb);
+        }
+    } else {
+        let mut rows = m.chunks_exact(n_in);
+        for (d, &bias) in dst.iter_mut().zip(bv) {
+            let Some(row) = rows.next() else {
+                return;
+            };
+            let (ra, rb) = row.split_at_checked(a.len()).unwrap_or((row, &[]));
+            *d = dot_f32(ra, a) + dot_f32(rb, b) + T::from_f32(bias);
+        }
     }
 }
 
@@ -306,6 +384,40 @@ fn dot_f32<T: Real>(w: &[f32], x: &[T]) -> T {
         acc += T::from_f32(wv) * xv;
     }
     acc
+}
+
+/// Four [`dot_f32`]s over rows `r0`…`r3` sharing the loads of `x`; each sums in order.
+#[inline]
+#[cfg(target_endian = "little")]
+fn dot4_f32<T: Real>(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], x: &[T]) -> [T; 4] {
+    let (a4, ar) = r0.as_chunks::<4>();
+    let (b4, br) = r1.as_chunks::<4>();
+    let (c4, cr) = r2.as_chunks::<4>();
+    let (e4, er) = r3.as_chunks::<4>();
+    let (x4, xr) = x.as_chunks::<4>();
+    let (mut s0, mut s1, mut s2, mut s3) = (T::ZERO, T::ZERO, T::ZERO, T::ZERO);
+    for ((((a, b), c), e), x) in a4.iter().zip(b4).zip(c4).zip(e4).zip(x4) {
+        // Unrolled by hand: at opt-level "s" the compiler keeps a loop over the column.
+        macro_rules! column {
+            ($i:literal) => {
+                s0 += T::from_f32(a[$i]) * x[$i];
+                s1 += T::from_f32(b[$i]) * x[$i];
+                s2 += T::from_f32(c[$i]) * x[$i];
+                s3 += T::from_f32(e[$i]) * x[$i];
+            };
+        }
+        column!(0);
+        column!(1);
+        column!(2);
+        column!(3);
+    }
+    for ((((&a, &b), &c), &e), &x) in ar.iter().zip(br).zip(cr).zip(er).zip(xr) {
+        s0 += T::from_f32(a) * x;
+        s1 += T::from_f32(b) * x;
+        s2 += T::from_f32(c) * x;
+        s3 += T::from_f32(e) * x;
+    }
+    [s0, s1, s2, s3]
 }
 
 /// Two [`dot_f32`]s over rows `r0` and `r1` sharing the loads of `x`; each sums in order.

@@ -35,6 +35,8 @@ pub trait Real:
     const NEG_INFINITY: Self;
     /// `ln(2π)/2`, the log-normalizer of the standard Normal.
     const HALF_LN_2PI: Self;
+    /// `true` for `f32`: precomputed knot tables (computed in `f32`) hold this type's values.
+    const IS_F32: bool;
     /// Converts from `f32` (exact for both types).
     fn from_f32(v: f32) -> Self;
     /// Converts from `f64` (rounds to nearest for `f32`).
@@ -132,6 +134,7 @@ impl Real for f64 {
     const INFINITY: Self = f64::INFINITY;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
     const HALF_LN_2PI: Self = 0.918_938_533_204_672_8;
+    const IS_F32: bool = false;
     #[inline]
     fn from_f32(v: f32) -> Self {
         v as f64
@@ -165,6 +168,7 @@ impl Real for f32 {
     const INFINITY: Self = f32::INFINITY;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
     const HALF_LN_2PI: Self = 0.918_938_5;
+    const IS_F32: bool = true;
     #[inline]
     fn from_f32(v: f32) -> Self {
         v

@@ -161,6 +161,12 @@ pub trait BinParams<T: Real> {
     fn heights(&self, out: &mut [T]);
     /// The unconstrained derivative `ud[j]` of interior knot `j + 1`, `j in 0..K-1`.
     fn derivative(&self, j: usize) -> T;
+    /// `ud[j..j + out.len()]` into `out`.
+    fn derivatives(&self, j: usize, out: &mut [T]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.derivative(j + i);
+        }
+    }
     /// The unconstrained `ul[k]` of bin `k` (linear order only).
     fn lambda(&self, k: usize) -> T;
 }
@@ -300,32 +306,9 @@ impl<'e, T: Real> Axis<'e, T> {
         self.e.iter().map(move |&e| state.step(e))
     }
 
-    /// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-    /// `0..K`, with its edges `(x_k, x_{k+1})`. The knots increase strictly (every bin is at
-    /// least `2B·1e-3` wide), so the count stops at the first knot above `v`.
+    /// The bin `k` of `v` by Pyro's search, with its edges (see [`search_knots`]).
     fn search(&self, v: T) -> (usize, T, T) {
-        let eps = T::from_f64(SEARCH_EPS);
-        let k_bins = self.e.len();
-        let mut lo = -self.bound;
-        if v < lo + eps {
-            let hi = self.knots().next().unwrap_or(self.bound);
-            return (0, lo, hi);
-        }
-        // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
-        let mut k = 0usize;
-        for x in self.knots() {
-            if v >= x + eps {
-                if k + 1 >= k_bins {
-                    // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
-                    return (k_bins - 1, lo, x);
-                }
-                k += 1;
-                lo = x;
-            } else {
-                return (k, lo, x);
-            }
-        }
-        (k.min(k_bins.saturating_sub(1)), lo, self.bound)
+        search_knots(v, self.bound, self.e.len(), self.knots())
     }
 
     /// The edges `(x_k, x_{k+1})` of bin `k`.
@@ -338,6 +321,40 @@ impl<'e, T: Real> Axis<'e, T> {
         };
         (lo, knots.next().unwrap_or(self.bound))
     }
+}
+
+/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`). The
+/// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
+/// first knot above `v`.
+fn search_knots<T: Real>(
+    v: T,
+    bound: T,
+    k_bins: usize,
+    knots: impl Iterator<Item = T>,
+) -> (usize, T, T) {
+    let eps = T::from_f64(SEARCH_EPS);
+    let mut lo = -bound;
+    let mut knots = knots;
+    if v < lo + eps {
+        let hi = knots.next().unwrap_or(bound);
+        return (0, lo, hi);
+    }
+    // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
+    let mut k = 0usize;
+    for x in knots {
+        if v >= x + eps {
+            if k + 1 >= k_bins {
+                // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
+                return (k_bins - 1, lo, x);
+            }
+            k += 1;
+            lo = x;
+        } else {
+            return (k, lo, x);
+        }
+    }
+    (k.min(k_bins.saturating_sub(1)), lo, bound)
 }
 
 /// The running state that turns the exponentials `e_0, e_1, …` into the knots `x_1, x_2, …`
@@ -403,6 +420,165 @@ fn knot_derivative<T: Real, P: BinParams<T>>(p: &P, i: usize, bins: usize) -> T 
     }
 }
 
+/// `λ_k = 0.95·sigmoid(ul_k) + 0.025` of bin `k` (linear order).
+#[inline]
+fn bin_lambda<T: Real, P: BinParams<T>>(p: &P, k: usize) -> T {
+    T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k)) + T::from_f64(MIN_LAMBDA)
+}
+
+/// Where one spline dimension's knots, knot derivatives and `λ`s come from: computed from the
+/// unconstrained parameters on the way ([`Lazy`]), or read from a precomputed table
+/// ([`TableDim`]). Both give the same values, bit for bit.
+trait Knots<T> {
+    /// The bin of `v` on the `y` axis (`on_y`) or the `x` axis, with its edges.
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T);
+    /// The edges of bin `k` on the `y` axis (`on_y`) or the `x` axis.
+    fn edges(&self, on_y: bool, k: usize) -> (T, T);
+    /// The derivatives `(δ_k, δ_{k+1})` at the ends of bin `k`.
+    fn derivatives(&self, k: usize) -> (T, T);
+    /// `λ_k` of bin `k` (linear order).
+    fn lambda(&self, k: usize) -> T;
+}
+
+/// Knots computed from the unconstrained parameters, lazily (a search stops at its bin).
+struct Lazy<'e, 'p, T, P> {
+    ax: Axis<'e, T>,
+    ay: Axis<'e, T>,
+    p: &'p P,
+    bins: usize,
+}
+
+impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
+    #[inline]
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
+        if on_y {
+            self.ay.search(v)
+        } else {
+            self.ax.search(v)
+        }
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (T, T) {
+        if on_y {
+            self.ay.edges(k)
+        } else {
+            self.ax.edges(k)
+        }
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (T, T) {
+        if k >= 1 && k + 1 < self.bins {
+            // Both interior: one request for the two adjacent parameters.
+            let mut u = [T::ZERO; 2];
+            self.p.derivatives(k - 1, &mut u);
+            let min = T::from_f64(MIN_DERIVATIVE);
+            (min + softplus(u[0]), min + softplus(u[1]))
+        } else {
+            (
+                knot_derivative(self.p, k, self.bins),
+                knot_derivative(self.p, k + 1, self.bins),
+            )
+        }
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        bin_lambda(self.p, k)
+    }
+}
+
+/// Entries per dimension of a precomputed knot table: the interior knots `x_1 … x_{K-1}`,
+/// `y_1 … y_{K-1}`, the interior derivatives `δ_1 … δ_{K-1}` and, for the linear order,
+/// `λ_0 … λ_{K-1}`: `4K - 3` (linear) or `3K - 3` (quadratic) `f32` values.
+pub(crate) fn table_len_per_dim(shape: &SplineShape) -> usize {
+    3 * (shape.bins - 1) + shape.lambdas_per_dim()
+}
+
+/// Calls `f` with each entry of one dimension's knot table (see [`table_len_per_dim`]),
+/// computed by the same code as the lazy evaluation; stops early when `f` returns `false`.
+/// `xs` and `ys` are scratch of `K` values. Returns `false` if stopped or short of scratch.
+pub(crate) fn dim_table<P: BinParams<f32>>(
+    shape: &SplineShape,
+    p: &P,
+    (xs, ys): (&mut [f32], &mut [f32]),
+    f: &mut impl FnMut(f32) -> bool,
+) -> bool {
+    let k_bins = shape.bins;
+    let (Some(xs), Some(ys)) = (xs.get_mut(..k_bins), ys.get_mut(..k_bins)) else {
+        return false;
+    };
+    p.widths(xs);
+    p.heights(ys);
+    let bound = shape.bound;
+    let scale = width_scale(k_bins);
+    let ax = Axis::new(xs, bound, scale);
+    let ay = Axis::new(ys, bound, scale);
+    ax.knots().take(k_bins - 1).all(&mut *f)
+        && ay.knots().take(k_bins - 1).all(&mut *f)
+        && (1..k_bins).all(|i| f(knot_derivative(p, i, k_bins)))
+        && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
+}
+
+/// One dimension's precomputed knot table, `f32` values read in place (see
+/// [`table_len_per_dim`]).
+struct TableDim<'t> {
+    w: Weights<'t>,
+    bins: usize,
+    bound: f32,
+}
+
+impl TableDim<'_> {
+    /// Knot `i in 0..=K` of the `y` axis (`on_y`) or the `x` axis.
+    #[inline]
+    fn knot(&self, on_y: bool, i: usize) -> f32 {
+        if i == 0 {
+            -self.bound
+        } else if i >= self.bins {
+            self.bound
+        } else {
+            let base = if on_y { self.bins - 1 } else { 0 };
+            self.w.get(base + i - 1).unwrap_or(self.bound)
+        }
+    }
+}
+
+impl<T: Real> Knots<T> for TableDim<'_> {
+    #[inline]
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
+        let inner = self.bins - 1;
+        let base = if on_y { inner } else { 0 };
+        let knots = self.w.slice(base, inner).unwrap_or(Weights::empty());
+        let knots = knots.iter().chain(core::iter::once(self.bound));
+        search_knots(
+            v,
+            T::from_f32(self.bound),
+            self.bins,
+            knots.map(T::from_f32),
+        )
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (T, T) {
+        (
+            T::from_f32(self.knot(on_y, k)),
+            T::from_f32(self.knot(on_y, k + 1)),
+        )
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (T, T) {
+        let d = |i: usize| {
+            if i == 0 || i >= self.bins {
+                T::from_f64(1.0 - MIN_DERIVATIVE)
+            } else {
+                self.w.at(2 * (self.bins - 1) + i - 1)
+            }
+        };
+        (d(k), d(k + 1))
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        self.w.at(3 * (self.bins - 1) + k)
+    }
+}
+
 /// Evaluates one spline dimension at `v`, returning `(output, log|J|)`.
 ///
 /// `Forward` gives `(y, log|dy/dx|)`, `Inverse` gives `(x, log|dx/dy|)`. With `want_log_det`
@@ -433,22 +609,45 @@ pub fn eval<T: Real, P: BinParams<T>>(
     p.widths(xs);
     p.heights(ys);
     let scale = width_scale(k_bins);
-    let ax = Axis::new(xs, bound, scale);
-    let ay = Axis::new(ys, bound, scale);
-    let (search, other) = match dir {
-        Direction::Forward => (&ax, &ay),
-        Direction::Inverse => (&ay, &ax),
+    let src = Lazy {
+        ax: Axis::new(xs, bound, scale),
+        ay: Axis::new(ys, bound, scale),
+        p,
+        bins: k_bins,
     };
-    let (k, s_lo, s_hi) = search.search(v);
+    Ok(eval_dim(shape, &src, v, dir, want_log_det))
+}
+
+/// [`eval`] once the knots are at hand (`v` inside the box).
+#[inline]
+fn eval_dim<T: Real, S: Knots<T>>(
+    shape: &SplineShape,
+    src: &S,
+    v: T,
+    dir: Direction,
+    want_log_det: bool,
+) -> (T, T) {
+    let k_bins = shape.bins;
+    let on_y = dir == Direction::Inverse;
+    let (k, s_lo, s_hi) = src.search(on_y, v);
+    // The bin's parameters are fetched here rather than inside `eval_bin`: a hypernetwork
+    // computes them, and its frame then does not sit on top of `eval_bin`'s.
+    let params = |k: usize| {
+        let (d_k, d_k1) = src.derivatives(k);
+        let lambda = match shape.order {
+            Order::Linear => src.lambda(k),
+            Order::Quadratic => T::ZERO,
+        };
+        (d_k, d_k1, lambda)
+    };
     let r = eval_bin(
         shape,
-        p,
+        params(k),
         v,
         dir,
         want_log_det,
-        k,
         (s_lo, s_hi),
-        other.edges(k),
+        src.edges(!on_y, k),
     );
     // Inside the 1e-6 window above an interior knot the search picks the bin to the left and
     // extrapolates it past its end, as Pyro does. Where that extrapolation breaks down (the
@@ -458,40 +657,35 @@ pub fn eval<T: Real, P: BinParams<T>>(
     let broken = !(r.0.is_finite() && r.1.is_finite());
     if broken && v >= s_hi && k + 1 < k_bins {
         let k1 = k + 1;
-        return Ok(eval_bin(
+        return eval_bin(
             shape,
-            p,
+            params(k1),
             v,
             dir,
             want_log_det,
-            k1,
-            search.edges(k1),
-            other.edges(k1),
-        ));
+            src.edges(on_y, k1),
+            src.edges(!on_y, k1),
+        );
     }
-    Ok(r)
+    r
 }
 
-/// Evaluates bin `k` at `v`, given the bin's edges on the search axis and on the other axis.
-#[allow(clippy::too_many_arguments)] // one bin's full description
-fn eval_bin<T: Real, P: BinParams<T>>(
+/// Evaluates a bin at `v`, given its knot derivatives `δ_k`, `δ_{k+1}` and `λ_k` (0 for the
+/// quadratic order), and its edges on the search axis and on the other axis.
+fn eval_bin<T: Real>(
     shape: &SplineShape,
-    p: &P,
+    (d_k, d_k1, lambda): (T, T, T),
     v: T,
     dir: Direction,
     want_log_det: bool,
-    k: usize,
     (s_lo, s_hi): (T, T),
     (o_lo, o_hi): (T, T),
 ) -> (T, T) {
-    let k_bins = shape.bins;
     let ((x_k, x_k1), (y_k, y_k1)) = match dir {
         Direction::Forward => ((s_lo, s_hi), (o_lo, o_hi)),
         Direction::Inverse => ((o_lo, o_hi), (s_lo, s_hi)),
     };
     let (dx, dy) = (x_k1 - x_k, y_k1 - y_k);
-    let d_k = knot_derivative(p, k, k_bins);
-    let d_k1 = knot_derivative(p, k + 1, k_bins);
     let s = dy / dx;
     let bin = Bin {
         x_k,
@@ -509,8 +703,6 @@ fn eval_bin<T: Real, P: BinParams<T>>(
             Direction::Inverse => bin.quadratic_inverse(v, want_log_det),
         },
         _ => {
-            let lambda = T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k))
-                + T::from_f64(MIN_LAMBDA);
             let lin = bin.linear(lambda);
             match dir {
                 Direction::Forward => lin.forward(v, want_log_det),
@@ -694,14 +886,14 @@ impl<T: Real> ParamVector<T> for Weights<'_> {
 }
 
 /// Dimension `j`'s view into a [`ParamVector`].
-pub(crate) struct DimParams<'v, V> {
+pub(crate) struct DimParams<'v, V: ?Sized> {
     pub(crate) v: &'v V,
     pub(crate) dims: usize,
     pub(crate) bins: usize,
     pub(crate) j: usize,
 }
 
-impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
+impl<T: Real, V: ParamVector<T> + ?Sized> BinParams<T> for DimParams<'_, V> {
     #[inline]
     fn widths(&self, out: &mut [T]) {
         self.v.fill(self.j * self.bins, out);
@@ -716,6 +908,13 @@ impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
             .entry(2 * self.dims * self.bins + self.j * (self.bins - 1) + i)
     }
     #[inline]
+    fn derivatives(&self, i: usize, out: &mut [T]) {
+        self.v.fill(
+            2 * self.dims * self.bins + self.j * (self.bins - 1) + i,
+            out,
+        );
+    }
+    #[inline]
     fn lambda(&self, k: usize) -> T {
         self.v
             .entry(2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k)
@@ -725,9 +924,11 @@ impl<T: Real, V: ParamVector<T>> BinParams<T> for DimParams<'_, V> {
 /// Applies a spline to each of `v`'s dimensions, with dimension `j`'s parameters from `params`
 /// (laid out as in [`ParamVector`]); writes each `log|J|` to `lds` and returns their sum (0
 /// when `want_log_det` is false).
-pub(crate) fn eval_all<T: Real, V: ParamVector<T>>(
+// `params` is a trait object: one copy of the evaluation serves stored parameters and
+// hypernetwork outputs alike (a few indirect calls per dimension; less flash).
+pub(crate) fn eval_all<T: Real>(
     shape: &SplineShape,
-    params: &V,
+    params: &dyn ParamVector<T>,
     v: &mut [T],
     lds: &mut [T],
     dir: Direction,
@@ -808,6 +1009,35 @@ impl<'a> Spline<'a> {
         self.weights
     }
 
+    /// Entries of its precomputed knot table: `dim × (4K - 3)` (linear) or `dim × (3K - 3)`
+    /// (quadratic) `f32` values, dimension by dimension (see [`Flow::set_tables`]).
+    ///
+    /// [`Flow::set_tables`]: crate::Flow::set_tables
+    pub fn table_len(&self) -> usize {
+        self.dim.saturating_mul(table_len_per_dim(&self.shape))
+    }
+
+    /// Calls `f` with each entry of its knot table, in order; stops when `f` returns `false`
+    /// (then returns `false`, as when `xs`/`ys` hold fewer than `K` values).
+    pub(crate) fn table_entries(
+        &self,
+        (xs, ys): (&mut [f32], &mut [f32]),
+        f: &mut impl FnMut(f32) -> bool,
+    ) -> bool {
+        (0..self.dim).all(|j| {
+            let p = DimParams {
+                v: &self.weights,
+                dims: self.dim,
+                bins: self.shape.bins,
+                j,
+            };
+            dim_table(&self.shape, &p, (&mut *xs, &mut *ys), f)
+        })
+    }
+
+    /// Applies the spline to each dimension of `v` (see [`eval_all`]); with `table` of
+    /// [`table_len`](Self::table_len) entries and `T = f32`, the knots, derivatives and `λ`s
+    /// are read from it instead of computed (same values, bit for bit).
     pub(crate) fn apply<T: Real>(
         &self,
         v: &mut [T],
@@ -815,16 +1045,40 @@ impl<'a> Spline<'a> {
         dir: Direction,
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
+        table: Weights<'_>,
     ) -> Result<T, Error> {
-        eval_all(
-            &self.shape,
-            &self.weights,
-            v,
-            lds,
-            dir,
-            want_log_det,
-            (s.xs, s.ys),
-        )
+        let per_dim = table_len_per_dim(&self.shape);
+        if !(T::IS_F32 && table.len() == self.table_len()) {
+            return eval_all(
+                &self.shape,
+                &self.weights,
+                v,
+                lds,
+                dir,
+                want_log_det,
+                (s.xs, s.ys),
+            );
+        }
+        let bound = T::from_f32(self.shape.bound);
+        let mut total = T::ZERO;
+        for (j, (x, ld)) in v.iter_mut().zip(lds.iter_mut()).enumerate() {
+            if !(*x >= -bound && *x <= bound) {
+                *ld = T::ZERO;
+                continue;
+            }
+            let src = TableDim {
+                w: table
+                    .slice(j * per_dim, per_dim)
+                    .unwrap_or(Weights::empty()),
+                bins: self.shape.bins,
+                bound: self.shape.bound,
+            };
+            let (y, l) = eval_dim(&self.shape, &src, *x, dir, want_log_det);
+            *x = y;
+            *ld = l;
+            total += l;
+        }
+        Ok(total)
     }
 }
 

@@ -60,6 +60,7 @@ fn layer(e: &LayerError) -> &'static str {
         LayerError::ZeroDim => "dimension must be at least 1",
         LayerError::HypernetShape => "hypernetwork input/output size does not fit the layer",
         LayerError::Context => "context size does not match the layer",
+        LayerError::Tables => "precomputed knot tables do not match the flow",
     }
 }
 

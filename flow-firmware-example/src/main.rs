@@ -81,6 +81,19 @@ fn context0() -> [f32; C] {
     workload::widen(&workload::CONTEXTS[0])
 }
 
+/// Hands the knot tables of the fixed-parameter splines to the flow (which checks every
+/// entry); returns the stack it used. A failure is a load error. (Not inlined, so that
+/// `main`'s frame, under every later phase, does not hold its temporaries.)
+#[inline(never)]
+fn set_tables(stack: &mut StackMeter, flow: &mut FlowT, tables: &'static [u8]) -> usize {
+    let (tabled, used) = stack.phase(|| flow.set_tables(black_box(tables)));
+    if let Err(e) = tabled {
+        Line::start("load-error").err(&e).send();
+        rt::exit_failure()
+    }
+    used
+}
+
 #[entry]
 fn main() -> ! {
     let mut stack = StackMeter::start();
@@ -94,14 +107,16 @@ fn main() -> ! {
 
     // --- load: Model::parse + building the flow, with its stack ---
     let bytes: &'static [u8] = &model::FILE.0;
+    let tables: &'static [u8] = &model::TABLES.0;
     let (loaded, load_stack) = stack.phase(|| model::load(black_box(bytes)));
-    let (model, flow) = match loaded {
+    let (model, mut flow) = match loaded {
         Ok(m) => m,
         Err(e) => {
             Line::start("load-error").err(&e).send();
             rt::exit_failure()
         }
     };
+    let tables_stack = set_tables(&mut stack, &mut flow, tables);
     Line::start("geometry")
         .word(model::KIND_NAME)
         .num(D as u32)
@@ -115,6 +130,7 @@ fn main() -> ! {
     metric("model_params", model.param_count() as u32);
     metric("flow_struct_bytes", core::mem::size_of::<FlowT>() as u32);
     metric("stack_load_bytes", load_stack as u32);
+    metric("stack_tables_bytes", tables_stack as u32);
     let ((), t) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
             let _ = black_box(flow_core::Model::parse(black_box(bytes)));
@@ -127,6 +143,10 @@ fn main() -> ! {
         }
     });
     metric("icount_load", calib.per_call(t, REPS_LOAD));
+    // (Setting the same tables again: the check's cost.)
+    let (r, t) = ticker.ticks(|| flow.set_tables(black_box(tables)));
+    metric("icount_tables", calib.per_call(t, 1));
+    black_box(r.is_ok());
 
     // --- the workload: log_prob, samples, the anomaly stream ---
     #[cfg(not(flow_stream_file))]

@@ -18,6 +18,14 @@ pub struct Aligned<B: ?Sized>(pub B);
 /// The model file, embedded at build time (`FLOW_MODEL`, or `FLOW_MODEL_UNCHECKED`).
 pub static FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_MODEL_FILE")));
 
+/// The knot tables of the model's fixed-parameter splines (`$OUT_DIR/tables.bin`, written by
+/// `build.rs` with flow-core), little-endian `f32`, read in place from flash: the firmware
+/// hands them to the loaded flow's `set_tables`, which checks every entry. (Called on the
+/// flow where it lives, after `load`: inside `load` the call would make `load`'s frame,
+/// which sits under `Model::parse`'s deepest calls, about 90 bytes larger.)
+pub static TABLES: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/tables.bin")));
+
 /// The rows of `FLOW_STREAM`, little-endian `f32`, `D + C` per row.
 #[cfg(flow_stream_file)]
 pub static STREAM_FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_STREAM_FILE")));

@@ -1468,6 +1468,7 @@ fn error_texts_equal_flow_core_display() {
         LayerError::ZeroDim,
         LayerError::HypernetShape,
         LayerError::Context,
+        LayerError::Tables,
     ] {
         errors.push(Error::InvalidLayer(l));
     }

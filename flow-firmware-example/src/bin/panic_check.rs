@@ -38,18 +38,24 @@ static mut INPUT: ([f32; model::D], [f32; model::C]) = ([0.5; model::D], [0.25; 
 static mut OUTPUT: f32 = 0.0;
 /// The model file as a slice, read back volatile so that its contents are unknown.
 static mut FILE: &[u8] = &model::FILE.0;
+/// The knot tables, likewise.
+static mut TABLES: &[u8] = &model::TABLES.0;
 
 #[entry]
 fn main() -> ! {
     // SAFETY: single-threaded, no interrupts; plain reads and writes of the statics.
-    let (bytes, input) = unsafe {
+    let (bytes, tables, input) = unsafe {
         (
             read_volatile(addr_of!(FILE)),
+            read_volatile(addr_of!(TABLES)),
             read_volatile(addr_of!(INPUT)),
         )
     };
     let lp = match model::load(bytes) {
-        Ok((_, flow)) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
+        Ok((_, mut flow)) => match flow.set_tables(tables) {
+            Ok(()) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
+            Err(_) => f32::INFINITY,
+        },
         Err(_) => f32::INFINITY,
     };
     // SAFETY: as above.

@@ -12,7 +12,7 @@
 //! cargo bench -p flow-train --bench imu -- circles [default] [n=100000] [preset=tiny] seeds=5
 //! cargo bench -p flow-train --bench imu -- summary          # what auto_config reads
 //! cargo bench -p flow-train --bench imu -- stats | knn      # tails; neighbour distances
-//! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words]
+//! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words | var words]
 //! ```
 //!
 //! The data directory is `$FLOW_DATA_DIR`, else `shared/data` beside the workspace; the bench
@@ -873,7 +873,9 @@ fn write_model(imu: &Imu, words: &[String]) {
     };
     let (m, s) = moments(&imu.data);
     let d = scale(&imu.data, &m, &s);
-    let (spec, mut cfg) = if words.iter().skip(1).any(|w| w.contains('=')) {
+    let (spec, mut cfg) = if words.get(1).map(String::as_str) == Some("var") {
+        parse_var(&words[2..], &d, 0)
+    } else if words.iter().skip(1).any(|w| w.contains('=')) {
         parse_cfg(&words[1..], &d, &imu.rec, 0)
     } else {
         auto_config(

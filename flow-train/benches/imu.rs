@@ -6,12 +6,13 @@
 //! cargo bench -p flow-train --bench imu                     # auto_config, no preset
 //! cargo bench -p flow-train --bench imu -- auto medium seeds=3 [groups]
 //! IMU_FOLDS=7 cargo bench -p flow-train --bench imu -- auto # 7 folds of 4 recordings
+//! cargo bench -p flow-train --bench imu -- var c=3 nza=1         # auto_config, some choices changed
 //! cargo bench -p flow-train --bench imu -- cfg p=mix c=2 h=12x12 k=4 b=3.5 nz=0.97
 //! cargo bench -p flow-train --bench imu -- gauss seeds=3    # full-covariance GMMs (EM)
 //! cargo bench -p flow-train --bench imu -- circles [default] [n=100000] [preset=tiny] seeds=5
 //! cargo bench -p flow-train --bench imu -- summary          # what auto_config reads
 //! cargo bench -p flow-train --bench imu -- stats | knn      # tails; neighbour distances
-//! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words]
+//! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words | var words]
 //! ```
 //!
 //! The data directory is `$FLOW_DATA_DIR`, else `shared/data` beside the workspace; the bench
@@ -48,6 +49,15 @@
 //! restore the best validated parameters [1], `ev` steps between checks [50], `clip` [10],
 //! `vf` validation fraction [0.15], `fin` final lr fraction [0.02], `init` `id`/`pyro` [id],
 //! `seeds` [1]. The first occurrence of a key counts.
+//!
+//! `var` keys change `auto_config`'s choices (the rest stay as `fit` would make them):
+//! `preset` `tiny`/`medium`; the architecture (any of these rebuilds the mixing stack with the
+//! data-side ActNorm affine): `c` couplings [2], `h` [16x16], `k` [3], `o` `l`/`q` [q], `b`
+//! [the data's bound], `ew`/`ea` an element-wise spline / a learnable affine between the
+//! couplings, `ewk` that spline's bins, `es`/`eb` an element-wise spline at the data/base end,
+//! `as` the affine's initial scale multiplier; training: `nzm` multiplies the input noise,
+//! `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256], `wd`, `vf`,
+//! `clip`, `fin`.
 
 use flow_train::defaults::{auto_config, AutoOptions, Preset};
 use flow_train::*;
@@ -488,6 +498,102 @@ fn mixing_stack(dim: usize, n: usize, hidden: &[usize], s: SplineSpec) -> FlowSp
     }
 }
 
+/// `auto_config` with some choices replaced (`var` words, see the module docs).
+fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfig) {
+    let get = |k: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    let num = |k: &str, dflt: f64| get(k).map(|v| v.parse::<f64>().expect(k)).unwrap_or(dflt);
+    let preset = match get("preset").as_deref() {
+        Some("tiny") => Some(Preset::Tiny),
+        Some("medium") => Some(Preset::Medium),
+        _ => None,
+    };
+    let (mut spec, mut cfg) = auto_config(
+        d,
+        &AutoOptions {
+            preset,
+            max_params: None,
+        },
+    )
+    .expect("auto_config");
+    let arch_keys = ["c", "h", "k", "o", "b", "ew", "ewk", "ea", "es", "eb", "as"];
+    if arch_keys.iter().any(|k| get(k).is_some()) {
+        let summary = flow_train::defaults::DataSummary::of(d);
+        let dim = d.dim();
+        let hidden: Vec<usize> = match get("h").as_deref() {
+            Some("-") => vec![],
+            Some(h) => h.split('x').map(|v| v.parse().expect("h")).collect(),
+            None => vec![16, 16],
+        };
+        let k = num("k", 3.0) as usize;
+        let b = num("b", summary.bound() as f64) as f32;
+        let s = match get("o").as_deref() {
+            Some("l") => SplineSpec::linear(k, b),
+            _ => SplineSpec::quadratic(k, b),
+        };
+        let ew = SplineSpec {
+            bins: num("ewk", k as f64) as usize,
+            ..s
+        };
+        let f =
+            FlowSpec::coupling_stack(dim, num("c", 2.0) as usize, &hidden, s, Permutation::Mixing);
+        let mut layers = Vec::new();
+        let mut seen_coupling = false;
+        for l in f.layers {
+            if matches!(l, LayerSpec::Coupling { .. }) {
+                if seen_coupling {
+                    if num("ew", 0.0) > 0.0 {
+                        layers.push(LayerSpec::Spline(ew));
+                    }
+                    if num("ea", 0.0) > 0.0 {
+                        layers.push(LayerSpec::Affine {
+                            loc: vec![0.0; dim],
+                            scale: vec![1.0; dim],
+                            learnable: true,
+                        });
+                    }
+                }
+                seen_coupling = true;
+            }
+            layers.push(l);
+        }
+        if num("eb", 0.0) > 0.0 {
+            layers.insert(0, LayerSpec::Spline(ew));
+        }
+        if num("es", 0.0) > 0.0 {
+            layers.push(LayerSpec::Spline(ew));
+        }
+        let mut an = LayerSpec::act_norm(d);
+        if let LayerSpec::Affine { scale, .. } = &mut an {
+            scale.iter_mut().for_each(|v| *v *= num("as", 1.0) as f32);
+        }
+        layers.push(an);
+        spec = ModelSpec::Flow(FlowSpec {
+            dim,
+            context: 0,
+            layers,
+        });
+    }
+    cfg.seed = seed;
+    cfg.input_noise *= num("nzm", 1.0) as f32;
+    if let Some(alpha) = get("nza").map(|v| v.parse::<f64>().expect("nza")) {
+        cfg.row_noise = (alpha > 0.0).then(|| flow_train::defaults::row_noise(d, alpha));
+    }
+    cfg.lr = num("lr", cfg.lr as f64) as f32;
+    cfg.steps = num("st", cfg.steps as f64) as usize;
+    cfg.batch_size = Some(num("bs", 256.0) as usize);
+    cfg.weight_decay = num("wd", 0.0) as f32;
+    cfg.validation_fraction = num("vf", cfg.validation_fraction as f64) as f32;
+    cfg.clip_grad_norm = Some(num("clip", 10.0) as f32);
+    cfg.schedule = Schedule::Cosine {
+        final_fraction: num("fin", 0.02) as f32,
+    };
+    (spec, cfg)
+}
+
 /// A full-covariance Gaussian mixture fitted by EM (k-means++ seeding, `reg` added to the
 /// covariance diagonals, as sklearn's `reg_covar`).
 struct Gmm {
@@ -767,7 +873,9 @@ fn write_model(imu: &Imu, words: &[String]) {
     };
     let (m, s) = moments(&imu.data);
     let d = scale(&imu.data, &m, &s);
-    let (spec, mut cfg) = if words.iter().skip(1).any(|w| w.contains('=')) {
+    let (spec, mut cfg) = if words.get(1).map(String::as_str) == Some("var") {
+        parse_var(&words[2..], &d, 0)
+    } else if words.iter().skip(1).any(|w| w.contains('=')) {
         parse_cfg(&words[1..], &d, &imu.rec, 0)
     } else {
         auto_config(
@@ -922,6 +1030,16 @@ fn main() {
                 flow_fit(&spec, &cfg, d)
             });
             s.print(&format!("auto_config {preset:?}"));
+        }
+        "var" => {
+            let words = &args[1..];
+            let s = cv(&imu, seeds, &|d, _, seed| {
+                let (spec, cfg) = parse_var(words, d, seed);
+                flow_fit(&spec, &cfg, d)
+            });
+            let (spec, _) = parse_var(words, &imu.data, 0);
+            let m4f = flow_train::defaults::m4f_instructions(&spec);
+            s.print(&format!("var {} (M4F est. {m4f})", words.join(" ")));
         }
         "cfg" => {
             let words = &args[1..];

@@ -9,7 +9,7 @@
 //!   budget shrinks the bins and hidden widths (2-D `Small`: 4,678; `Tiny`: 1,846).
 //! * **3-D and more**: spline couplings linked by [`Permutation::Mixing`] (every pair of
 //!   dimensions split by some coupling once there are `b` of them, `b` the bit length of
-//!   `dim`), quadratic, K = 4 bins, hypernetworks `[12, 12]`, and an ActNorm-style learnable
+//!   `dim`), quadratic, K = 3 bins, hypernetworks `[16, 16]`, and an ActNorm-style learnable
 //!   affine on the data side ([`LayerSpec::act_norm`], initialized to the data's column means
 //!   and deviations, so the splines' box covers the bulk whatever the units; it learns wider
 //!   scales for heavy-tailed columns, which widens the Gaussian tails beyond the box). The
@@ -17,10 +17,16 @@
 //!   The number of couplings is `b + 1`, cut to what keeps the estimated Cortex-M4F cost
 //!   ([`m4f_instructions`]) within [`M4F_TARGET`] (40,000 instructions per `log_prob`), but at
 //!   least 2 — except for `Medium`, which keeps `b + 1`. `Tiny` has hypernetworks `[8, 8]`.
-//!   6-D (the smartwatch IMU data): no preset / `Small` 2 couplings, 1,344 parameters, 31,870
-//!   instructions measured in QEMU; `Tiny` 880, 29,920; `Medium` 4 couplings, 2,676,
-//!   61,727. Any budget then shrinks the hidden widths, drops a hidden layer, drops couplings,
-//!   drops bins, and at last falls back to the affine and one element-wise spline.
+//!   6-D (the smartwatch IMU data): no preset / `Small` 2 couplings, 1,548 parameters, 31,255
+//!   instructions measured in QEMU; `Tiny` 700, 27,108; `Medium` 4 couplings, 3,084,
+//!   60,297. Any budget then shrinks the hidden widths, drops a hidden layer, drops couplings,
+//!   drops bins, and at last falls back to the affine and one element-wise spline. On the IMU
+//!   data (recording-level cross-validation, 7 folds × 3 seeds, with the per-row noise
+//!   below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4 folds and with
+//!   four couplings; K = 2 lost 0.12), `[16, 16]` 0.02 over `[12, 12]` (5 of 7 folds;
+//!   `[24, 24]` 0.01 worse than `[16, 16]`), a third coupling 0.05 and a fourth 0.08 — more
+//!   than any other change of the architecture, so when the device cost of a coupling falls,
+//!   the cap lets more of them in.
 //!
 //! # Training, 3-D and more
 //!
@@ -30,8 +36,20 @@
 //! standard deviation comes from the data: 1.25 × [`DataSummary::knn`] (the median distance
 //! to the 5th nearest neighbour among 1,000 rows, standardized), in data units. The rule gives
 //! 0.12 deviations on Pyro's 1000 circles points — the value tuned there — and 0.97 on the IMU
-//! readings, where 0.5–1.1 were equally good and 0.2 was 0.15 nats worse (the noise stands in
-//! for the differences between recordings; it also covers the sample-and-hold duplicates).
+//! readings (the noise stands in for the differences between recordings; it also covers the
+//! sample-and-hold duplicates).
+//!
+//! That width is then set **per row** ([`row_noise`], exponent [`NOISE_ALPHA`] = 0.5): each
+//! row's own 5th-neighbour distance relative to the median, square-rooted, so rows in dense
+//! regions get narrower noise and rows in sparse ones wider (a variable-bandwidth blur). One
+//! width for all blurs the tight clusters of a sensor at rest as much as the spread of
+//! motion: on the IMU data the per-row widths gained 0.14 nats on new recordings with two
+//! couplings (7 folds × 3 seeds, every fold better) and about 0.2 with four. Exponent 1 is as
+//! good with two couplings and 0.05 better with four, but widens the density of strong motion
+//! (proxy AUROC `amp2` 0.969 → 0.967); 1.5 is worse. With one width for all rows: 0.5× the
+//! rule 0.02 better, 1.5× 0.05 worse; a floor under its decay 0.04 (at 0.1 of the start) to
+//! 0.64 nats worse (at 0.3 — the last steps must fit the data nearly unblurred); a decay with
+//! the square root of the learning rate 0.28 worse, with its square no different.
 //!
 //! 10% of the rows are held out (as up to 2-D), but only to measure: no early stopping, and
 //! the run ends with its last parameters (`restore_best: false`). On the IMU data,
@@ -39,9 +57,9 @@
 //! instead cost about 1 nat on new recordings (4 folds × 2 seeds: 5.96 against 4.92) — the
 //! 2–4 held-out recordings are not representative (walking recordings prefer the blurred
 //! model of mid-training, which is far worse on standing ones), and the noise annealed by the
-//! cosine schedule already stops overfitting — while holding the rows out at all costs 0.02
-//! (random rows) to 0.03 nats (whole recordings) against training on everything (7 folds ×
-//! 3 seeds).
+//! cosine schedule already stops overfitting — while holding the rows out at all costs 0.01
+//! (with the per-row noise) to 0.03 nats against training on everything (7 folds × 3 seeds);
+//! the held-out rows give the reported validation NLL and the anomaly thresholds.
 //!
 //! When rows are held out, [`TrainConfig::groups`](crate::TrainConfig::groups) decides how:
 //! whole groups when set (e.g. recordings), otherwise random rows. For time series without
@@ -196,6 +214,82 @@ impl DataSummary {
     }
 }
 
+/// The exponent of [`row_noise`] in the automatic settings for 3-D and more.
+pub const NOISE_ALPHA: f64 = 0.5;
+
+/// Rows among which [`row_noise`] measures each row's neighbour distance.
+const SPREAD_ROWS: usize = 3_000;
+
+/// Per-row factors on the input noise: each row's distance (standardized units) to its 5th
+/// nearest neighbour among up to 3,000 evenly spaced rows (all rows when there are fewer),
+/// relative to the median such distance, to the power `alpha`, clamped to `[0.05, 5]`.
+/// Where the data are dense (a sensor at rest) the noise is small, where they are sparse
+/// (motion, outliers) it is large: a variable-bandwidth blur instead of one width for all.
+/// `O(rows · 3,000 · dim)`.
+pub fn row_noise(data: &Dataset, alpha: f64) -> Vec<f32> {
+    let (n, d) = (data.len(), data.dim());
+    if n == 0 {
+        return Vec::new();
+    }
+    let (mean, std) = data.column_moments();
+    let inv: Vec<f64> = std
+        .iter()
+        .map(|&s| {
+            if s > 0.0 && s.is_finite() {
+                1.0 / s
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let z = |i: usize| -> Vec<f64> {
+        data.row(i)
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| (v as f64 - mean[j]) * inv[j])
+            .collect()
+    };
+    let refs = spaced(n, SPREAD_ROWS);
+    let zr: Vec<f64> = refs.iter().flat_map(|&i| z(i)).collect();
+    let mut best = [f64::INFINITY; KNN_K];
+    let dist: Vec<f64> = (0..n)
+        .map(|q| {
+            let zq = z(q);
+            best.fill(f64::INFINITY);
+            for (r, row) in refs.iter().zip(zr.chunks_exact(d.max(1))) {
+                if *r == q {
+                    continue;
+                }
+                let mut s = 0.0;
+                for (a, b) in zq.iter().zip(row) {
+                    s += (a - b) * (a - b);
+                }
+                if s < best[KNN_K - 1] {
+                    let mut p = KNN_K - 1;
+                    while p > 0 && best[p - 1] > s {
+                        best[p] = best[p - 1];
+                        p -= 1;
+                    }
+                    best[p] = s;
+                }
+            }
+            best.iter()
+                .rev()
+                .find(|v| v.is_finite())
+                .map_or(0.0, |v| v.sqrt())
+        })
+        .collect();
+    let mut sorted = dist.clone();
+    let m = n / 2;
+    let med = *sorted.select_nth_unstable_by(m, f64::total_cmp).1;
+    if med <= 0.0 || !med.is_finite() {
+        return vec![1.0; n];
+    }
+    dist.iter()
+        .map(|&x| ((x / med).powf(alpha)).clamp(0.05, 5.0) as f32)
+        .collect()
+}
+
 /// `m` evenly spaced indices of `0..n` (all of them when `n <= m`).
 fn spaced(n: usize, m: usize) -> Vec<usize> {
     if n <= m {
@@ -238,13 +332,13 @@ pub fn auto_config(
     let cfg = if summary.dim <= 2 {
         crate::default_config(data).1
     } else {
-        training(&summary)
+        training(data, &summary)
     };
     Ok((spec, cfg))
 }
 
 /// The training settings for 3-D and more (see the [module docs](self)).
-fn training(s: &DataSummary) -> TrainConfig {
+fn training(data: &Dataset, s: &DataSummary) -> TrainConfig {
     TrainConfig {
         steps: 8_000,
         lr: 2e-3,
@@ -255,6 +349,7 @@ fn training(s: &DataSummary) -> TrainConfig {
         restore_best: false,
         clip_grad_norm: Some(10.0),
         input_noise: s.input_noise(),
+        row_noise: Some(row_noise(data, NOISE_ALPHA)),
         schedule: Schedule::Cosine {
             final_fraction: 0.02,
         },
@@ -315,12 +410,12 @@ fn couplings(
     let dim = s.dim;
     let bits = (usize::BITS - dim.leading_zeros()) as usize;
     let bound = s.bound();
-    let bins = 4;
+    let bins = 3;
     // Hidden width, and the device-cost cap on the number of couplings.
     let (width, cap) = match preset {
         Some(Preset::Tiny) => (8, Some(M4F_TARGET)),
-        Some(Preset::Small) | None => (12, Some(M4F_TARGET)),
-        Some(Preset::Medium) => (12, None),
+        Some(Preset::Small) | None => (16, Some(M4F_TARGET)),
+        Some(Preset::Medium) => (16, None),
     };
     let act_norm = LayerSpec::act_norm(data);
     let with_norm = |mut f: FlowSpec| {
@@ -345,11 +440,12 @@ fn couplings(
         .unwrap_or(2);
     // Shrink for the budget: hidden widths, then one hidden layer, then fewer couplings, then
     // fewer bins.
-    let mut hiddens: Vec<Vec<usize>> = [width, 10, 8, 6, 4]
+    let mut hiddens: Vec<Vec<usize>> = [width, 12, 10, 8, 6, 4]
         .iter()
         .filter(|&&w| w <= width)
         .map(|&w| vec![w, w])
         .collect();
+    hiddens.dedup();
     hiddens.extend([8, 4, 2].iter().filter(|&&w| w <= width).map(|&w| vec![w]));
     for k in (2..=bins).rev() {
         for layers in (1..=most).rev() {
@@ -378,10 +474,12 @@ pub const M4F_TARGET: usize = 40_000;
 /// evaluates `dim` of them: its lower element-wise spline and its upper one; an element-wise
 /// or conditional spline one per dimension) and `K` its bins. Fitted to QEMU instruction counts
 /// (`-icount`, inside the box) of six trained 6-D quadratic mixing stacks — 2–4 couplings,
-/// hidden `[8, 8]` to `[24, 24]`, K = 4–8, 32,122 to 80,254 instructions — to within 2%.
+/// hidden `[8, 8]` to `[24, 24]`, K = 4–8, 32,122 to 80,254 instructions — to within 2%, and
+/// within 2.5% of seven more measured later (hidden `[16, 16]` and `[8, 8]`, 2–4 couplings,
+/// K = 3 and 4; the worst: 2 couplings, `[8, 8]`, K = 3, estimated 27,785 for 27,108).
 /// Linear-order splines cost ~5% more. The knots of a spline (a softmax over the bins and the
-/// derivatives' softplus, recomputed for every point) dominate: 12 evaluations with K = 4 are
-/// 26,000 of a 2-coupling 6-D model's 32,000.
+/// derivatives' softplus, recomputed for every point) dominate: 12 evaluations with K = 3 are
+/// 24,000 of a 2-coupling 6-D model's 31,000.
 pub fn m4f_instructions(spec: &ModelSpec) -> usize {
     let mut total = 1400.0;
     for f in spec.flows() {
@@ -500,9 +598,9 @@ mod tests {
     }
 
     /// 6-D data gets the IMU architecture: the data-side ActNorm affine initialized from the
-    /// data, mixing quadratic couplings with K = 4 and hidden [12, 12] — two of them under
-    /// the device-cost cap, four (every pair split, plus one) for `Medium` — and no
-    /// validation split.
+    /// data, mixing quadratic couplings with K = 3 and hidden [16, 16] — two of them under
+    /// the device-cost cap, four (every pair split, plus one) for `Medium` — a validation
+    /// split that only measures, and per-row input noise.
     #[test]
     fn six_d_shape() {
         let d = data(2000, 6, 7);
@@ -521,8 +619,8 @@ mod tests {
         let c = couplings_of(&spec);
         assert_eq!(c.len(), 2);
         assert!(c.iter().all(|(split, h, s)| *split == 3
-            && h == &[12, 12]
-            && s.bins == 4
+            && h == &[16, 16]
+            && s.bins == 3
             && s.order == flow_core::Order::Quadratic
             && (3.0..=5.0).contains(&s.bound)));
         let ModelSpec::Flow(f) = &spec else {
@@ -540,17 +638,18 @@ mod tests {
         for j in 0..6 {
             assert!((loc[j] as f64 - m[j]).abs() < 1e-5 && (scale[j] as f64 - s[j]).abs() < 1e-5);
         }
-        assert_eq!(spec.param_count(), 1344);
+        assert_eq!(spec.param_count(), 1548);
         assert!(m4f_instructions(&spec) <= M4F_TARGET);
         assert_eq!(
             (cfg.validation_fraction, cfg.patience, cfg.restore_best),
             (0.1, None, false)
         );
         assert_eq!(cfg.init_scheme, InitScheme::Identity);
+        assert_eq!(cfg.row_noise.as_ref().map(Vec::len), Some(d.len()));
         // Medium: four couplings, over the device target; Tiny: narrower.
         let medium = auto(Some(Preset::Medium)).0;
         assert_eq!(couplings_of(&medium).len(), 4);
-        assert_eq!(medium.param_count(), 2676);
+        assert_eq!(medium.param_count(), 3084);
         assert!(m4f_instructions(&medium) > M4F_TARGET);
         let tiny = auto(Some(Preset::Tiny)).0;
         assert!(couplings_of(&tiny).iter().all(|c| c.1 == [8, 8]));
@@ -568,6 +667,13 @@ mod tests {
             (3, 8, 4, 44_929),
             (4, 16, 6, 80_254),
             (2, 24, 8, 54_231),
+            (2, 16, 4, 34_184),
+            (4, 16, 4, 66_181),
+            (3, 16, 4, 50_192),
+            (2, 16, 3, 31_255),
+            (3, 16, 3, 45_796),
+            (4, 16, 3, 60_297),
+            (2, 8, 3, 27_108),
         ];
         for (c, h, k, n) in measured {
             let mut f = FlowSpec::coupling_stack(
@@ -580,11 +686,47 @@ mod tests {
             f.layers.push(LayerSpec::act_norm(&data(10, 6, 1)));
             let est = m4f_instructions(&ModelSpec::Flow(f)) as f64;
             assert!(
-                (est / n as f64 - 1.0).abs() < 0.02,
+                (est / n as f64 - 1.0).abs() < 0.03,
                 "{c} {h} {k}: {est} vs {n}"
             );
         }
         assert_eq!(dense_macs(3, &[12, 12], 33), 36 + 144 + 396);
+    }
+
+    /// Per-row noise factors: small in a dense cluster, large for sparse rows, median 1,
+    /// independent of the data's units.
+    #[test]
+    fn row_noise_follows_density() {
+        let mut r = Rng::new(9);
+        // 400 rows in a tight cluster, 400 spread wide, in 4-D.
+        let v: Vec<f32> = (0..800)
+            .flat_map(|i| {
+                let w = if i < 400 { 0.05 } else { 2.0 };
+                (0..4).map(|_| w * r.normal()).collect::<Vec<_>>()
+            })
+            .collect();
+        let d = Dataset::new(4, v.clone()).unwrap();
+        let f = row_noise(&d, 1.0);
+        assert_eq!(f.len(), 800);
+        let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+        let (dense, sparse) = (mean(&f[..400]), mean(&f[400..]));
+        assert!(dense < 0.2 && sparse > 2.0, "{dense} {sparse}");
+        let mut sorted = f.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert!((0.9..1.1).contains(&sorted[400]), "{}", sorted[400]);
+        assert!(f.iter().all(|x| (0.05..=5.0).contains(x)));
+        // Units do not matter; a smaller exponent pulls the factors towards 1.
+        let scaled = Dataset::new(4, v.iter().map(|x| x * 100.0).collect()).unwrap();
+        let g = row_noise(&scaled, 1.0);
+        assert!(f
+            .iter()
+            .zip(&g)
+            .all(|(a, b)| (a - b).abs() < 1e-4 * a.max(1.0)));
+        let h = row_noise(&d, 0.5);
+        assert!(f
+            .iter()
+            .zip(&h)
+            .all(|(a, b)| (b - 1.0).abs() <= (a - 1.0).abs() + 1e-6));
     }
 
     /// 2-D data keeps the circles-tuned joint (and its noise), shrunk for small budgets.

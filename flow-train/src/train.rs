@@ -85,6 +85,10 @@ pub struct TrainConfig {
     /// the learning-rate schedule (`input_noise · lr_t / lr`), so the last steps fit the data
     /// themselves.
     pub input_noise: f32,
+    /// A factor per data row on `input_noise` (`None`: 1 for every row), e.g.
+    /// [`row_noise`](crate::defaults::row_noise): wide noise where the data are sparse,
+    /// narrow where they are dense. One per row of the data passed to [`train`].
+    pub row_noise: Option<Vec<f32>>,
     /// Learning-rate schedule.
     pub schedule: Schedule,
     /// Stop after this much wall time.
@@ -115,6 +119,7 @@ impl Default for TrainConfig {
             clip_grad_norm: None,
             weight_decay: 0.0,
             input_noise: 0.0,
+            row_noise: None,
             schedule: Schedule::Constant,
             max_seconds: None,
             isa: None,
@@ -334,6 +339,15 @@ pub fn train(
     if train_idx.is_empty() {
         return Err(TrainError::Data("no training points".into()));
     }
+    if let Some(r) = &config.row_noise {
+        if r.len() != data.len() {
+            return Err(TrainError::Data(format!(
+                "{} noise factors for {} rows",
+                r.len(),
+                data.len()
+            )));
+        }
+    }
     let x = data.values();
     let batch = config
         .batch_size
@@ -372,7 +386,8 @@ pub fn train(
             let sigma = config.input_noise * lr / config.lr;
             noisy.clear();
             for &i in idx {
-                noisy.extend(data.row(i).iter().map(|&v| v + sigma * rng.normal()));
+                let s = sigma * config.row_noise.as_ref().map_or(1.0, |r| r[i]);
+                noisy.extend(data.row(i).iter().map(|&v| v + s * rng.normal()));
             }
             engine.loss_grad(isa, &params, &noisy, &seq[..idx.len()], &mut grad)
         } else {
@@ -653,8 +668,22 @@ mod tests {
         ));
         let bad = TrainConfig {
             init: Some(vec![0.0; 3]),
-            ..cfg
+            ..cfg.clone()
         };
         assert!(train(&spec, &bad, &d, |_| ControlFlow::Continue(())).is_err());
+        // One noise factor per row, or an error.
+        let noisy = |n: usize| TrainConfig {
+            input_noise: 0.1,
+            row_noise: Some(vec![1.0; n]),
+            ..cfg.clone()
+        };
+        assert!(train(
+            &spec,
+            &noisy(d.len() - 1),
+            &d,
+            |_| ControlFlow::Continue(())
+        )
+        .is_err());
+        assert!(train(&spec, &noisy(d.len()), &d, |_| ControlFlow::Continue(())).is_ok());
     }
 }

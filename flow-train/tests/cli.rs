@@ -714,3 +714,69 @@ fn default_fit_reaches_the_target() {
     assert!(nll <= 1.80, "{nll}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `fit` says which parameters it keeps: for 3-D data the defaults only measure the
+/// validation rows and keep the last step; `--patience N` stops early and keeps the best
+/// validated step; up to 2-D the defaults keep the best validated step.
+#[test]
+fn fit_reports_the_parameters_it_keeps() {
+    let dir = scratch("kept");
+    let mut rng = Lcg(7);
+    let mut csv = String::from("a,b,c\n");
+    for _ in 0..600 {
+        let a = rng.normal();
+        csv += &format!("{a},{},{}\n", a + 0.3 * rng.normal(), rng.normal());
+    }
+    let data = dir.join("d.csv");
+    std::fs::write(&data, csv).unwrap();
+    let model = dir.join("m.nflw");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--data",
+            p(&data),
+            "--steps",
+            "200",
+            "--out",
+            p(&model),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let out = fit(&[]);
+    assert!(
+        out.contains("no early stopping; keeps the last parameters")
+            && out.contains("kept the parameters of step 200 (last step)"),
+        "{out}"
+    );
+    let out = fit(&["--patience", "3"]);
+    assert!(
+        out.contains("early stopping after 3 checks without improvement; keeps the best validated")
+            && out.contains("(best validation)"),
+        "{out}"
+    );
+    // Nothing held out: nothing validated, the last step.
+    let out = fit(&["--val-fraction", "0"]);
+    assert!(
+        !out.contains("validation:") && out.contains("(last step)"),
+        "{out}"
+    );
+    let out = ok(&[
+        "fit",
+        "--data",
+        "circles",
+        "--n",
+        "1000",
+        "--steps",
+        "200",
+        "--out",
+        p(&model),
+    ]);
+    assert!(
+        out.contains("early stopping after 60 checks")
+            && out.contains("keeps the best validated parameters")
+            && out.contains("(best validation)"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

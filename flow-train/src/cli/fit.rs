@@ -20,8 +20,13 @@
 //!   flow for `c`: `log p(c)` is then a standard Normal's, constant in the parameters, so the
 //!   gradient and the ranking of validation losses are exactly those of `p(x | c)`; only the
 //!   conditional flow is stored.
+//! * **Validation.** The kept parameters are the best validated ones when the configuration
+//!   restores them (`restore_best`: the defaults up to 2-D) and always after `--patience N`
+//!   (early stopping keeps the best), otherwise the last ones (the defaults for 3-D and more,
+//!   which only measure the validation rows).
 //! * **After training**: a run that diverged (non-finite loss) with no validated parameters is
-//!   an error and writes nothing. Otherwise the kept parameters are encoded, parsed back by
+//!   an error and writes nothing; a run whose kept parameters score more than [`DIVERGED`]
+//!   nats worse than its initial parameters (the same initialization as training's) too. Otherwise the kept parameters are encoded, parsed back by
 //!   flow-core, and scored by flow-core's `f32` code: the reported NLLs and the anomaly
 //!   thresholds (log-density quantiles 0.1%, 1%, 5% of the validation rows, or of the
 //!   training rows without a split, in the flow's space) come from the file as written.
@@ -579,7 +584,12 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         cfg.batch_size = if b == 0 { None } else { Some(b) };
     }
     if let Some(p) = a.patience {
-        cfg.patience = if p == 0 { None } else { Some(p) };
+        // Early stopping ends a run because validation stopped improving: the parameters
+        // worth keeping are then the best validated ones, not the last.
+        cfg.patience = (p > 0).then_some(p);
+        if p > 0 {
+            cfg.restore_best = true;
+        }
     }
     if let Some(s) = a.max_seconds {
         cfg.max_seconds = if s > 0.0 { Some(s) } else { None };
@@ -633,6 +643,22 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         cfg.max_seconds
             .map_or(String::new(), |s| format!(", time limit {s} s"))
     );
+    if !val_idx.is_empty() {
+        info!(
+            quiet,
+            "validation: every {} steps; {}; keeps the {} parameters",
+            cfg.eval_every,
+            cfg.patience
+                .map_or("no early stopping".to_string(), |p| format!(
+                    "early stopping after {p} checks without improvement"
+                )),
+            if cfg.restore_best {
+                "best validated"
+            } else {
+                "last"
+            }
+        );
+    }
 
     let pb = if quiet {
         ProgressBar::hidden()
@@ -681,14 +707,24 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             )
         }
     };
+    // The engine keeps the best validated parameters when asked to, and after a non-finite
+    // loss; otherwise the last ones.
+    let restored =
+        validated && (cfg.restore_best || matches!(m.stop, StopReason::NonFinite { .. }));
     info!(
         quiet,
-        "stopped: {stop}, after {} steps in {:.2} s ({:?}); kept the parameters of step {}{}",
+        "stopped: {stop}, after {} steps in {:.2} s ({:?}); kept the parameters of step {} ({})",
         m.steps_done,
         m.seconds,
         m.isa,
         m.kept_step,
-        if validated { " (best validation)" } else { "" }
+        if restored {
+            "best validation"
+        } else if matches!(m.stop, StopReason::NonFinite { .. }) {
+            "last finite step"
+        } else {
+            "last step"
+        }
     );
 
     // A run whose kept parameters score more than `DIVERGED` nats per row worse than the
@@ -701,10 +737,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         &val_idx
     };
     let check = dataset.select(check_idx);
-    let init = cfg
-        .init
-        .clone()
-        .unwrap_or_else(|| flow_train::init::init_params(&spec, cfg.seed));
+    // The parameters training started from (the same initialization scheme and seed).
+    let init = flow_train::init::initial_params(&spec, &cfg);
     let nll0 = Exported::new(&spec, &init)?.nll::<f32>(check.values())?;
     let nll1 = m.export()?.nll::<f32>(check.values())?;
     if nll1.is_nan() || nll1 > nll0 + DIVERGED {

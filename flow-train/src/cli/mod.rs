@@ -139,10 +139,14 @@ pub struct FitArgs {
     /// Seed of the initialization, the validation split, the shuffles and the built-in data.
     #[arg(long, default_value_t = 0, help_heading = "Training")]
     pub seed: u64,
-    /// Fraction of the rows (or of the groups) held out for validation and early stopping.
+    /// Fraction of the rows (or of the groups) held out for validation: their NLL is reported
+    /// and the anomaly thresholds come from them; up to 2-D the defaults also stop early and
+    /// keep the best validated parameters, for 3-D and more they keep the last ones. 0 trains
+    /// on every row.
     #[arg(long, help_heading = "Training")]
     pub val_fraction: Option<f32>,
-    /// Stop after this many validation checks without improvement; 0 never stops early.
+    /// Stop after this many validation checks without improvement and keep the best validated
+    /// parameters (whatever the defaults keep); 0 never stops early.
     #[arg(long, help_heading = "Training")]
     pub patience: Option<usize>,
     /// Wall-time limit of the training loop in seconds; 0 for none [default: from the

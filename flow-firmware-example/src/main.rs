@@ -95,10 +95,12 @@ fn main() -> ! {
     // --- load: Model::parse + building the flow, with its stack ---
     let bytes: &'static [u8] = &model::FILE.0;
     let (loaded, load_stack) = stack.phase(|| model::load(black_box(bytes)));
-    let (model, flow) = match loaded {
-        Ok(m) => m,
+    // Borrowed from `loaded`, not moved out of it: one copy of the model and the flow on
+    // main's stack, not two.
+    let (model, flow) = match &loaded {
+        Ok((m, f)) => (m, f),
         Err(e) => {
-            Line::start("load-error").err(&e).send();
+            Line::start("load-error").err(e).send();
             rt::exit_failure()
         }
     };
@@ -130,10 +132,10 @@ fn main() -> ! {
 
     // --- the workload: log_prob, samples, the anomaly stream ---
     #[cfg(not(flow_stream_file))]
-    let stream = workload::SampledStream::new(&model, &flow);
+    let stream = workload::SampledStream::new(model, flow);
     #[cfg(flow_stream_file)]
     let stream = workload::FileStream::<D, C>::new(&model::STREAM_FILE.0);
-    workload::run::<D, C, _, _>(&model, &flow, stream, &mut Printer);
+    workload::run::<D, C, _, _>(model, flow, stream, &mut Printer);
 
     // --- instructions per log_prob and per sample ---
     let ctx = context0();

@@ -805,29 +805,34 @@ impl<'a> Model<'a> {
                 return Err(Error::InvalidLayer(LayerError::Context));
             }
         }
+        // One pass over each: every value finite; the scales (the scaler's second half)
+        // positive; the quantiles (even positions) increasing in (0, 1).
         let m = &self.metadata;
-        if !m.scaler.is_empty() {
-            let w = weights(m.scaler)?;
-            if w.len() != 2 * dim
-                || !w.all_finite()
-                || w.iter()
-                    .skip(dim)
-                    .any(|s| s.partial_cmp(&0.0) != Some(core::cmp::Ordering::Greater))
-            {
+        let scaler = weights(m.scaler)?;
+        if !scaler.is_empty() {
+            if scaler.len() != 2 * dim {
                 return Err(FormatError::Metadata.into());
             }
-        }
-        if !m.thresholds.is_empty() {
-            let w = weights(m.thresholds)?;
-            if w.len() % 2 != 0 || !w.all_finite() {
-                return Err(FormatError::Metadata.into());
-            }
-            let mut last = 0.0f32;
-            for (q, _) in self.thresholds() {
-                if !(q > last && q < 1.0) {
+            for (i, v) in scaler.iter().enumerate() {
+                if !v.is_finite() || (i >= dim && !(v > 0.0)) {
                     return Err(FormatError::Metadata.into());
                 }
-                last = q;
+            }
+        }
+        let thresholds = weights(m.thresholds)?;
+        if thresholds.len() % 2 != 0 {
+            return Err(FormatError::Metadata.into());
+        }
+        let mut last = 0.0f32;
+        for (i, v) in thresholds.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(FormatError::Metadata.into());
+            }
+            if i % 2 == 0 {
+                if !(v > last && v < 1.0) {
+                    return Err(FormatError::Metadata.into());
+                }
+                last = v;
             }
         }
         Ok(())

@@ -542,6 +542,21 @@ pub struct Model<'a> {
     size: usize,
 }
 
+/// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
+/// inlined, so that the decoding and building is not repeated in every flow type's loader.
+#[inline(never)]
+fn next_layer<'a>(
+    rest: &mut &'a [u8],
+    left: &mut u16,
+    params: Weights<'a>,
+) -> Option<Result<Layer<'a>, Error>> {
+    *left = left.checked_sub(1)?;
+    Some(take::<LayerRecord<'a>>(rest).and_then(|(rec, r)| {
+        *rest = r;
+        rec.layer(params)
+    }))
+}
+
 /// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
 /// decoder of [`crate::wire`] (the writer uses postcard and serde).
 trait Wire<'a>: Sized {
@@ -871,8 +886,8 @@ impl<'a> Model<'a> {
 
     /// The layers, in order (all of them; for a joint flow the marginal's come first).
     pub fn layers(&self) -> impl Iterator<Item = Result<Layer<'a>, Error>> + 'a {
-        let params = self.params;
-        self.records().map(move |r| r?.layer(params))
+        let (mut rest, mut left, params) = (self.records, self.header.layers, self.params);
+        core::iter::from_fn(move || next_layer(&mut rest, &mut left, params))
     }
 
     /// The parameter section.

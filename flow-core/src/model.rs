@@ -829,7 +829,8 @@ impl<'a> Model<'a> {
                 return Err(FormatError::Metadata.into());
             }
             for (i, v) in scaler.iter().enumerate() {
-                if !v.is_finite() || (i >= dim && !(v > 0.0)) {
+                // `v` is finite here, so `<= 0` is "not positive".
+                if !v.is_finite() || (i >= dim && v <= 0.0) {
                     return Err(FormatError::Metadata.into());
                 }
             }

@@ -41,7 +41,7 @@ impl Report for Printer {
         tag: &'static str,
         idx: &[usize],
         _: [&[f32]; 2],
-        out: Result<&[f32], Error>,
+        out: Result<&[f32], &Error>,
     ) {
         let mut l = Line::start(tag);
         for &i in idx {
@@ -54,7 +54,7 @@ impl Report for Printer {
                 }
             }
             Err(e) => {
-                l.word("err").err(&e);
+                l.word("err").err(e);
             }
         }
         l.send();

@@ -1,8 +1,9 @@
 //! The firmware's runtime: fault and panic handlers that end QEMU with a failure, the SysTick
-//! instruction counter and its calibration, and stack painting.
+//! instruction counter and its calibration, stack painting, and `memcpy`/`memclr`.
 //!
-//! With `out.rs` (the semihosting calls) the only modules with `unsafe` (inline assembly and
-//! reads of the painted stack); flow-core itself forbids it. Nothing here uses `core::fmt`.
+//! With `out.rs` (the semihosting calls) the only modules with `unsafe` or assembly (inline
+//! assembly, reads of the painted stack, `memcpy`/`memclr`); flow-core itself forbids it.
+//! Nothing here uses `core::fmt`.
 
 use core::arch::asm;
 use core::hint::black_box;

@@ -43,18 +43,11 @@ pub const KIND_NAME: &str = match KIND {
 #[inline(never)]
 pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
     let model = Model::parse(bytes)?;
-    let flow = flow(&model)?;
-    Ok((model, flow))
-}
-
-/// Builds the flow of a parsed model. Not inlined into [`load`]: its temporaries (layers
-/// moved by value) are not on the stack while `Model::parse` runs, the deepest part of loading.
-#[inline(never)]
-fn flow(model: &Model<'static>) -> Result<FlowT, Error> {
     #[cfg(flow_kind = "plain")]
-    return model.flow::<D, L, H, K>();
+    let flow = model.flow::<D, L, H, K>()?;
     #[cfg(flow_kind = "conditional")]
-    return model.conditional_flow::<D, C, L, H, K>();
+    let flow = model.conditional_flow::<D, C, L, H, K>()?;
     #[cfg(flow_kind = "joint")]
-    return model.joint_flow::<D, L, H, K>();
+    let flow = model.joint_flow::<D, L, H, K>()?;
+    Ok((model, flow))
 }

@@ -542,6 +542,21 @@ pub struct Model<'a> {
     size: usize,
 }
 
+/// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
+/// inlined, so that the decoding and building is not repeated in every flow type's loader.
+#[inline(never)]
+fn next_layer<'a>(
+    rest: &mut &'a [u8],
+    left: &mut u16,
+    params: Weights<'a>,
+) -> Option<Result<Layer<'a>, Error>> {
+    *left = left.checked_sub(1)?;
+    Some(take::<LayerRecord<'a>>(rest).and_then(|(rec, r)| {
+        *rest = r;
+        rec.layer(params)
+    }))
+}
+
 /// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
 /// decoder of [`crate::wire`] (the writer uses postcard and serde).
 trait Wire<'a>: Sized {
@@ -805,29 +820,35 @@ impl<'a> Model<'a> {
                 return Err(Error::InvalidLayer(LayerError::Context));
             }
         }
+        // One pass over each: every value finite; the scales (the scaler's second half)
+        // positive; the quantiles (even positions) increasing in (0, 1).
         let m = &self.metadata;
-        if !m.scaler.is_empty() {
-            let w = weights(m.scaler)?;
-            if w.len() != 2 * dim
-                || !w.all_finite()
-                || w.iter()
-                    .skip(dim)
-                    .any(|s| s.partial_cmp(&0.0) != Some(core::cmp::Ordering::Greater))
-            {
+        let scaler = weights(m.scaler)?;
+        if !scaler.is_empty() {
+            if scaler.len() != 2 * dim {
                 return Err(FormatError::Metadata.into());
             }
-        }
-        if !m.thresholds.is_empty() {
-            let w = weights(m.thresholds)?;
-            if w.len() % 2 != 0 || !w.all_finite() {
-                return Err(FormatError::Metadata.into());
-            }
-            let mut last = 0.0f32;
-            for (q, _) in self.thresholds() {
-                if !(q > last && q < 1.0) {
+            for (i, v) in scaler.iter().enumerate() {
+                // `v` is finite here, so `<= 0` is "not positive".
+                if !v.is_finite() || (i >= dim && v <= 0.0) {
                     return Err(FormatError::Metadata.into());
                 }
-                last = q;
+            }
+        }
+        let thresholds = weights(m.thresholds)?;
+        if thresholds.len() % 2 != 0 {
+            return Err(FormatError::Metadata.into());
+        }
+        let mut last = 0.0f32;
+        for (i, v) in thresholds.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(FormatError::Metadata.into());
+            }
+            if i % 2 == 0 {
+                if !(v > last && v < 1.0) {
+                    return Err(FormatError::Metadata.into());
+                }
+                last = v;
             }
         }
         Ok(())
@@ -866,8 +887,8 @@ impl<'a> Model<'a> {
 
     /// The layers, in order (all of them; for a joint flow the marginal's come first).
     pub fn layers(&self) -> impl Iterator<Item = Result<Layer<'a>, Error>> + 'a {
-        let params = self.params;
-        self.records().map(move |r| r?.layer(params))
+        let (mut rest, mut left, params) = (self.records, self.header.layers, self.params);
+        core::iter::from_fn(move || next_layer(&mut rest, &mut left, params))
     }
 
     /// The parameter section.

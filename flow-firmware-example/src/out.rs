@@ -1,6 +1,5 @@
-//! Line output through semihosting without `core::fmt`: decimal and hex by hand, one
-//! `SYS_WRITE` per line (or per 64 bytes of a longer one: the buffer is small because it lives
-//! on the stack of whoever prints).
+//! Line output through semihosting without `core::fmt`: decimal and hex by hand, each piece of
+//! a line written as it is made (one `SYS_WRITE` per piece; no line buffer to clear and copy).
 //!
 //! `core::fmt` (the formatter, integer `Display`, padding) costs 2–3 KB of flash; these few
 //! functions are a few hundred bytes and do all the firmware prints.
@@ -30,42 +29,21 @@ fn host_write(bytes: &[u8]) {
     unsafe { syscall!(WRITE, fd - 1, bytes.as_ptr(), bytes.len()) };
 }
 
-/// A line being built; [`send`](Self::send) writes it with its newline.
-pub struct Line {
-    buf: [u8; 64],
-    len: usize,
-}
+/// A line being written; [`send`](Self::send) ends it with its newline.
+pub struct Line;
 
 impl Line {
-    /// An empty line.
-    #[inline(always)]
-    pub fn new() -> Self {
-        Self {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
-
     /// A line starting with `s`.
     #[inline(always)]
     pub fn start(s: &str) -> Self {
-        let mut l = Self::new();
+        let mut l = Self;
         l.str(s);
         l
     }
 
     #[inline(never)]
     fn bytes(&mut self, b: &[u8]) {
-        for &c in b {
-            if self.len == self.buf.len() {
-                host_write(&self.buf);
-                self.len = 0;
-            }
-            if let Some(d) = self.buf.get_mut(self.len) {
-                *d = c;
-            }
-            self.len += 1;
-        }
+        host_write(b);
     }
 
     /// Appends a space and `s`.
@@ -120,17 +98,9 @@ impl Line {
         self.bytes(&d);
     }
 
-    /// Writes the line and its newline.
+    /// Ends the line.
     pub fn send(&mut self) {
         self.bytes(b"\n");
-        host_write(self.buf.get(..self.len).unwrap_or(&[]));
-        self.len = 0;
-    }
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

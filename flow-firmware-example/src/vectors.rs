@@ -1,11 +1,11 @@
-//! The device-specific part of the vector table: 32 interrupt slots, all `DefaultHandler`.
+//! The device-specific part of the vector table: one interrupt slot, `DefaultHandler`.
 //!
-//! cortex-m-rt's generic table has 240 slots on ARMv7-M (960 bytes of flash); this firmware
-//! enables no interrupt, so 32 (the ARMv6-M maximum) are plenty. cortex-m-rt's `device`
-//! feature makes it take this table instead, and `build.rs` writes the (empty) `device.x`
-//! that feature's linker script includes. A board's peripheral access crate would provide
-//! its own table instead. An interrupt that did fire would end the run through
-//! `DefaultHandler` (`unexpected-exception <irqn>`, exit status 1).
+//! cortex-m-rt's generic table has 240 slots on ARMv7-M (960 bytes of flash). This firmware
+//! enables no interrupt in the NVIC, so none can be taken and the table needs no slot at all;
+//! cortex-m-rt's linker script asks for at least one. Its `device` feature makes it take this
+//! table instead, and `build.rs` writes the (empty) `device.x` that feature's linker script
+//! includes. A board's peripheral access crate would provide its own table instead (with a
+//! slot for every interrupt line, as soon as the firmware enables any).
 
 extern "C" {
     fn DefaultHandler();
@@ -15,4 +15,4 @@ extern "C" {
 #[link_section = ".vector_table.interrupts"]
 #[no_mangle]
 #[used]
-pub static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+pub static __INTERRUPTS: [unsafe extern "C" fn(); 1] = [DefaultHandler; 1];

@@ -161,7 +161,7 @@ pub trait Report {
         tag: &'static str,
         idx: &[usize],
         input: [&[f32]; 2],
-        out: Result<&[f32], Error>,
+        out: Result<&[f32], &Error>,
     );
     /// The anomaly threshold in use: `(quantile, log_prob)`, or none stored.
     fn threshold(&mut self, t: Option<(f32, f32)>);
@@ -169,10 +169,10 @@ pub trait Report {
     fn flagged(&mut self, n: usize, m: usize);
 }
 
-fn values<const N: usize>(r: &Result<[f32; N], Error>) -> Result<&[f32], Error> {
+fn values<const N: usize>(r: &Result<[f32; N], Error>) -> Result<&[f32], &Error> {
     match r {
         Ok(v) => Ok(v),
-        Err(e) => Err(*e),
+        Err(e) => Err(e),
     }
 }
 

@@ -477,11 +477,11 @@ impl workload::Report for Host {
         tag: &'static str,
         idx: &[usize],
         input: [&[f32]; 2],
-        out: Result<&[f32], Error>,
+        out: Result<&[f32], &Error>,
     ) {
         let val = match out {
             Ok(v) => Val::Bits(v.iter().map(|x| x.to_bits()).collect()),
-            Err(e) => Val::Err(device_code(&e)),
+            Err(e) => Val::Err(device_code(e)),
         };
         let key = (tag.to_string(), idx.to_vec());
         let old = self

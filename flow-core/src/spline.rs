@@ -239,8 +239,11 @@ pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
     let k_bins = u.len();
     let axis = Axis::new(u, bound, width_scale(k_bins));
     let mut state = axis.state();
-    for v in u.iter_mut() {
-        *v = state.step(*v);
+    if let Some((last, inner)) = u.split_last_mut() {
+        for v in inner {
+            *v = state.step(*v);
+        }
+        *last = bound;
     }
 }
 
@@ -297,44 +300,8 @@ impl<'e, T: Real> Axis<'e, T> {
             bs: self.bs,
             bm: self.bound * T::from_f64(MIN_BIN_WIDTH),
             steps: two - T::from_f32(self.e.len() as f32),
-            left: self.e.len(),
-            bound: self.bound,
         }
     }
-}
-
-/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`). The
-/// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
-/// first knot above `v`.
-fn search_knots<T: Real>(
-    v: T,
-    bound: T,
-    k_bins: usize,
-    knots: impl Iterator<Item = T>,
-) -> (usize, T, T) {
-    let eps = T::from_f64(SEARCH_EPS);
-    let mut lo = -bound;
-    let mut knots = knots;
-    if v < lo + eps {
-        let hi = knots.next().unwrap_or(bound);
-        return (0, lo, hi);
-    }
-    // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
-    let mut k = 0usize;
-    for x in knots {
-        if v >= x + eps {
-            if k + 1 >= k_bins {
-                // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
-                return (k_bins - 1, lo, x);
-            }
-            k += 1;
-            lo = x;
-        } else {
-            return (k, lo, x);
-        }
-    }
-    (k.min(k_bins.saturating_sub(1)), lo, bound)
 }
 
 /// The running state that turns the exponentials `e_0, e_1, …` into the knots `x_1, x_2, …`
@@ -346,18 +313,13 @@ struct KnotState<T> {
     bm: T,
     /// `2j - K` for the next knot `x_j`, an exact running value (small integers are exact).
     steps: T,
-    left: usize,
-    bound: T,
 }
 
 impl<T: Real> KnotState<T> {
-    /// The next knot, given the next exponential.
+    /// The next knot, given the next exponential (the last, `x_K = B`, is set exactly by
+    /// the caller instead).
     #[inline]
     fn step(&mut self, e: T) -> T {
-        self.left = self.left.saturating_sub(1);
-        if self.left == 0 {
-            return self.bound;
-        }
         self.d.add(e + e);
         let x = self.bs * (self.d.value() / self.s) + self.bm * self.steps;
         self.steps += T::ONE + T::ONE;
@@ -503,6 +465,25 @@ pub fn eval<T: Real, P: BinParams<T>>(
     }))
 }
 
+/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
+/// `0..K`, with its edges `(x_k, x_{k+1})`, on an axis given by its interior knots
+/// `x_1 … x_{K-1}` (`x_0 = -B`, `x_K = B`). The knots increase strictly (every bin is at
+/// least `2B·1e-3` wide), so the count stops at the first knot above `v - 1e-6`; a `v` below
+/// `x_0 + 1e-6` is in bin 0 and one at or above `x_{K-1} + 1e-6` in bin `K - 1` (`v` is not
+/// NaN).
+#[inline]
+fn search<T: Real>(inner: &[T], v: T, bound: T) -> (usize, T, T) {
+    let eps = T::from_f64(SEARCH_EPS);
+    let mut lo = -bound;
+    for (k, &x) in inner.iter().enumerate() {
+        if v < x + eps {
+            return (k, lo, x);
+        }
+        lo = x;
+    }
+    (inner.len(), lo, bound)
+}
+
 /// Knot `i in 0..=K` of an axis given its interior knots `inner` (`x_1 … x_{K-1}`).
 #[inline]
 fn knot<T: Real>(inner: &[T], i: usize, bound: T) -> T {
@@ -537,8 +518,7 @@ fn eval_knots<T: Real>(
         Direction::Forward => (xs, ys),
         Direction::Inverse => (ys, xs),
     };
-    let knots = on.iter().copied().chain(core::iter::once(bound));
-    let (k, s_lo, s_hi) = search_knots(v, bound, k_bins, knots);
+    let (k, s_lo, s_hi) = search(on, v, bound);
     // The bin's parameters are fetched here rather than inside `eval_bin`: a hypernetwork
     // computes them, and its frame then does not sit on top of `eval_bin`'s.
     let r = eval_bin(

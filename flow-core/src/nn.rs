@@ -182,39 +182,23 @@ impl<'a> DenseNN<'a> {
         let bias = w
             .slice(off + n_out * n_in + first, count)
             .unwrap_or(Weights::empty());
-        // Row sizes in values and bytes, checked non-zero here so that no `chunks_exact` below
-        // can see a zero size (and the optimizer can drop its panic path).
-        let (Some(n_in), Some(row_bytes)) = (
-            core::num::NonZeroUsize::new(n_in),
-            n_in.checked_mul(4).and_then(core::num::NonZeroUsize::new),
-        ) else {
-            return;
-        };
-        let (n_in, row_bytes) = (n_in.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
-        // directly; elsewhere through their bytes. Both sum in the same order: same bits.
-        #[cfg(target_endian = "little")]
-        if let (Ok(m), Ok(bv)) = (
-            bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()),
-            bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()),
-        ) {
+        // directly; elsewhere through their bytes, one row at a time. Both sum in the same
+        // order: same bits.
+        if let (Some(m), Some(bv)) = (mat.as_f32s(), bias.as_f32s()) {
             rows_f32(m, bv, n_in, a, b, dst);
             return;
         }
         let split = a.len() * 4;
-        let rows = dst
-            .iter_mut()
-            .zip(mat.as_bytes().chunks_exact(row_bytes))
-            .zip(bias.iter());
-        if b.is_empty() {
-            for ((d, row), bias) in rows {
-                *d = dot(row, a) + T::from_f32(bias);
-            }
-        } else {
-            for ((d, row), bias) in rows {
-                let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
-                *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
-            }
+        for (i, d) in dst.iter_mut().enumerate() {
+            let row = mat
+                .slice(i * n_in, n_in)
+                .unwrap_or(Weights::empty())
+                .as_bytes();
+            let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
+            let s = dot(ra, a);
+            let s = if b.is_empty() { s } else { s + dot(rb, b) };
+            *d = s + bias.at(i);
         }
     }
 

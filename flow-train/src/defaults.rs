@@ -68,10 +68,10 @@
 //! decides.
 
 use crate::init::InitScheme;
-use flow_core::Order;
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
 use crate::train::Schedule;
 use crate::{Dataset, TrainConfig, TrainError};
+use flow_core::Order;
 
 /// Model size presets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -712,7 +712,11 @@ mod tests {
             if norm {
                 f.layers.push(LayerSpec::act_norm(&data(10, 6, 1)));
             }
-            check(ModelSpec::Flow(f), n, &format!("{c} {h} {k} {order:?} {norm}"));
+            check(
+                ModelSpec::Flow(f),
+                n,
+                &format!("{c} {h} {k} {order:?} {norm}"),
+            );
         }
         // Pyro's tutorial (a) and (b).
         check(
@@ -720,7 +724,11 @@ mod tests {
             1_614,
             "Spline(2, 16)",
         );
-        check(ModelSpec::tutorial_coupling(2, 16), 11_301, "spline_coupling(2, 16)");
+        check(
+            ModelSpec::tutorial_coupling(2, 16),
+            11_301,
+            "spline_coupling(2, 16)",
+        );
         assert_eq!(dense_macs(3, &[12, 12], 33), 36 + 144 + 396);
     }
 

@@ -557,9 +557,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// for the linear order, `λ_0 … λ_{K-1}` (sigmoid). `tables` holds them as little-endian
     /// `f32`, `4K - 3` (linear) or `3K - 3` (quadratic) per dimension, layer by layer in
     /// forward order: exactly what [`write_tables`](Self::write_tables) writes, e.g. on the
-    /// host at build time, so that they can stay in flash. They are read in place as `f32`, so
-    /// they must be 4-byte aligned to be used (an unaligned table passes the check, but the
-    /// knots are then computed as without tables).
+    /// host at build time, so that they can stay in flash. They are read in place.
     ///
     /// Every entry is recomputed here and compared bit for bit (a one-time cost of the
     /// knots' computation per spline dimension), so results are exactly those without

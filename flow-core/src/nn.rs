@@ -182,23 +182,39 @@ impl<'a> DenseNN<'a> {
         let bias = w
             .slice(off + n_out * n_in + first, count)
             .unwrap_or(Weights::empty());
+        // Row sizes in values and bytes, checked non-zero here so that no `chunks_exact` below
+        // can see a zero size (and the optimizer can drop its panic path).
+        let (Some(n_in), Some(row_bytes)) = (
+            core::num::NonZeroUsize::new(n_in),
+            n_in.checked_mul(4).and_then(core::num::NonZeroUsize::new),
+        ) else {
+            return;
+        };
+        let (n_in, row_bytes) = (n_in.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
-        // directly; elsewhere through their bytes, one row at a time. Both sum in the same
-        // order: same bits.
-        if let (Some(m), Some(bv)) = (mat.as_f32s(), bias.as_f32s()) {
+        // directly; elsewhere through their bytes. Both sum in the same order: same bits.
+        #[cfg(target_endian = "little")]
+        if let (Ok(m), Ok(bv)) = (
+            bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()),
+            bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()),
+        ) {
             rows_f32(m, bv, n_in, a, b, dst);
             return;
         }
         let split = a.len() * 4;
-        for (i, d) in dst.iter_mut().enumerate() {
-            let row = mat
-                .slice(i * n_in, n_in)
-                .unwrap_or(Weights::empty())
-                .as_bytes();
-            let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
-            let s = dot(ra, a);
-            let s = if b.is_empty() { s } else { s + dot(rb, b) };
-            *d = s + bias.at(i);
+        let rows = dst
+            .iter_mut()
+            .zip(mat.as_bytes().chunks_exact(row_bytes))
+            .zip(bias.iter());
+        if b.is_empty() {
+            for ((d, row), bias) in rows {
+                *d = dot(row, a) + T::from_f32(bias);
+            }
+        } else {
+            for ((d, row), bias) in rows {
+                let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
+                *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
+            }
         }
     }
 
@@ -293,8 +309,8 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], b: &[T], dst: 
     }
     if b.is_empty() {
         // The common case (every layer after the first): one input slice. Rows go in
-        // blocks of four that share each load of the input, the rest one by one; each row
-        // still sums in order.
+        // blocks of four that share each load of the input (then a pair, then one);
+        // each row still sums in order.
         let mut rows = m.chunks_exact(n_in);
         let (d4, dr) = dst.as_chunks_mut::<4>();
         let (b4, br) = bv.as_chunks::<4>();
@@ -309,6 +325,16 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], b: &[T], dst: 
             d[1] = s1 + T::from_f32(bb[1]);
             d[2] = s2 + T::from_f32(bb[2]);
             d[3] = s3 + T::from_f32(bb[3]);
+        }
+        let (d2, dr) = dr.as_chunks_mut::<2>();
+        let (b2, br) = br.as_chunks::<2>();
+        for (d, bb) in d2.iter_mut().zip(b2) {
+            let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
+                return;
+            };
+            let (s0, s1) = dot2_f32(r0, r1, a);
+            d[0] = s0 + T::from_f32(bb[0]);
+            d[1] = s1 + T::from_f32(bb[1]);
         }
         // (`next()` rather than a zip with `rows`: the zip's length would divide by
         // `n_in`, a division the optimizer cannot always prove safe.)
@@ -345,8 +371,16 @@ pub(crate) fn dot<T: Real>(w: &[u8], x: &[T]) -> T {
 #[inline]
 #[cfg(target_endian = "little")]
 fn dot_f32<T: Real>(w: &[f32], x: &[T]) -> T {
+    let (wc, wr) = w.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
     let mut acc = T::ZERO;
-    for (&wv, &xv) in w.iter().zip(x) {
+    for (w4, x4) in wc.iter().zip(xc) {
+        acc += T::from_f32(w4[0]) * x4[0];
+        acc += T::from_f32(w4[1]) * x4[1];
+        acc += T::from_f32(w4[2]) * x4[2];
+        acc += T::from_f32(w4[3]) * x4[3];
+    }
+    for (&wv, &xv) in wr.iter().zip(xr) {
         acc += T::from_f32(wv) * xv;
     }
     acc
@@ -384,6 +418,31 @@ fn dot4_f32<T: Real>(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], x: &[T]) ->
         s3 += T::from_f32(e) * x;
     }
     [s0, s1, s2, s3]
+}
+
+/// Two [`dot_f32`]s over rows `r0` and `r1` sharing the loads of `x`; each sums in order.
+#[inline]
+#[cfg(target_endian = "little")]
+fn dot2_f32<T: Real>(r0: &[f32], r1: &[f32], x: &[T]) -> (T, T) {
+    let (a4, ar) = r0.as_chunks::<4>();
+    let (b4, br) = r1.as_chunks::<4>();
+    let (x4, xr) = x.as_chunks::<4>();
+    let (mut s0, mut s1) = (T::ZERO, T::ZERO);
+    for ((a, b), x) in a4.iter().zip(b4).zip(x4) {
+        s0 += T::from_f32(a[0]) * x[0];
+        s1 += T::from_f32(b[0]) * x[0];
+        s0 += T::from_f32(a[1]) * x[1];
+        s1 += T::from_f32(b[1]) * x[1];
+        s0 += T::from_f32(a[2]) * x[2];
+        s1 += T::from_f32(b[2]) * x[2];
+        s0 += T::from_f32(a[3]) * x[3];
+        s1 += T::from_f32(b[3]) * x[3];
+    }
+    for ((&a, &b), &x) in ar.iter().zip(br).zip(xr) {
+        s0 += T::from_f32(a) * x;
+        s1 += T::from_f32(b) * x;
+    }
+    (s0, s1)
 }
 
 #[cfg(test)]

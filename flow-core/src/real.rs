@@ -65,12 +65,6 @@ pub trait Real:
     /// `round(4u)`, exact — and a polynomial on the remainder (see `sin_cos_turns_f32`), so
     /// no double-precision code is linked (libm's `sinf`/`cosf` reduce in `f64`).
     fn sin_cos_2pi(self) -> (Self, Self);
-    /// `s` as a slice of `Self` when `Self` is `f32` (`None` otherwise): how knot tables,
-    /// stored as `f32`, are read in place.
-    fn f32_slice(s: &[f32]) -> Option<&[Self]> {
-        let _ = s;
-        None
-    }
 }
 
 /// `(sin 2πu, cos 2πu)` in `f32` for `u` in `[0, 1)`, within 2.5e-7 of the exact values.
@@ -169,10 +163,6 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
-    #[inline]
-    fn f32_slice(s: &[f32]) -> Option<&[Self]> {
-        Some(s)
-    }
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
     const INFINITY: Self = f32::INFINITY;

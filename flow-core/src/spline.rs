@@ -233,17 +233,12 @@ pub fn sigmoid<T: Real>(u: T) -> T {
 /// ```
 ///
 /// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
-// Not inlined: one copy serves the evaluation and the knot tables' computation.
-#[inline(never)]
 pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
     let k_bins = u.len();
     let axis = Axis::new(u, bound, width_scale(k_bins));
     let mut state = axis.state();
-    if let Some((last, inner)) = u.split_last_mut() {
-        for v in inner {
-            *v = state.step(*v);
-        }
-        *last = bound;
+    for v in u.iter_mut() {
+        *v = state.step(*v);
     }
 }
 
@@ -259,7 +254,7 @@ fn width_scale<T: Real>(bins: usize) -> T {
 
 /// One axis of a spline (the `x` knots from the widths, or the `y` knots from the heights):
 /// the exponentials `e_i` of the softmax, their compensated total, and what turns prefix
-/// sums into knots.
+/// sums into knots. Knots are generated lazily, so a search stops at the bin it needs.
 struct Axis<'e, T> {
     e: &'e [T],
     total: Compensated<T>,
@@ -300,8 +295,66 @@ impl<'e, T: Real> Axis<'e, T> {
             bs: self.bs,
             bm: self.bound * T::from_f64(MIN_BIN_WIDTH),
             steps: two - T::from_f32(self.e.len() as f32),
+            left: self.e.len(),
+            bound: self.bound,
         }
     }
+
+    /// The knots `x_1, …, x_K` (`x_K = B` exactly), computed one by one.
+    fn knots(&self) -> impl Iterator<Item = T> + '_ {
+        let mut state = self.state();
+        self.e.iter().map(move |&e| state.step(e))
+    }
+
+    /// The bin `k` of `v` by Pyro's search, with its edges (see [`search_knots`]).
+    fn search(&self, v: T) -> (usize, T, T) {
+        search_knots(v, self.bound, self.e.len(), self.knots())
+    }
+
+    /// The edges `(x_k, x_{k+1})` of bin `k`.
+    fn edges(&self, k: usize) -> (T, T) {
+        let mut knots = self.knots();
+        let lo = if k == 0 {
+            -self.bound
+        } else {
+            knots.nth(k - 1).unwrap_or(self.bound)
+        };
+        (lo, knots.next().unwrap_or(self.bound))
+    }
+}
+
+/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`). The
+/// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
+/// first knot above `v`.
+fn search_knots<T: Real>(
+    v: T,
+    bound: T,
+    k_bins: usize,
+    knots: impl Iterator<Item = T>,
+) -> (usize, T, T) {
+    let eps = T::from_f64(SEARCH_EPS);
+    let mut lo = -bound;
+    let mut knots = knots;
+    if v < lo + eps {
+        let hi = knots.next().unwrap_or(bound);
+        return (0, lo, hi);
+    }
+    // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
+    let mut k = 0usize;
+    for x in knots {
+        if v >= x + eps {
+            if k + 1 >= k_bins {
+                // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
+                return (k_bins - 1, lo, x);
+            }
+            k += 1;
+            lo = x;
+        } else {
+            return (k, lo, x);
+        }
+    }
+    (k.min(k_bins.saturating_sub(1)), lo, bound)
 }
 
 /// The running state that turns the exponentials `e_0, e_1, …` into the knots `x_1, x_2, …`
@@ -313,13 +366,18 @@ struct KnotState<T> {
     bm: T,
     /// `2j - K` for the next knot `x_j`, an exact running value (small integers are exact).
     steps: T,
+    left: usize,
+    bound: T,
 }
 
 impl<T: Real> KnotState<T> {
-    /// The next knot, given the next exponential (the last, `x_K = B`, is set exactly by
-    /// the caller instead).
+    /// The next knot, given the next exponential.
     #[inline]
     fn step(&mut self, e: T) -> T {
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            return self.bound;
+        }
         self.d.add(e + e);
         let x = self.bs * (self.d.value() / self.s) + self.bm * self.steps;
         self.steps += T::ONE + T::ONE;
@@ -368,25 +426,64 @@ fn bin_lambda<T: Real, P: BinParams<T>>(p: &P, k: usize) -> T {
     T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k)) + T::from_f64(MIN_LAMBDA)
 }
 
-/// `(δ_k, δ_{k+1}, λ_k)` of bin `k`, computed from the unconstrained parameters (`λ_k = 0`
-/// for the quadratic order).
-#[inline]
-fn bin_params<T: Real, P: BinParams<T>>(shape: &SplineShape, p: &P, k: usize) -> (T, T, T) {
-    let bins = shape.bins;
-    let (d_k, d_k1) = if k >= 1 && k + 1 < bins {
-        // Both interior: one request for the two adjacent parameters.
-        let mut u = [T::ZERO; 2];
-        p.derivatives(k - 1, &mut u);
-        let min = T::from_f64(MIN_DERIVATIVE);
-        (min + softplus(u[0]), min + softplus(u[1]))
-    } else {
-        (knot_derivative(p, k, bins), knot_derivative(p, k + 1, bins))
-    };
-    let lambda = match shape.order {
-        Order::Linear => bin_lambda(p, k),
-        Order::Quadratic => T::ZERO,
-    };
-    (d_k, d_k1, lambda)
+/// Where one spline dimension's knots, knot derivatives and `λ`s come from: computed from the
+/// unconstrained parameters on the way ([`Lazy`]), or read from a precomputed table
+/// ([`TableDim`]). Both give the same values, bit for bit.
+trait Knots<T> {
+    /// The bin of `v` on the `y` axis (`on_y`) or the `x` axis, with its edges.
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T);
+    /// The edges of bin `k` on the `y` axis (`on_y`) or the `x` axis.
+    fn edges(&self, on_y: bool, k: usize) -> (T, T);
+    /// The derivatives `(δ_k, δ_{k+1})` at the ends of bin `k`.
+    fn derivatives(&self, k: usize) -> (T, T);
+    /// `λ_k` of bin `k` (linear order).
+    fn lambda(&self, k: usize) -> T;
+}
+
+/// Knots computed from the unconstrained parameters, lazily (a search stops at its bin).
+struct Lazy<'e, 'p, T, P> {
+    ax: Axis<'e, T>,
+    ay: Axis<'e, T>,
+    p: &'p P,
+    bins: usize,
+}
+
+impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
+    #[inline]
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
+        if on_y {
+            self.ay.search(v)
+        } else {
+            self.ax.search(v)
+        }
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (T, T) {
+        if on_y {
+            self.ay.edges(k)
+        } else {
+            self.ax.edges(k)
+        }
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (T, T) {
+        if k >= 1 && k + 1 < self.bins {
+            // Both interior: one request for the two adjacent parameters.
+            let mut u = [T::ZERO; 2];
+            self.p.derivatives(k - 1, &mut u);
+            let min = T::from_f64(MIN_DERIVATIVE);
+            (min + softplus(u[0]), min + softplus(u[1]))
+        } else {
+            (
+                knot_derivative(self.p, k, self.bins),
+                knot_derivative(self.p, k + 1, self.bins),
+            )
+        }
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        bin_lambda(self.p, k)
+    }
 }
 
 /// Entries per dimension of a precomputed knot table: the interior knots `x_1 … x_{K-1}`,
@@ -397,9 +494,8 @@ pub(crate) fn table_len_per_dim(shape: &SplineShape) -> usize {
 }
 
 /// Calls `f` with each entry of one dimension's knot table (see [`table_len_per_dim`]),
-/// computed by the same code as the evaluation without tables; stops early when `f` returns
-/// `false`. `xs` and `ys` are scratch of `K` values. Returns `false` if stopped or short of
-/// scratch.
+/// computed by the same code as the lazy evaluation; stops early when `f` returns `false`.
+/// `xs` and `ys` are scratch of `K` values. Returns `false` if stopped or short of scratch.
 pub(crate) fn dim_table<P: BinParams<f32>>(
     shape: &SplineShape,
     p: &P,
@@ -410,21 +506,77 @@ pub(crate) fn dim_table<P: BinParams<f32>>(
     let (Some(xs), Some(ys)) = (xs.get_mut(..k_bins), ys.get_mut(..k_bins)) else {
         return false;
     };
-    fill_knots(p, xs, ys, shape.bound);
-    let inner = k_bins - 1;
-    xs.iter().take(inner).all(|&v| f(v))
-        && ys.iter().take(inner).all(|&v| f(v))
+    p.widths(xs);
+    p.heights(ys);
+    let bound = shape.bound;
+    let scale = width_scale(k_bins);
+    let ax = Axis::new(xs, bound, scale);
+    let ay = Axis::new(ys, bound, scale);
+    ax.knots().take(k_bins - 1).all(&mut *f)
+        && ay.knots().take(k_bins - 1).all(&mut *f)
         && (1..k_bins).all(|i| f(knot_derivative(p, i, k_bins)))
         && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
 }
 
-/// Fills `xs` and `ys` (`K` values each) with the knots `x_1 … x_K` and `y_1 … y_K` of `p`.
-#[inline]
-fn fill_knots<T: Real, P: BinParams<T>>(p: &P, xs: &mut [T], ys: &mut [T], bound: T) {
-    p.widths(xs);
-    p.heights(ys);
-    knots_in_place(xs, bound);
-    knots_in_place(ys, bound);
+/// One dimension's precomputed knot table, `f32` values read in place (see
+/// [`table_len_per_dim`]).
+struct TableDim<'t> {
+    w: Weights<'t>,
+    bins: usize,
+    bound: f32,
+}
+
+impl TableDim<'_> {
+    /// Knot `i in 0..=K` of the `y` axis (`on_y`) or the `x` axis.
+    #[inline]
+    fn knot(&self, on_y: bool, i: usize) -> f32 {
+        if i == 0 {
+            -self.bound
+        } else if i >= self.bins {
+            self.bound
+        } else {
+            let base = if on_y { self.bins - 1 } else { 0 };
+            self.w.get(base + i - 1).unwrap_or(self.bound)
+        }
+    }
+}
+
+impl<T: Real> Knots<T> for TableDim<'_> {
+    #[inline]
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
+        let inner = self.bins - 1;
+        let base = if on_y { inner } else { 0 };
+        let knots = self.w.slice(base, inner).unwrap_or(Weights::empty());
+        let knots = knots.iter().chain(core::iter::once(self.bound));
+        search_knots(
+            v,
+            T::from_f32(self.bound),
+            self.bins,
+            knots.map(T::from_f32),
+        )
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (T, T) {
+        (
+            T::from_f32(self.knot(on_y, k)),
+            T::from_f32(self.knot(on_y, k + 1)),
+        )
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (T, T) {
+        let d = |i: usize| {
+            if i == 0 || i >= self.bins {
+                T::from_f64(1.0 - MIN_DERIVATIVE)
+            } else {
+                self.w.at(2 * (self.bins - 1) + i - 1)
+            }
+        };
+        (d(k), d(k + 1))
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        self.w.at(3 * (self.bins - 1) + k)
+    }
 }
 
 /// Evaluates one spline dimension at `v`, returning `(output, log|J|)`.
@@ -454,73 +606,40 @@ pub fn eval<T: Real, P: BinParams<T>>(
     };
     let xs = xs.get_mut(..k_bins).ok_or(cap)?;
     let ys = ys.get_mut(..k_bins).ok_or(cap)?;
-    fill_knots(p, xs, ys, bound);
-    let inner = k_bins - 1;
-    let knots = (
-        xs.get(..inner).unwrap_or(&[]),
-        ys.get(..inner).unwrap_or(&[]),
-    );
-    Ok(eval_knots(shape, knots, v, dir, want_log_det, &mut |k| {
-        bin_params(shape, p, k)
-    }))
+    p.widths(xs);
+    p.heights(ys);
+    let scale = width_scale(k_bins);
+    let src = Lazy {
+        ax: Axis::new(xs, bound, scale),
+        ay: Axis::new(ys, bound, scale),
+        p,
+        bins: k_bins,
+    };
+    Ok(eval_dim(shape, &src, v, dir, want_log_det))
 }
 
-/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-/// `0..K`, with its edges `(x_k, x_{k+1})`, on an axis given by its interior knots
-/// `x_1 … x_{K-1}` (`x_0 = -B`, `x_K = B`). The knots increase strictly (every bin is at
-/// least `2B·1e-3` wide), so the count stops at the first knot above `v - 1e-6`; a `v` below
-/// `x_0 + 1e-6` is in bin 0 and one at or above `x_{K-1} + 1e-6` in bin `K - 1` (`v` is not
-/// NaN).
+/// [`eval`] once the knots are at hand (`v` inside the box).
 #[inline]
-fn search<T: Real>(inner: &[T], v: T, bound: T) -> (usize, T, T) {
-    let eps = T::from_f64(SEARCH_EPS);
-    let mut lo = -bound;
-    for (k, &x) in inner.iter().enumerate() {
-        if v < x + eps {
-            return (k, lo, x);
-        }
-        lo = x;
-    }
-    (inner.len(), lo, bound)
-}
-
-/// Knot `i in 0..=K` of an axis given its interior knots `inner` (`x_1 … x_{K-1}`).
-#[inline]
-fn knot<T: Real>(inner: &[T], i: usize, bound: T) -> T {
-    if i == 0 {
-        -bound
-    } else {
-        inner.get(i - 1).copied().unwrap_or(bound)
-    }
-}
-
-/// The edges `(x_k, x_{k+1})` of bin `k` of an axis given its interior knots.
-#[inline]
-fn edges<T: Real>(inner: &[T], k: usize, bound: T) -> (T, T) {
-    (knot(inner, k, bound), knot(inner, k + 1, bound))
-}
-
-/// [`eval`] once the interior knots `(x_1 … x_{K-1}, y_1 … y_{K-1})` are at hand, computed
-/// or read from a table (`v` inside the box); `params(k)` gives `(δ_k, δ_{k+1}, λ_k)`.
-// Not inlined, and `params` a trait object: one copy serves computed and tabled knots.
-#[inline(never)]
-fn eval_knots<T: Real>(
+fn eval_dim<T: Real, S: Knots<T>>(
     shape: &SplineShape,
-    (xs, ys): (&[T], &[T]),
+    src: &S,
     v: T,
     dir: Direction,
     want_log_det: bool,
-    params: &mut dyn FnMut(usize) -> (T, T, T),
 ) -> (T, T) {
     let k_bins = shape.bins;
-    let bound = T::from_f32(shape.bound);
-    let (on, other) = match dir {
-        Direction::Forward => (xs, ys),
-        Direction::Inverse => (ys, xs),
-    };
-    let (k, s_lo, s_hi) = search(on, v, bound);
+    let on_y = dir == Direction::Inverse;
+    let (k, s_lo, s_hi) = src.search(on_y, v);
     // The bin's parameters are fetched here rather than inside `eval_bin`: a hypernetwork
     // computes them, and its frame then does not sit on top of `eval_bin`'s.
+    let params = |k: usize| {
+        let (d_k, d_k1) = src.derivatives(k);
+        let lambda = match shape.order {
+            Order::Linear => src.lambda(k),
+            Order::Quadratic => T::ZERO,
+        };
+        (d_k, d_k1, lambda)
+    };
     let r = eval_bin(
         shape,
         params(k),
@@ -528,7 +647,7 @@ fn eval_knots<T: Real>(
         dir,
         want_log_det,
         (s_lo, s_hi),
-        edges(other, k, bound),
+        src.edges(!on_y, k),
     );
     // Inside the 1e-6 window above an interior knot the search picks the bin to the left and
     // extrapolates it past its end, as Pyro does. Where that extrapolation breaks down (the
@@ -544,8 +663,8 @@ fn eval_knots<T: Real>(
             v,
             dir,
             want_log_det,
-            edges(on, k1, bound),
-            edges(other, k1, bound),
+            src.edges(on_y, k1),
+            src.edges(!on_y, k1),
         );
     }
     r
@@ -905,10 +1024,9 @@ impl<'a> Spline<'a> {
         (xs, ys): (&mut [f32], &mut [f32]),
         f: &mut impl FnMut(f32) -> bool,
     ) -> bool {
-        let v: &dyn ParamVector<f32> = &self.weights;
         (0..self.dim).all(|j| {
             let p = DimParams {
-                v,
+                v: &self.weights,
                 dims: self.dim,
                 bins: self.shape.bins,
                 j,
@@ -929,15 +1047,8 @@ impl<'a> Spline<'a> {
         s: &mut Scratch<'_, T>,
         table: Weights<'_>,
     ) -> Result<T, Error> {
-        let per_dim = table_len_per_dim(&self.shape).max(1);
-        // Tables are read as `f32` in place: with `T = f32`, a table of the right length,
-        // 4-byte aligned (as the firmware keeps them); else the knots are computed (the same
-        // values, bit for bit).
-        let tab = Some(table)
-            .filter(|t| t.len() == self.table_len())
-            .and_then(|t| t.as_f32s())
-            .and_then(T::f32_slice);
-        let Some(tab) = tab else {
+        let per_dim = table_len_per_dim(&self.shape);
+        if !(T::IS_F32 && table.len() == self.table_len()) {
             return eval_all(
                 &self.shape,
                 &self.weights,
@@ -947,33 +1058,22 @@ impl<'a> Spline<'a> {
                 want_log_det,
                 (s.xs, s.ys),
             );
-        };
-        let bins = self.shape.bins;
-        let inner = bins - 1;
+        }
         let bound = T::from_f32(self.shape.bound);
         let mut total = T::ZERO;
-        let mut dims = tab.chunks_exact(per_dim);
-        for (x, ld) in v.iter_mut().zip(lds.iter_mut()) {
-            let t = dims.next().unwrap_or(&[]);
+        for (j, (x, ld)) in v.iter_mut().zip(lds.iter_mut()).enumerate() {
             if !(*x >= -bound && *x <= bound) {
                 *ld = T::ZERO;
                 continue;
             }
-            let (kx, t) = t.split_at_checked(inner).unwrap_or((&[], &[]));
-            let (ky, t) = t.split_at_checked(inner).unwrap_or((&[], &[]));
-            let (dk, lambdas) = t.split_at_checked(inner).unwrap_or((&[], &[]));
-            let d = |i: usize| {
-                if i == 0 || i >= bins {
-                    T::from_f64(1.0 - MIN_DERIVATIVE)
-                } else {
-                    dk.get(i - 1).copied().unwrap_or(T::ZERO)
-                }
+            let src = TableDim {
+                w: table
+                    .slice(j * per_dim, per_dim)
+                    .unwrap_or(Weights::empty()),
+                bins: self.shape.bins,
+                bound: self.shape.bound,
             };
-            let mut params = |k: usize| {
-                let lambda = lambdas.get(k).copied().unwrap_or(T::ZERO);
-                (d(k), d(k + 1), lambda)
-            };
-            let (y, l) = eval_knots(&self.shape, (kx, ky), *x, dir, want_log_det, &mut params);
+            let (y, l) = eval_dim(&self.shape, &src, *x, dir, want_log_det);
             *x = y;
             *ld = l;
             total += l;

@@ -82,20 +82,6 @@ impl<'a> Weights<'a> {
         Some((head, rest))
     }
 
-    /// The values as `f32` read in place, when the bytes are 4-byte aligned on a little-endian
-    /// target (else `None`).
-    #[inline]
-    pub(crate) fn as_f32s(&self) -> Option<&'a [f32]> {
-        #[cfg(target_endian = "little")]
-        {
-            bytemuck::try_cast_slice::<u8, f32>(self.bytes).ok()
-        }
-        #[cfg(not(target_endian = "little"))]
-        {
-            None
-        }
-    }
-
     /// Iterates over the values.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {

@@ -52,7 +52,7 @@
 //!
 //! `var` keys change `auto_config`'s choices (the rest stay as `fit` would make them):
 //! `preset` `tiny`/`medium`; the architecture (any of these rebuilds the mixing stack with the
-//! data-side ActNorm affine): `c` couplings [2], `h` [16x16], `k` [3], `o` `l`/`q` [q], `b`
+//! data-side ActNorm affine): `c` couplings [4], `h` [8x8], `k` [3], `o` `l`/`q` [q], `b`
 //! [the data's bound], `ew`/`ea` an element-wise spline / a learnable affine between the
 //! couplings, `ewk` that spline's bins, `es`/`eb` an element-wise spline at the data/base end,
 //! `as` the affine's initial scale multiplier; training: `nzm` multiplies the input noise,
@@ -526,7 +526,7 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
         let hidden: Vec<usize> = match get("h").as_deref() {
             Some("-") => vec![],
             Some(h) => h.split('x').map(|v| v.parse().expect("h")).collect(),
-            None => vec![16, 16],
+            None => vec![8, 8],
         };
         let k = num("k", 3.0) as usize;
         let b = num("b", summary.bound() as f64) as f32;
@@ -539,7 +539,7 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
             ..s
         };
         let f =
-            FlowSpec::coupling_stack(dim, num("c", 2.0) as usize, &hidden, s, Permutation::Mixing);
+            FlowSpec::coupling_stack(dim, num("c", 4.0) as usize, &hidden, s, Permutation::Mixing);
         let mut layers = Vec::new();
         let mut seen_coupling = false;
         for l in f.layers {

@@ -9,24 +9,27 @@
 //!   budget shrinks the bins and hidden widths (2-D `Small`: 4,678; `Tiny`: 1,846).
 //! * **3-D and more**: spline couplings linked by [`Permutation::Mixing`] (every pair of
 //!   dimensions split by some coupling once there are `b` of them, `b` the bit length of
-//!   `dim`), quadratic, K = 3 bins, hypernetworks `[16, 16]`, and an ActNorm-style learnable
+//!   `dim`), quadratic, K = 3 bins, small hypernetworks (below), and an ActNorm-style learnable
 //!   affine on the data side ([`LayerSpec::act_norm`], initialized to the data's column means
 //!   and deviations, so the splines' box covers the bulk whatever the units; it learns wider
 //!   scales for heavy-tailed columns, which widens the Gaussian tails beyond the box). The
 //!   bound is the 99% quantile of the standardized `|x|`, rounded up to 0.5, in `[3, 5]`.
-//!   The number of couplings is `b + 1`, cut to what keeps the estimated Cortex-M4F cost
-//!   ([`m4f_instructions`]) within [`M4F_TARGET`] (40,000 instructions per `log_prob`), but at
-//!   least 2 — except for `Medium`, which keeps `b + 1`. `Tiny` has hypernetworks `[8, 8]`.
-//!   6-D (the smartwatch IMU data): no preset / `Small` 2 couplings, 1,548 parameters, 31,255
-//!   instructions measured in QEMU; `Tiny` 700, 27,108; `Medium` 4 couplings, 3,084,
-//!   60,297. Any budget then shrinks the hidden widths, drops a hidden layer, drops couplings,
-//!   drops bins, and at last falls back to the affine and one element-wise spline. On the IMU
-//!   data (recording-level cross-validation, 7 folds × 3 seeds, with the per-row noise
-//!   below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4 folds and with
-//!   four couplings; K = 2 lost 0.12), `[16, 16]` 0.02 over `[12, 12]` (5 of 7 folds;
-//!   `[24, 24]` 0.01 worse than `[16, 16]`), a third coupling 0.05 and a fourth 0.08 — more
-//!   than any other change of the architecture, so when the device cost of a coupling falls,
-//!   the cap lets more of them in.
+//!   The number of couplings is `b + 1`, and the hypernetworks the widest of `[16, 16]`,
+//!   `[12, 12]`, `[10, 10]`, `[8, 8]` that keep the estimated Cortex-M4F cost
+//!   ([`m4f_instructions`]) within 95% of [`M4F_TARGET`] (40,000 instructions per
+//!   `log_prob`; the estimate is within ~3% of measured counts); only if even `[8, 8]` does
+//!   not fit are there fewer couplings (at least 2). `Medium` keeps `b + 1` couplings with
+//!   `[16, 16]` and no cap; `Tiny` has `[8, 8]` and at most `max(b, 3)` couplings.
+//!   6-D (the smartwatch IMU data): no preset / `Small` 4 couplings `[8, 8]`, 1,388
+//!   parameters, 37,973 instructions measured in QEMU; `Tiny` 3 couplings, 1,044, 28,870;
+//!   `Medium` 3,084, 45,032. Any budget then shrinks the hidden widths, drops a hidden layer,
+//!   drops couplings, drops bins, and at last falls back to the affine and one element-wise
+//!   spline. On the IMU data (recording-level cross-validation, 7 folds × 3 seeds, with the
+//!   per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
+//!   folds and with four couplings; K = 2 lost 0.12); with `[16, 16]` a third coupling gained
+//!   0.05 and a fourth 0.08, a sixth lost again; at four couplings the width mattered less
+//!   than the noise between seeds (`[8, 8]` 4.60, `[10, 10]` 4.59, `[12, 12]` 4.58,
+//!   `[16, 16]` 4.59): hence couplings first, then width.
 //!
 //! # Training, 3-D and more
 //!

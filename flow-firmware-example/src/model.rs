@@ -47,9 +47,12 @@ pub const KIND_NAME: &str = match KIND {
     flow_core::model::FlowKind::Joint => "joint",
 };
 
-/// Validates the model file and builds its flow.
+/// Validates the model file and builds its flow into `out` (left as it was on an error).
+/// Written into the caller's place rather than returned: a returned pair would need a place of
+/// its own in the caller's frame (or in the frame of a timing loop, above `load`'s deepest
+/// calls) and a copy into where it is kept.
 #[inline(never)]
-pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
+pub fn load(bytes: &'static [u8], out: &mut Option<(Model<'static>, FlowT)>) -> Result<(), Error> {
     let model = Model::parse(bytes)?;
     #[cfg(flow_kind = "plain")]
     let flow = model.flow::<D, L, H, K>()?;
@@ -57,5 +60,6 @@ pub fn load(bytes: &'static [u8]) -> Result<(Model<'static>, FlowT), Error> {
     let flow = model.conditional_flow::<D, C, L, H, K>()?;
     #[cfg(flow_kind = "joint")]
     let flow = model.joint_flow::<D, L, H, K>()?;
-    Ok((model, flow))
+    *out = Some((model, flow));
+    Ok(())
 }

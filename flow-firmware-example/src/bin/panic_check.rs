@@ -51,12 +51,13 @@ fn main() -> ! {
             read_volatile(addr_of!(INPUT)),
         )
     };
-    let lp = match model::load(bytes) {
-        Ok((_, mut flow)) => match flow.set_tables(tables) {
+    let mut loaded = None;
+    let lp = match (model::load(bytes, &mut loaded), &mut loaded) {
+        (Ok(()), Some((_, flow))) => match flow.set_tables(tables) {
             Ok(()) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
             Err(_) => f32::INFINITY,
         },
-        Err(_) => f32::INFINITY,
+        _ => f32::INFINITY,
     };
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(OUTPUT), lp) };

@@ -135,11 +135,7 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     ///
     /// [`Flow::write_tables`]: crate::Flow::write_tables
     pub fn write_tables(&self, out: &mut [u8]) -> Option<usize> {
-        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        let mut at = 0;
-        self.chain
-            .write_tables(out, &mut at, (&mut xs, &mut ys))
-            .then_some(at)
+        self.chain.write_all_tables::<K>(out)
     }
 
     /// Uses precomputed knot tables (see [`Flow::set_tables`]).
@@ -148,9 +144,7 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     // Not inlined: its scratch and the recomputation stay out of the caller's frame.
     #[inline(never)]
     pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
-        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
-        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        self.chain.set_tables(t, (&mut xs, &mut ys))
+        self.chain.set_table_bytes::<K>(tables)
     }
 
     /// The distribution `p(· | context)`.

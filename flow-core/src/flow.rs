@@ -299,6 +299,26 @@ impl<'a, const L: usize> Chain<'a, L> {
         Ok(())
     }
 
+    /// [`write_tables`](Self::write_tables) from byte 0 with scratch for `K` bins: the
+    /// number of bytes written, or `None` when `out` is too short.
+    pub(crate) fn write_all_tables<const K: usize>(&self, out: &mut [u8]) -> Option<usize> {
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        let mut at = 0;
+        self.write_tables(out, &mut at, (&mut xs, &mut ys))
+            .then_some(at)
+    }
+
+    /// [`set_tables`](Self::set_tables) on the bytes of all the layers' tables, with scratch
+    /// for `K` bins.
+    pub(crate) fn set_table_bytes<const K: usize>(
+        &mut self,
+        tables: &'a [u8],
+    ) -> Result<(), Error> {
+        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
+        self.set_tables(t, (&mut xs, &mut ys))
+    }
+
     pub(crate) fn layers(&self) -> &[Layer<'a>] {
         &self.layers
     }
@@ -540,11 +560,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     /// Writes the flow's knot tables into `out` as little-endian `f32`; returns the number of
     /// bytes written (`4 × table_len()`), or `None` when `out` is too short.
     pub fn write_tables(&self, out: &mut [u8]) -> Option<usize> {
-        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        let mut at = 0;
-        self.chain
-            .write_tables(out, &mut at, (&mut xs, &mut ys))
-            .then_some(at)
+        self.chain.write_all_tables::<K>(out)
     }
 
     /// From now on, reads the knots, knot derivatives and `λ`s of the flow's fixed-parameter
@@ -567,9 +583,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     // Not inlined: its scratch and the recomputation stay out of the caller's frame.
     #[inline(never)]
     pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
-        let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
-        let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        self.chain.set_tables(t, (&mut xs, &mut ys))
+        self.chain.set_table_bytes::<K>(tables)
     }
 
     /// `log p(x)`.

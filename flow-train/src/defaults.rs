@@ -166,25 +166,7 @@ impl DataSummary {
         let mut dists: Vec<f64> = Vec::with_capacity(queries.len());
         for &q in queries {
             let zq: Vec<f64> = (0..d).map(|j| z(q, j)).collect();
-            best.fill(f64::INFINITY);
-            for (r, row) in refs.iter().zip(zr.chunks_exact(d.max(1))) {
-                if *r == q {
-                    continue;
-                }
-                let mut s = 0.0;
-                for (a, b) in zq.iter().zip(row) {
-                    s += (a - b) * (a - b);
-                }
-                if s < best[KNN_K - 1] {
-                    // Insert into the sorted list of the k smallest.
-                    let mut p = KNN_K - 1;
-                    while p > 0 && best[p - 1] > s {
-                        best[p] = best[p - 1];
-                        p -= 1;
-                    }
-                    best[p] = s;
-                }
-            }
+            nearest_sq(&zq, q, &refs, &zr, d, &mut best);
             if best[KNN_K - 1].is_finite() {
                 dists.push(best[KNN_K - 1].sqrt());
             }
@@ -259,24 +241,7 @@ pub fn row_noise(data: &Dataset, alpha: f64) -> Vec<f32> {
     let dist: Vec<f64> = (0..n)
         .map(|q| {
             let zq = z(q);
-            best.fill(f64::INFINITY);
-            for (r, row) in refs.iter().zip(zr.chunks_exact(d.max(1))) {
-                if *r == q {
-                    continue;
-                }
-                let mut s = 0.0;
-                for (a, b) in zq.iter().zip(row) {
-                    s += (a - b) * (a - b);
-                }
-                if s < best[KNN_K - 1] {
-                    let mut p = KNN_K - 1;
-                    while p > 0 && best[p - 1] > s {
-                        best[p] = best[p - 1];
-                        p -= 1;
-                    }
-                    best[p] = s;
-                }
-            }
+            nearest_sq(&zq, q, &refs, &zr, d, &mut best);
             best.iter()
                 .rev()
                 .find(|v| v.is_finite())
@@ -535,6 +500,31 @@ fn read_macs(input: usize, hidden: &[usize], dims: usize, s: &SplineSpec) -> usi
         Order::Quadratic => 2 * s.bins + 2,
     };
     dense_macs(input, hidden, dims * rows.min(s.params_per_dim()))
+}
+
+/// The `KNN_K` smallest squared distances from `zq` (row `q`) to the reference rows `refs`
+/// (their values `zr`, `d` per row; `q` itself skipped), ascending, into `best` (∞ where
+/// there are fewer).
+fn nearest_sq(zq: &[f64], q: usize, refs: &[usize], zr: &[f64], d: usize, best: &mut [f64; KNN_K]) {
+    best.fill(f64::INFINITY);
+    for (r, row) in refs.iter().zip(zr.chunks_exact(d.max(1))) {
+        if *r == q {
+            continue;
+        }
+        let mut s = 0.0;
+        for (a, b) in zq.iter().zip(row) {
+            s += (a - b) * (a - b);
+        }
+        if s < best[KNN_K - 1] {
+            // Insert into the sorted list of the k smallest.
+            let mut p = KNN_K - 1;
+            while p > 0 && best[p - 1] > s {
+                best[p] = best[p - 1];
+                p -= 1;
+            }
+            best[p] = s;
+        }
+    }
 }
 
 /// Multiply-accumulates of a DenseNN `input → hidden → output`.

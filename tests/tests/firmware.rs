@@ -843,6 +843,34 @@ struct Case<'a> {
     with_template: bool,
 }
 
+impl<'a> Case<'a> {
+    /// The model file at `model` (whose bytes are `model_bytes` long) embedded alone, no
+    /// template run.
+    fn new(
+        label: &'a str,
+        target: &'a str,
+        machines: &'a [Machine],
+        model: PathBuf,
+        geometry: Geometry,
+        model_bytes: usize,
+        host: Host,
+    ) -> Self {
+        Case {
+            label,
+            target,
+            machines,
+            embed: Embed {
+                model,
+                ..Embed::default()
+            },
+            geometry,
+            model_bytes: model_bytes as u64,
+            host,
+            with_template: false,
+        }
+    }
+}
+
 /// Builds the case's firmware, runs it on each machine, compares everything with the host and
 /// reports the measurements.
 fn check(case: Case<'_>) {
@@ -1017,17 +1045,8 @@ fn tutorial_case<'a>(label: &'a str, target: &'a str, machines: &'a [Machine]) -
     let (n, m) = host.flagged.unwrap();
     assert!(0 < n && n < m, "the stream flags {n} of {m}");
     Case {
-        label,
-        target,
-        machines,
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
-        host,
         with_template: true,
+        ..Case::new(label, target, machines, path, g, bytes.len(), host)
     }
 }
 
@@ -1058,19 +1077,15 @@ fn conditional_model_matches_host_on_m4f() {
     );
     let flow: ConditionalFlow<2, 2, 3, 12, 8> = model.conditional_flow().unwrap();
     let host = host_results::<2, 2, _>(&model, &flow, None);
-    check(Case {
-        label: "conditional-m4f",
-        target: M4F,
-        machines: &[MPS2_AN386],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "conditional-m4f",
+        M4F,
+        &[MPS2_AN386],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 #[test]
@@ -1090,19 +1105,15 @@ fn joint_model_matches_host_on_m0() {
         host.threshold,
         Some(Some((0.05f32.to_bits(), (-6.0f32).to_bits())))
     );
-    check(Case {
-        label: "joint-m0",
-        target: M0,
-        machines: &[MICROBIT],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "joint-m0",
+        M0,
+        &[MICROBIT],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 /// Pyro's own trained tutorial flows, imported from their state dicts, run on the device with
@@ -1133,19 +1144,15 @@ fn pyro_spline_case(label: &str, target: &str, machines: &[Machine]) {
     );
     let flow: Flow<2, 1, 0, 16> = model.flow().unwrap();
     let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case {
+    check(Case::new(
         label,
         target,
         machines,
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 #[test]
@@ -1166,19 +1173,15 @@ fn pyro_trained_joint_matches_host_on_m4f() {
     let g = Geometry::of(&model).unwrap();
     let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
     let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case {
-        label: "pyro-c-m4f",
-        target: M4F,
-        machines: &[MPS2_AN386],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "pyro-c-m4f",
+        M4F,
+        &[MPS2_AN386],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 #[test]
@@ -1196,19 +1199,15 @@ fn pyro_trained_coupling_matches_host_on_m4f() {
     );
     let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
     let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case {
-        label: "pyro-b-m4f",
-        target: M4F,
-        machines: &[MPS2_AN386],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "pyro-b-m4f",
+        M4F,
+        &[MPS2_AN386],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 #[test]
@@ -1223,19 +1222,15 @@ fn pyro_trained_joint_matches_host_on_m0() {
     );
     let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
     let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case {
-        label: "pyro-c-m0",
-        target: M0,
-        machines: &[MICROBIT],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "pyro-c-m0",
+        M0,
+        &[MICROBIT],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }
 
 /// The streaming anomaly detector with a 6-D model and a `FLOW_STREAM` file of sensor rows.
@@ -1255,20 +1250,9 @@ fn imu_model_with_stream_file_matches_host_on_m4f() {
     let host = host_results::<6, 0, _>(&model, &flow, Some(&stream));
     let (n, m) = host.flagged.unwrap();
     assert!(n >= 2 && n < m && m == 62, "the stream flags {n} of {m}");
-    check(Case {
-        label: "imu6-m4f",
-        target: M4F,
-        machines: &[MPS2_AN386],
-        embed: Embed {
-            model: path,
-            stream: Some(stream_path),
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
-        host,
-        with_template: false,
-    });
+    let mut case = Case::new("imu6-m4f", M4F, &[MPS2_AN386], path, g, bytes.len(), host);
+    case.embed.stream = Some(stream_path);
+    check(case);
 }
 
 // --- failures -----------------------------------------------------------------------------------
@@ -1560,17 +1544,13 @@ fn default_model_is_the_trained_circles_model() {
     let host = host_results::<2, 0, _>(&model, &flow, None);
     let (n, m) = host.flagged.unwrap();
     assert!(0 < n && n < m, "the stream flags {n} of {m}");
-    check(Case {
-        label: "trained-circles-m4f",
-        target: M4F,
-        machines: &[MPS2_AN386],
-        embed: Embed {
-            model: path,
-            ..Embed::default()
-        },
-        geometry: g,
-        model_bytes: bytes.len() as u64,
+    check(Case::new(
+        "trained-circles-m4f",
+        M4F,
+        &[MPS2_AN386],
+        path,
+        g,
+        bytes.len(),
         host,
-        with_template: false,
-    });
+    ));
 }

@@ -298,17 +298,7 @@ fn explore2(train_d: &Dataset, test: &Dataset, filter: &[String]) {
                 for (steps, lr, batch) in [(3000, 5e-3, None), (6000, 3e-3, Some(256))] {
                     for val in [0.0f32, 0.1] {
                         let s = SplineSpec::linear(bins, bound);
-                        let spec = ModelSpec::Joint {
-                            marginal: FlowSpec::spline(1, s),
-                            conditional: FlowSpec {
-                                dim: 1,
-                                context: 1,
-                                layers: vec![LayerSpec::ConditionalSpline {
-                                    hidden: vec![hidden, hidden],
-                                    spline: s,
-                                }],
-                            },
-                        };
+                        let spec = ModelSpec::spline_joint(s, &[hidden, hidden]);
                         cases.push((
                             format!(
                                 "J K{bins} H{hidden} B{bound} S{steps} lr{lr} bs{batch:?} v{val}"
@@ -355,17 +345,7 @@ fn explore3(train_d: &Dataset, test: &Dataset, filter: &[String]) {
         for wd in [0.0f32, 1e-2] {
             for (hidden, bins) in [(32usize, 16usize), (64, 16), (32, 32)] {
                 let s = SplineSpec::linear(bins, 4.0);
-                let joint = ModelSpec::Joint {
-                    marginal: FlowSpec::spline(1, s),
-                    conditional: FlowSpec {
-                        dim: 1,
-                        context: 1,
-                        layers: vec![LayerSpec::ConditionalSpline {
-                            hidden: vec![hidden, hidden],
-                            spline: s,
-                        }],
-                    },
-                };
+                let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
                 let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
                     2,
                     4,
@@ -417,17 +397,7 @@ fn explore4(train_d: &Dataset, test: &Dataset, filter: &[String]) {
         ] {
             for (hidden, bins, bound) in [(32usize, 16usize, 4.0f32), (32, 24, 4.0)] {
                 let s = SplineSpec::linear(bins, bound);
-                let joint = ModelSpec::Joint {
-                    marginal: FlowSpec::spline(1, s),
-                    conditional: FlowSpec {
-                        dim: 1,
-                        context: 1,
-                        layers: vec![LayerSpec::ConditionalSpline {
-                            hidden: vec![hidden, hidden],
-                            spline: s,
-                        }],
-                    },
-                };
+                let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
                 let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
                     2,
                     4,
@@ -479,17 +449,7 @@ fn explore5(train_d: &Dataset, test: &Dataset, filter: &[String]) {
                         bound: 4.0,
                         order,
                     };
-                    let joint = ModelSpec::Joint {
-                        marginal: FlowSpec::spline(1, s),
-                        conditional: FlowSpec {
-                            dim: 1,
-                            context: 1,
-                            layers: vec![LayerSpec::ConditionalSpline {
-                                hidden: vec![hidden, hidden],
-                                spline: s,
-                            }],
-                        },
-                    };
+                    let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
                     let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
                         2,
                         4,

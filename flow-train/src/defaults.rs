@@ -340,18 +340,7 @@ fn spline_1d(budget: usize) -> Option<ModelSpec> {
 
 fn joint_2d(budget: usize) -> Option<ModelSpec> {
     let joint = |bins: usize, hidden: &[usize]| {
-        let s = SplineSpec::linear(bins, 4.0);
-        ModelSpec::Joint {
-            marginal: FlowSpec::spline(1, s),
-            conditional: FlowSpec {
-                dim: 1,
-                context: 1,
-                layers: vec![LayerSpec::ConditionalSpline {
-                    hidden: hidden.to_vec(),
-                    spline: s,
-                }],
-            },
-        }
+        ModelSpec::spline_joint(SplineSpec::linear(bins, 4.0), hidden)
     };
     // Largest first (parameters in brackets); the first is the circles-tuned default.
     let ladder: [(usize, &[usize]); 11] = [

@@ -184,17 +184,7 @@ pub fn default_config(data: &Dataset) -> (ModelSpec, TrainConfig) {
     let s2 = SplineSpec::linear(32, 4.0);
     let spec = match dim {
         0 | 1 => ModelSpec::Flow(FlowSpec::spline(1, s)),
-        2 => ModelSpec::Joint {
-            marginal: FlowSpec::spline(1, s2),
-            conditional: FlowSpec {
-                dim: 1,
-                context: 1,
-                layers: vec![LayerSpec::ConditionalSpline {
-                    hidden: vec![32, 32],
-                    spline: s2,
-                }],
-            },
-        },
+        2 => ModelSpec::spline_joint(s2, &[32, 32]),
         _ => ModelSpec::Flow(FlowSpec::coupling_stack(
             dim,
             4,

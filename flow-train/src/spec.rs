@@ -445,15 +445,20 @@ impl ModelSpec {
     /// Pyro tutorial (c): `spline(1, count_bins=bins)` for `x₁` and
     /// `conditional_spline(1, context_dim=1, count_bins=bins)` (hidden `[10, 10]`) for `x₂ | x₁`.
     pub fn tutorial_joint(bins: usize) -> Self {
-        let s = SplineSpec::linear(bins, 3.0);
+        Self::spline_joint(SplineSpec::linear(bins, 3.0), &[10, 10])
+    }
+
+    /// The 2-D joint `p(x₁)·p(x₂|x₁)`: an element-wise spline for `x₁` and a conditional
+    /// spline of the same shape for `x₂ | x₁`, its hypernetwork hidden sizes `hidden`.
+    pub fn spline_joint(spline: SplineSpec, hidden: &[usize]) -> Self {
         ModelSpec::Joint {
-            marginal: FlowSpec::spline(1, s),
+            marginal: FlowSpec::spline(1, spline),
             conditional: FlowSpec {
                 dim: 1,
                 context: 1,
                 layers: vec![LayerSpec::ConditionalSpline {
-                    hidden: vec![10, 10],
-                    spline: s,
+                    hidden: hidden.to_vec(),
+                    spline,
                 }],
             },
         }

@@ -680,9 +680,11 @@ mod tests {
             (2, 8, 3, Quadratic, true, 19_682),
             (4, 16, 3, Quadratic, true, 45_122),
         ];
-        let check = |spec: ModelSpec, n: usize, what: &str| {
+        // Within 3% on the 6-D stacks the automatic architectures are sized by, 4% on the
+        // 2-D tutorial models.
+        let check = |spec: ModelSpec, n: usize, tol: f64, what: &str| {
             let est = m4f_instructions(&spec) as f64;
-            assert!((est / n as f64 - 1.0).abs() < 0.04, "{what}: {est} vs {n}");
+            assert!((est / n as f64 - 1.0).abs() < tol, "{what}: {est} vs {n}");
         };
         for (c, h, k, order, norm, n) in measured {
             let spline = SplineSpec {
@@ -697,6 +699,7 @@ mod tests {
             check(
                 ModelSpec::Flow(f),
                 n,
+                0.03,
                 &format!("{c} {h} {k} {order:?} {norm}"),
             );
         }
@@ -704,11 +707,13 @@ mod tests {
         check(
             ModelSpec::Flow(FlowSpec::spline(2, SplineSpec::linear(16, 3.0))),
             1_614,
+            0.04,
             "Spline(2, 16)",
         );
         check(
             ModelSpec::tutorial_coupling(2, 16),
             11_301,
+            0.04,
             "spline_coupling(2, 16)",
         );
         assert_eq!(dense_macs(3, &[12, 12], 33), 36 + 144 + 396);

@@ -23,8 +23,10 @@
 //!
 //! - `$OUT_DIR/tables.bin`: the knot tables of the embedded model's fixed-parameter splines
 //!   (element-wise splines, couplings' lower splines), computed here with flow-core
-//!   (`flow_core::flow::write_tables`) and embedded in flash next to the model; the firmware
-//!   loads the flow `set_tables`, which checks them entry by entry.
+//!   (`flow_core::flow::write_tables`), followed by their seal for the model file
+//!   (`flow_core::flow::table_seal`), and embedded in flash next to the model; the firmware
+//!   hands them to the loaded flow's `set_sealed_tables`, which checks the seal and that every
+//!   table is well formed.
 //!
 //! The absolute paths of the embedded files are passed to the compiler as `FLOW_MODEL_FILE` and
 //! `FLOW_STREAM_FILE` for `include_bytes!`. A change of any variable or file rebuilds.
@@ -136,9 +138,10 @@ fn main() {
     println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
 
     // --- the knot tables of the embedded model's fixed-parameter splines ---
-    // Computed by flow-core's own f32 code (libm, as on the device); the firmware hands them to
-    // `set_tables`, which checks every entry. An embedded file that does not parse gets none
-    // (its load fails before they are looked at).
+    // Computed by flow-core's own f32 code (libm, as on the device) and sealed for the model
+    // file (its CRC): the firmware hands them to `set_sealed_tables`, which checks the seal and
+    // that every table is well formed. An embedded file that does not parse gets none (its
+    // load fails before they are looked at).
     let embedded_bytes = read("FLOW_MODEL", &embedded);
     let tables = flow_core::Model::parse(&embedded_bytes)
         .ok()
@@ -148,6 +151,8 @@ fn main() {
             let mut out = vec![0u8; 4 * n];
             let (mut xs, mut ys) = (vec![0f32; geometry.bins], vec![0f32; geometry.bins]);
             flow_core::flow::write_tables(&layers, &mut out, &mut xs, &mut ys)?;
+            let seal = flow_core::flow::table_seal(m.checksum(), &out);
+            out.extend_from_slice(&seal.to_le_bytes());
             Some(out)
         })
         .unwrap_or_default();

@@ -10,7 +10,7 @@
 
 use crate::coupling::HyperOut;
 use crate::error::{Error, LayerError};
-use crate::flow::{Chain, Layer};
+use crate::flow::{unseal, Chain, Layer};
 use crate::nn::DenseNN;
 use crate::real::Real;
 use crate::spline::{eval_all, Direction, SplineShape};
@@ -145,6 +145,19 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     #[inline(never)]
     pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         self.chain.set_table_bytes::<K>(tables)
+    }
+
+    /// Uses sealed knot tables, checked without recomputing them (see
+    /// [`Flow::set_sealed_tables`]).
+    ///
+    /// [`Flow::set_sealed_tables`]: crate::Flow::set_sealed_tables
+    pub fn set_sealed_tables(
+        &mut self,
+        sealed: &'a [u8],
+        model_checksum: u32,
+    ) -> Result<(), Error> {
+        self.chain
+            .set_well_formed_tables(unseal(sealed, model_checksum)?)
     }
 
     /// The distribution `p(· | context)`.
@@ -332,6 +345,26 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         self.marginal.set_tables(head, (&mut xs, &mut ys))?;
         self.conditional
             .set_tables(tail, (&mut xs, &mut ys))
+            .inspect_err(|_| self.marginal.tables = marginal)
+    }
+
+    /// Uses sealed knot tables, the marginal's then the conditional's, checked without
+    /// recomputing them (see [`Flow::set_sealed_tables`]).
+    ///
+    /// [`Flow::set_sealed_tables`]: crate::Flow::set_sealed_tables
+    pub fn set_sealed_tables(
+        &mut self,
+        sealed: &'a [u8],
+        model_checksum: u32,
+    ) -> Result<(), Error> {
+        let t = unseal(sealed, model_checksum)?;
+        let (head, tail) = t
+            .split(self.marginal.table_len())
+            .ok_or(Error::InvalidLayer(LayerError::Tables))?;
+        let marginal = self.marginal.tables;
+        self.marginal.set_well_formed_tables(head)?;
+        self.conditional
+            .set_well_formed_tables(tail)
             .inspect_err(|_| self.marginal.tables = marginal)
     }
 

@@ -143,6 +143,13 @@ impl Layer<'_> {
         }
     }
 
+    /// `true` when `table` is a well-formed knot table for this layer (empty for a layer
+    /// without one; see [`Flow::set_sealed_tables`]).
+    fn table_well_formed(&self, table: Weights<'_>) -> bool {
+        self.fixed_spline()
+            .map_or(table.is_empty(), |l| l.table_well_formed(table))
+    }
+
     /// Calls `f` with each entry of its knot table; `false` if `f` stopped it.
     fn table_entries(
         &self,
@@ -293,6 +300,25 @@ impl<'a, const L: usize> Chain<'a, L> {
         scratch: (&mut [f32], &mut [f32]),
     ) -> Result<(), Error> {
         if !tables_match(self.layers.iter(), tables, scratch) {
+            return Err(Error::InvalidLayer(LayerError::Tables));
+        }
+        self.tables = tables;
+        Ok(())
+    }
+
+    /// Uses `tables` from now on after checking, without recomputing them, that they have
+    /// the flow's length and that each layer's part is a well-formed knot table (see
+    /// [`Flow::set_sealed_tables`]).
+    pub(crate) fn set_well_formed_tables(&mut self, tables: Weights<'a>) -> Result<(), Error> {
+        let mut rest = tables;
+        let fits = self.layers.iter().all(|l| {
+            let Some((mine, after)) = rest.split(l.table_len()) else {
+                return false;
+            };
+            rest = after;
+            l.table_well_formed(mine)
+        });
+        if !(fits && rest.is_empty()) {
             return Err(Error::InvalidLayer(LayerError::Tables));
         }
         self.tables = tables;
@@ -489,6 +515,32 @@ fn write_tables_at<'l, 'a: 'l>(
         .all(|l| l.table_entries((&mut *xs, &mut *ys), &mut put))
 }
 
+/// The seal of knot tables for the model file whose checksum is `model_checksum`
+/// ([`Model::checksum`](crate::Model::checksum)): the CRC-32 of `tables` (CRC-32/ISO-HDLC,
+/// the model file's own), XOR `model_checksum`. (One CRC routine serves the file and the
+/// tables.)
+///
+/// Sealed tables are the tables followed by their seal as 4 little-endian bytes, what
+/// [`Flow::set_sealed_tables`] takes: e.g. a firmware's build script writes
+/// [`write_tables`]' bytes and appends this seal.
+pub fn table_seal(model_checksum: u32, tables: &[u8]) -> u32 {
+    crate::model::CRC.checksum(tables) ^ model_checksum
+}
+
+/// The tables of `sealed` (tables, then their [`table_seal`]) when the seal is that of
+/// `model_checksum`; [`LayerError::Tables`] otherwise.
+pub(crate) fn unseal(sealed: &[u8], model_checksum: u32) -> Result<Weights<'_>, Error> {
+    let bad = Error::InvalidLayer(LayerError::Tables);
+    let (tables, seal) = sealed
+        .split_last_chunk::<4>()
+        .map(|(tables, seal)| (tables, u32::from_le_bytes(*seal)))
+        .ok_or(bad)?;
+    if seal != table_seal(model_checksum, tables) {
+        return Err(bad);
+    }
+    Weights::new(tables).ok_or(bad)
+}
+
 /// `true` when `tables` holds exactly the knot tables of `layers`, entry by entry and bit for
 /// bit (`false` too when `xs`/`ys` are shorter than a layer's bin count).
 fn tables_match<'l, 'a: 'l>(
@@ -584,6 +636,32 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     #[inline(never)]
     pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         self.chain.set_table_bytes::<K>(tables)
+    }
+
+    /// Like [`set_tables`](Self::set_tables), but checks the tables without recomputing
+    /// them: `sealed` is the tables followed by their [`table_seal`] for the model file whose
+    /// checksum is `model_checksum` ([`Model::checksum`](crate::Model::checksum)), 4 bytes
+    /// little endian.
+    ///
+    /// The seal must match (the tables' CRC-32 XOR the model's checksum: any corruption of a
+    /// few bytes, and tables sealed for another model file, fail it), the length must be
+    /// the flow's, and every table must be well formed: on each axis the interior knots
+    /// increase strictly inside `(-B, B)`, the derivatives are positive and finite, the `λ`s
+    /// lie in `(0, 1)`, so that every bin is a monotone rational function. Anything else is
+    /// [`LayerError::Tables`] and leaves the flow as it was.
+    ///
+    /// Where [`set_tables`](Self::set_tables) proves the tables are this flow's own, entry by
+    /// entry, this trusts whoever sealed them as far as the model file's own CRC trusts its
+    /// writer: tables written by [`write_tables`](Self::write_tables) and sealed for this
+    /// model give exactly the results without tables. It exists for flash: the recomputation
+    /// (the knots' computation for fixed splines, about 1.5 KB of Cortex-M code) is not linked.
+    pub fn set_sealed_tables(
+        &mut self,
+        sealed: &'a [u8],
+        model_checksum: u32,
+    ) -> Result<(), Error> {
+        self.chain
+            .set_well_formed_tables(unseal(sealed, model_checksum)?)
     }
 
     /// `log p(x)`.

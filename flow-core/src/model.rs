@@ -91,7 +91,8 @@ pub const FORMAT_VERSION: u16 = 1;
 
 /// The CRC the file ends with: CRC-32/ISO-HDLC (the CRC-32 of zlib, PNG and Ethernet).
 /// Computed bit by bit, without a table: 1 KB less flash, for a check that runs once per load.
-const CRC: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+pub(crate) const CRC: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a byte string is not a valid model file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,6 +541,7 @@ pub struct Model<'a> {
     metadata: Metadata<'a>,
     params: Weights<'a>,
     size: usize,
+    checksum: u32,
 }
 
 /// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
@@ -778,6 +780,7 @@ impl<'a> Model<'a> {
             metadata,
             params: weights(tail.params)?,
             size: n,
+            checksum: stored,
         };
         model.check_structure()?;
         Ok(model)
@@ -867,6 +870,12 @@ impl<'a> Model<'a> {
     /// Size of the file in bytes.
     pub fn file_size(&self) -> usize {
         self.size
+    }
+
+    /// The CRC-32 the file ends with (checked by [`parse`](Self::parse)): what identifies
+    /// the file, e.g. for [`flow::table_seal`](crate::flow::table_seal).
+    pub fn checksum(&self) -> u32 {
+        self.checksum
     }
 
     /// The layer records, in order.

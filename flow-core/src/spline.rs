@@ -518,6 +518,38 @@ pub(crate) fn dim_table<P: BinParams<f32>>(
         && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
 }
 
+/// `true` when `t` is one dimension's knot table (see [`table_len_per_dim`]) of a valid
+/// spline of this shape: on each axis the interior knots increase strictly inside `(-B, B)`,
+/// the interior derivatives are positive and finite, and the `λ`s lie in `(0, 1)` — what the
+/// evaluation needs for every bin to be a monotone rational function (NaN fails every test).
+/// What [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables) checks instead of
+/// recomputing the table.
+pub(crate) fn dim_table_well_formed(shape: &SplineShape, t: Weights<'_>) -> bool {
+    let inner = shape.bins - 1;
+    let bound = shape.bound;
+    let increasing = |axis: Weights<'_>| {
+        let mut last = -bound;
+        axis.iter().all(|v| {
+            let up = v > last;
+            last = v;
+            up
+        }) && last < bound
+    };
+    let (Some((xs, rest)), true) = (t.split(inner), t.len() == table_len_per_dim(shape)) else {
+        return false;
+    };
+    let Some((ys, rest)) = rest.split(inner) else {
+        return false;
+    };
+    let Some((ds, lambdas)) = rest.split(inner) else {
+        return false;
+    };
+    increasing(xs)
+        && increasing(ys)
+        && ds.iter().all(|d| d > 0.0 && d < f32::INFINITY)
+        && lambdas.iter().all(|l| l > 0.0 && l < 1.0)
+}
+
 /// One dimension's precomputed knot table, `f32` values read in place (see
 /// [`table_len_per_dim`]).
 struct TableDim<'t> {
@@ -1033,6 +1065,18 @@ impl<'a> Spline<'a> {
             };
             dim_table(&self.shape, &p, (&mut *xs, &mut *ys), f)
         })
+    }
+
+    /// `true` when `table` has [`table_len`](Self::table_len) entries, each dimension's a
+    /// well-formed knot table (see [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables)).
+    pub(crate) fn table_well_formed(&self, table: Weights<'_>) -> bool {
+        let per_dim = table_len_per_dim(&self.shape);
+        table.len() == self.table_len()
+            && (0..self.dim).all(|j| {
+                table
+                    .slice(j * per_dim, per_dim)
+                    .is_some_and(|t| dim_table_well_formed(&self.shape, t))
+            })
     }
 
     /// Applies the spline to each dimension of `v` (see [`eval_all`]); with `table` of

@@ -81,12 +81,17 @@ fn context0() -> [f32; C] {
     workload::widen(&workload::CONTEXTS[0])
 }
 
-/// Hands the knot tables of the fixed-parameter splines to the flow (which checks every
-/// entry); returns the stack it used. A failure is a load error. (Not inlined, so that
+/// Hands the sealed knot tables of the fixed-parameter splines to the flow (which checks
+/// their seal for the model and that each is well formed); returns the stack it used. A failure is a load error. (Not inlined, so that
 /// `main`'s frame, under every later phase, does not hold its temporaries.)
 #[inline(never)]
-fn set_tables(stack: &mut StackMeter, flow: &mut FlowT, tables: &'static [u8]) -> usize {
-    let (tabled, used) = stack.phase(|| flow.set_tables(black_box(tables)));
+fn set_tables(
+    stack: &mut StackMeter,
+    flow: &mut FlowT,
+    tables: &'static [u8],
+    model_checksum: u32,
+) -> usize {
+    let (tabled, used) = stack.phase(|| flow.set_sealed_tables(black_box(tables), model_checksum));
     if let Err(e) = tabled {
         Line::start("load-error").err(&e).send();
         rt::exit_failure()
@@ -130,7 +135,7 @@ fn main() -> ! {
         rt::exit_failure()
     };
     let model = &*model;
-    let tables_stack = set_tables(&mut stack, flow, tables);
+    let tables_stack = set_tables(&mut stack, flow, tables, model.checksum());
     Line::start("geometry")
         .word(model::KIND_NAME)
         .num(D as u32)
@@ -153,7 +158,7 @@ fn main() -> ! {
     metric("icount_parse", calib.per_call(t, REPS_LOAD));
     metric("icount_load", calib.per_call(load_ticks, REPS_LOAD));
     // (Setting the same tables again: the check's cost.)
-    let (r, t) = ticker.ticks(|| flow.set_tables(black_box(tables)));
+    let (r, t) = ticker.ticks(|| flow.set_sealed_tables(black_box(tables), model.checksum()));
     metric("icount_tables", calib.per_call(t, 1));
     black_box(r.is_ok());
     let flow = &*flow;

@@ -19,8 +19,9 @@ pub struct Aligned<B: ?Sized>(pub B);
 pub static FILE: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FLOW_MODEL_FILE")));
 
 /// The knot tables of the model's fixed-parameter splines (`$OUT_DIR/tables.bin`, written by
-/// `build.rs` with flow-core), little-endian `f32`, read in place from flash: the firmware
-/// hands them to the loaded flow's `set_tables`, which checks every entry. (Called on the
+/// `build.rs` with flow-core), little-endian `f32` followed by their seal for the model file,
+/// read in place from flash: the firmware hands them to the loaded flow's
+/// `set_sealed_tables`, which checks the seal and that every table is well formed. (Called on the
 /// flow where it lives, after `load`: inside `load` the call would make `load`'s frame,
 /// which sits under `Model::parse`'s deepest calls, about 90 bytes larger.)
 pub static TABLES: &Aligned<[u8]> =

@@ -1,6 +1,7 @@
-//! Precomputed knot tables (`set_tables`): the same bits as computing the knots on every call,
-//! for every flow kind, both spline orders and both directions; tables that are not the
-//! flow's own are rejected.
+//! Precomputed knot tables (`set_tables`, and sealed ones: `set_sealed_tables`): the same bits
+//! as computing the knots on every call, for every flow kind, both spline orders and both
+//! directions; tables that are not the flow's own are rejected, and sealed tables with a seal
+//! that does not match the model or a table that is not a valid spline.
 
 use flow_core::model::ModelBuilder;
 use flow_core::{ConditionalFlow, Error, Flow, JointFlow, LayerError, Model, Order, Spline};
@@ -80,6 +81,42 @@ fn rejects(tables: &[u8], mut set: impl FnMut(&[u8]) -> Result<(), Error>) {
     }
 }
 
+/// `tables` followed by their seal for the model file with checksum `checksum`.
+fn sealed(tables: &[u8], checksum: u32) -> Vec<u8> {
+    let mut v = tables.to_vec();
+    v.extend_from_slice(&flow_core::flow::table_seal(checksum, tables).to_le_bytes());
+    v
+}
+
+/// Every sealed table that is not this model's is rejected: shorter, longer (sealed or not),
+/// a bit flipped anywhere (tables or seal), sealed for another model file.
+fn rejects_sealed(
+    tables: &[u8],
+    checksum: u32,
+    mut set: impl FnMut(&[u8], u32) -> Result<(), Error>,
+) {
+    let good = sealed(tables, checksum);
+    assert_eq!(set(&good[..good.len() - 1], checksum), Err(TABLES));
+    assert_eq!(set(tables, checksum), Err(TABLES), "no seal");
+    assert_eq!(
+        set(&sealed(&tables[..tables.len() - 4], checksum), checksum),
+        Err(TABLES)
+    );
+    let mut longer = tables.to_vec();
+    longer.extend_from_slice(&0.5f32.to_le_bytes());
+    assert_eq!(set(&sealed(&longer, checksum), checksum), Err(TABLES));
+    for i in (0..good.len()).step_by(5) {
+        let mut bad = good.clone();
+        bad[i] ^= 1 << (i % 8);
+        assert_eq!(set(&bad, checksum), Err(TABLES), "flipped bit in byte {i}");
+    }
+    assert_eq!(set(&good, checksum ^ 0x100), Err(TABLES), "another model");
+    assert_eq!(
+        set(&sealed(tables, checksum ^ 0x100), checksum),
+        Err(TABLES)
+    );
+}
+
 #[test]
 fn plain_flows_with_tables_match_without() {
     let mut rng = Pcg32::seed_from_u64(11);
@@ -119,10 +156,20 @@ fn plain_flows_with_tables_match_without() {
         rejects(&tables, |t| plain.clone().set_tables(t));
         let mut tabled = plain.clone();
         tabled.set_tables(&tables).unwrap();
+        let cs = model.checksum();
+        rejects_sealed(&tables, cs, |t, c| plain.clone().set_sealed_tables(t, c));
+        let seal = sealed(&tables, cs);
+        let mut by_seal = plain.clone();
+        by_seal.set_sealed_tables(&seal, cs).unwrap();
         let first = layers[0].bins();
         for x in points::<2>(&mut rng, 3.0, &knots_of(&tables, first)) {
             let what = format!("model {n}, x {x:?}");
             same(plain.log_prob(&x), tabled.log_prob(&x), &what);
+            same(plain.log_prob(&x), by_seal.log_prob(&x), &what);
+            same_vec(
+                plain.inverse_and_log_det(&x),
+                by_seal.inverse_and_log_det(&x),
+            );
             same_vec(
                 plain.inverse_and_log_det(&x),
                 tabled.inverse_and_log_det(&x),
@@ -180,12 +227,22 @@ fn conditional_and_joint_flows_with_tables_match_without() {
     rejects(&tables, |t| cond.clone().set_tables(t));
     let mut tabled = cond.clone();
     tabled.set_tables(&tables).unwrap();
+    let cs = model.checksum();
+    rejects_sealed(&tables, cs, |t, c| cond.clone().set_sealed_tables(t, c));
+    let seal = sealed(&tables, cs);
+    let mut by_seal = cond.clone();
+    by_seal.set_sealed_tables(&seal, cs).unwrap();
     for x in points::<2>(&mut rng, 2.5, &knots_of(&tables, 8)) {
         for c in [[0.5f32, -1.0], [2.0, 0.1]] {
             same(
                 cond.log_prob(&x, &c),
                 tabled.log_prob(&x, &c),
                 "conditional",
+            );
+            same(
+                cond.log_prob(&x, &c),
+                by_seal.log_prob(&x, &c),
+                "conditional, sealed",
             );
             same_vec(
                 cond.condition(&c).forward_and_log_det(&x),
@@ -229,8 +286,14 @@ fn conditional_and_joint_flows_with_tables_match_without() {
     rejects(&tables, |t| joint.clone().set_tables(t));
     let mut tabled = joint.clone();
     tabled.set_tables(&tables).unwrap();
+    let cs = model.checksum();
+    rejects_sealed(&tables, cs, |t, c| joint.clone().set_sealed_tables(t, c));
+    let seal = sealed(&tables, cs);
+    let mut by_seal = joint.clone();
+    by_seal.set_sealed_tables(&seal, cs).unwrap();
     for x in points::<3>(&mut rng, 3.0, &knots_of(&tables, 8)) {
         same(joint.log_prob(&x), tabled.log_prob(&x), "joint");
+        same(joint.log_prob(&x), by_seal.log_prob(&x), "joint, sealed");
     }
     let (mut r1, mut r2) = (Pcg32::seed_from_u64(6), Pcg32::seed_from_u64(6));
     for _ in 0..200 {
@@ -260,4 +323,67 @@ fn flows_without_fixed_splines_take_empty_tables() {
     assert_eq!(cond.write_tables(&mut []), Some(0));
     cond.set_tables(&[]).unwrap();
     assert_eq!(cond.set_tables(&[0; 4]), Err(TABLES));
+    let cs = model.checksum();
+    let (empty, one) = (sealed(&[], cs), sealed(&[0; 4], cs));
+    let mut cond = cond.clone();
+    cond.set_sealed_tables(&empty, cs).unwrap();
+    assert_eq!(cond.set_sealed_tables(&[], cs), Err(TABLES), "no seal");
+    assert_eq!(cond.set_sealed_tables(&one, cs), Err(TABLES));
+}
+
+/// The seal does not make a table valid: one that is not a monotone spline is rejected even
+/// when sealed (as forged tables would be); one that is (here: a knot moved within its
+/// neighbours) is taken — the seal detects corruption and another model's tables, not forgery.
+#[test]
+fn sealed_tables_must_be_valid_splines() {
+    let mut rng = Pcg32::seed_from_u64(14);
+    let file = tutorial_coupling(&mut rng);
+    let model = Model::parse(&file).unwrap();
+    let cs = model.checksum();
+    let plain: Flow<2, 4, 20, 16> = model.flow().unwrap();
+    let mut tables = vec![0u8; 4 * plain.table_len()];
+    plain.write_tables(&mut tables).unwrap();
+    let k = model.layers().next().unwrap().unwrap().bins();
+    let bound = 3.0f32;
+    let entries: Vec<f32> = tables
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(entries.len(), 4 * k - 3, "x and y knots, derivatives, λs");
+    let with = |i: usize, v: f32| {
+        let mut t = tables.clone();
+        t[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        sealed(&t, cs)
+    };
+    let (x1, x2) = (entries[0], entries[1]);
+    let (d1, l0) = (2 * (k - 1), 3 * (k - 1));
+    for (what, bad) in [
+        ("x knots not increasing", with(0, x2)),
+        ("x knot at -B", with(0, -bound)),
+        ("x knot beyond B", with(k - 2, bound)),
+        ("x knot NaN", with(0, f32::NAN)),
+        ("y knots not increasing", with(k - 1, entries[k])),
+        ("y knot NaN", with(k - 1, f32::NAN)),
+        ("derivative zero", with(d1, 0.0)),
+        ("derivative infinite", with(d1, f32::INFINITY)),
+        ("derivative NaN", with(d1, f32::NAN)),
+        ("λ one", with(l0, 1.0)),
+        ("λ zero", with(l0, 0.0)),
+        ("λ NaN", with(l0 + k - 1, f32::NAN)),
+    ] {
+        let mut f = plain.clone();
+        assert_eq!(f.set_sealed_tables(&bad, cs), Err(TABLES), "{what}");
+        // The flow is left as it was: still computing its knots.
+        let x = [0.3f32, -0.4];
+        same(f.log_prob(&x), plain.log_prob(&x), what);
+    }
+    // Well formed and sealed: taken, and then it is what the flow evaluates.
+    let moved = with(0, 0.5 * (x1 + x2));
+    let mut f = plain.clone();
+    f.set_sealed_tables(&moved, cs).unwrap();
+    let x = [0.5 * (x1 + x2) - 1e-3, 0.0];
+    assert_ne!(
+        f.log_prob(&x).unwrap().to_bits(),
+        plain.log_prob(&x).unwrap().to_bits()
+    );
 }

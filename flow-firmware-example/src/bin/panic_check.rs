@@ -53,7 +53,7 @@ fn main() -> ! {
     };
     let mut loaded = None;
     let lp = match (model::load(bytes, &mut loaded), &mut loaded) {
-        (Ok(()), Some((_, flow))) => match flow.set_tables(tables) {
+        (Ok(()), Some((model, flow))) => match flow.set_sealed_tables(tables, model.checksum()) {
             Ok(()) => flow.score(&input.0, &input.1).unwrap_or(f32::NAN),
             Err(_) => f32::INFINITY,
         },

@@ -2,7 +2,8 @@
 //! instruction counter and its calibration, stack painting, and `memcpy`/`memclr`.
 //!
 //! With `out.rs` (the semihosting calls) the only modules with `unsafe` or assembly (inline
-//! assembly, reads of the painted stack, `memcpy`/`memclr`); flow-core itself forbids it.
+//! assembly, the naked stack painter, reads of the painted stack, `memcpy`/`memclr`);
+//! flow-core itself forbids it.
 //! Nothing here uses `core::fmt`.
 
 use core::arch::asm;
@@ -328,27 +329,29 @@ fn stack_bottom() -> usize {
     addr_of!(_stack_end) as usize
 }
 
-/// Paints every word from the bottom of the stack region up to the current stack pointer.
-#[inline(always)]
-fn paint() {
-    // SAFETY: writes only below the current SP, memory no live frame uses (Arm has no red
-    // zone and no interrupt is enabled); uses no stack itself. Low registers only (Thumb-1).
-    unsafe {
-        asm!(
-            "mov r1, sp",
-            "2:",
-            "cmp r0, r1",
-            "bhs 3f",
-            "str r2, [r0]",
-            "adds r0, r0, #4",
-            "b 2b",
-            "3:",
-            inout("r0") stack_bottom() => _,
-            out("r1") _,
-            in("r2") PAINT,
-            options(nostack),
-        );
-    }
+/// Writes [`PAINT`] to every word from the bottom of the stack region up to the caller's stack
+/// pointer. A naked function (no frame of its own, no stack use), so that one copy serves
+/// every phase and paints right up to its caller's stack pointer. Low registers only (Thumb-1).
+#[unsafe(naked)]
+extern "C" fn paint() {
+    // SAFETY: writes only below the caller's SP, memory no live frame uses (Arm has no red
+    // zone and no interrupt is enabled); touches r0-r2 (caller-saved) and the flags.
+    core::arch::naked_asm!(
+        "ldr r0, ={bottom}",
+        "ldr r1, ={pattern}",
+        "mov r2, sp",
+        "2:",
+        "cmp r0, r2",
+        "bhs 3f",
+        "str r1, [r0]",
+        "adds r0, r0, #4",
+        "b 2b",
+        "3:",
+        "bx lr",
+        ".ltorg",
+        bottom = sym _stack_end,
+        pattern = const PAINT,
+    );
 }
 
 /// The current stack pointer.
@@ -383,6 +386,7 @@ impl StackMeter {
         Self { peak: 0 }
     }
 
+    #[inline(never)]
     fn update(&mut self) -> usize {
         let low = lowest_used();
         self.peak = self.peak.max(stack_top() - low);

@@ -15,7 +15,6 @@
 
 use flow_core::model::FlowKind;
 use flow_core::{ConditionalFlow, Error, Flow, JointFlow, Model};
-use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 
 // --- inputs ----------------------------------------------------------------------------------
@@ -83,9 +82,49 @@ pub const N_SAMPLES: usize = 16;
 /// Number of samples printed per context (conditional flows).
 pub const N_CONTEXT_SAMPLES: usize = 4;
 
-/// The random generator of the samples.
+/// The random generator of the samples: `Pcg32::seed_from_u64(SAMPLE_SEED)`.
 pub fn sample_rng() -> Pcg32 {
-    Pcg32::seed_from_u64(SAMPLE_SEED)
+    seeded(SAMPLE_WORDS)
+}
+
+/// `Pcg32::seed_from_u64(seed)` as the arguments of `Pcg32::new`: rand_core expands the `u64`
+/// into the 16 seed bytes with a PCG32 step of its own (`SeedableRng::seed_from_u64`), and
+/// `Pcg32::from_seed` takes bytes 0..8 as the state and 8..16 as the increment (made odd),
+/// which is `Pcg32::new`'s `stream` shifted left by one. Evaluated at compile time, so the
+/// device carries no seed expansion; a test checks it against `seed_from_u64`.
+pub const fn pcg32_seed_words(mut s: u64) -> (u64, u64) {
+    const MUL: u64 = 6_364_136_223_846_793_005;
+    const INC: u64 = 11_634_580_027_462_260_723;
+    let mut w = [0u64; 2];
+    let mut k = 0;
+    while k < 4 {
+        s = s.wrapping_mul(MUL).wrapping_add(INC);
+        let x = ((((s >> 18) ^ s) >> 27) as u32).rotate_right((s >> 59) as u32);
+        w[k / 2] |= (x as u64) << (32 * (k % 2));
+        k += 1;
+    }
+    (w[0], w[1] >> 1)
+}
+
+const SAMPLE_WORDS: (u64, u64) = pcg32_seed_words(SAMPLE_SEED);
+const STREAM_WORDS: (u64, u64) = pcg32_seed_words(STREAM_SEED);
+
+/// The generator of seed words `w` ([`pcg32_seed_words`]). (Inlined, `Pcg32::new` folds to
+/// two constants.)
+#[inline]
+fn seeded(w: (u64, u64)) -> Pcg32 {
+    Pcg32::new(w.0, w.1)
+}
+
+#[cfg(test)]
+#[test]
+fn seed_words_are_seed_from_u64() {
+    use rand_core::SeedableRng;
+    assert!(sample_rng() == Pcg32::seed_from_u64(SAMPLE_SEED));
+    assert!(seeded(STREAM_WORDS) == Pcg32::seed_from_u64(STREAM_SEED));
+    for seed in [0, 1, u64::MAX, 0x8000_0000_0000_0000] {
+        assert!(seeded(pcg32_seed_words(seed)) == Pcg32::seed_from_u64(seed));
+    }
 }
 
 // --- the three kinds of flow -------------------------------------------------------------------
@@ -176,6 +215,11 @@ fn values<const N: usize>(r: &Result<[f32; N], Error>) -> Result<&[f32], &Error>
     }
 }
 
+/// A `log_prob` result as a slice of one value (borrowed in place, not copied).
+fn value(r: &Result<f32, Error>) -> Result<&[f32], &Error> {
+    r.as_ref().map(core::slice::from_ref)
+}
+
 /// Runs the workload of the flow's kind (module docs), then scores `stream`.
 pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     model: &Model<'_>,
@@ -189,7 +233,7 @@ pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
         for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
             for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
                 let lp = flow.score(&x, &ctx);
-                r.result("clp", &[c, i], [&x, &ctx], values(&lp.map(|v| [v])));
+                r.result("clp", &[c, i], [&x, &ctx], value(&lp));
             }
         }
         for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
@@ -201,12 +245,12 @@ pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     } else {
         for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
             let lp = flow.score(&x, &[0.0; C]);
-            r.result("lp", &[i], [&x, &[]], values(&lp.map(|v| [v])));
+            r.result("lp", &[i], [&x, &[]], value(&lp));
         }
         if scaler {
             for (i, raw) in RAW_POINTS.iter().map(widen::<D>).enumerate() {
                 if let Some(lp) = flow.score_raw(model, &raw) {
-                    r.result("lp_raw", &[i], [&raw, &[]], values(&lp.map(|v| [v])));
+                    r.result("lp_raw", &[i], [&raw, &[]], value(&lp));
                 }
             }
         }
@@ -267,7 +311,7 @@ pub fn score_stream<const D: usize, const C: usize, F: Density<D, C>, R: Report>
         // flagged whatever the threshold.
         if !matches!(lp, Ok(v) if v >= threshold && v > f32::NEG_INFINITY) {
             flagged += 1;
-            r.result("flag", &[i], [&input.0, &input.1], values(&lp.map(|v| [v])));
+            r.result("flag", &[i], [&input.0, &input.1], value(&lp));
         }
     }
     r.flagged(flagged, m);
@@ -300,7 +344,7 @@ impl<'m, 'f, F, const D: usize, const C: usize> SampledStream<'m, 'f, F, D, C> {
         Self {
             model,
             flow,
-            rng: Pcg32::seed_from_u64(STREAM_SEED),
+            rng: seeded(STREAM_WORDS),
             i: 0,
         }
     }

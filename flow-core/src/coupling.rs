@@ -70,6 +70,7 @@ impl<'a> SplineCoupling<'a> {
     ///
     /// `nn` must take `lower.dim() + context` inputs and give `upper_dim ×
     /// upper.params_per_dim()` outputs.
+    #[inline]
     pub fn new(
         lower: Spline<'a>,
         upper_dim: usize,

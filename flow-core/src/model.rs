@@ -245,16 +245,26 @@ impl Hidden {
         Some(h)
     }
 
-    fn to_usizes(self) -> Result<([usize; MAX_HIDDEN_LAYERS], usize), Error> {
+    /// The hypernetwork `input → sizes… → output` with the weights `w` refers to in `params`.
+    #[allow(dead_code)] // without the layer kinds that have a hypernetwork
+    fn net<'a>(
+        self,
+        input: usize,
+        output: usize,
+        w: ParamRef,
+        params: Weights<'a>,
+    ) -> Result<DenseNN<'a>, Error> {
         let n = usize::from(self.len);
         if n > MAX_HIDDEN_LAYERS {
             return Err(FormatError::Malformed.into());
         }
-        let mut out = [0usize; MAX_HIDDEN_LAYERS];
-        for (o, &s) in out.iter_mut().zip(&self.sizes) {
-            *o = usize::from(s);
+        let mut sizes = [0usize; MAX_HIDDEN_LAYERS + 2];
+        sizes[0] = input;
+        for (s, &h) in sizes[1..=n].iter_mut().zip(&self.sizes) {
+            *s = usize::from(h);
         }
-        Ok((out, n))
+        sizes[n + 1] = output;
+        DenseNN::with_sizes(sizes, n, w.resolve(params)?)
     }
 }
 
@@ -362,12 +372,11 @@ fn coupling<'a>(
         return Err(Error::InvalidLayer(LayerError::Split));
     }
     let lower = Spline::new(split, shape, lower.resolve(params)?)?;
-    let (sizes, n) = hidden.to_usizes()?;
-    let nn = DenseNN::new(
+    let nn = hidden.net(
         split + usize::from(context),
-        sizes.get(..n).unwrap_or(&[]),
         upper.saturating_mul(shape.params_per_dim()),
-        hypernet.resolve(params)?,
+        hypernet,
+        params,
     )?;
     Ok(Layer::Coupling(SplineCoupling::new(
         lower,
@@ -393,12 +402,11 @@ fn conditional_spline<'a>(
     if context == 0 {
         return Err(Error::InvalidLayer(LayerError::Context));
     }
-    let (sizes, n) = hidden.to_usizes()?;
-    let nn = DenseNN::new(
+    let nn = hidden.net(
         usize::from(context),
-        sizes.get(..n).unwrap_or(&[]),
         dim.saturating_mul(shape.params_per_dim()),
-        hypernet.resolve(params)?,
+        hypernet,
+        params,
     )?;
     Ok(Layer::ConditionalSpline(ConditionalSpline::new(
         dim, shape, nn,
@@ -553,10 +561,17 @@ fn next_layer<'a>(
     params: Weights<'a>,
 ) -> Option<Result<Layer<'a>, Error>> {
     *left = left.checked_sub(1)?;
-    Some(take::<LayerRecord<'a>>(rest).and_then(|(rec, r)| {
-        *rest = r;
-        rec.layer(params)
-    }))
+    Some(next_record(rest).and_then(|rec| rec.layer(params)))
+}
+
+/// The record at the front of `rest`, which then starts after it. (Inlined into its two
+/// callers: smaller than the call and the copy of the record out of it.)
+#[inline(always)]
+fn next_record<'a>(rest: &mut &'a [u8]) -> Result<LayerRecord<'a>, Error> {
+    let mut r = Reader::new(rest);
+    let rec = LayerRecord::read(&mut r)?;
+    *rest = r.rest();
+    Ok(rec)
 }
 
 /// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
@@ -570,6 +585,21 @@ fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
     let mut r = Reader::new(b);
     let v = T::read(&mut r)?;
     Ok((v, r.rest()))
+}
+
+/// The parts after the preamble, decoded in order by one [`Reader`] (left on the bytes after
+/// them): the header, the records' bytes (every record decoded, to find where they end), the
+/// metadata and the tail.
+fn parts<'a>(r: &mut Reader<'a>) -> Result<(Header, &'a [u8], Metadata<'a>, Tail<'a>), Bad> {
+    let header = Header::read(r)?;
+    let records = r.rest();
+    for _ in 0..header.layers {
+        LayerRecord::read(r)?;
+    }
+    let records = records
+        .get(..records.len() - r.rest().len())
+        .ok_or(Bad::Malformed)?;
+    Ok((header, records, Metadata::read(r)?, Tail::read(r)?))
 }
 
 impl Wire<'_> for FlowKind {
@@ -736,7 +766,8 @@ public_take!(Header, LayerRecord<'a>, Metadata<'a>);
 impl<'a> Model<'a> {
     /// Validates a model file (see the [module docs](self)) without copying anything.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let (pre, _) = take::<Preamble>(bytes)?;
+        let mut r = Reader::new(bytes);
+        let pre = Preamble::read(&mut r)?;
         if pre.magic != MAGIC {
             return Err(FormatError::Magic.into());
         }
@@ -756,19 +787,15 @@ impl<'a> Model<'a> {
         if stored != computed {
             return Err(FormatError::Checksum { stored, computed }.into());
         }
-        let (_, rest) = take::<Preamble>(content)?;
-        let (header, rest) = take::<Header>(rest)?;
-        let records = rest;
-        let mut rest = rest;
-        for _ in 0..header.layers {
-            rest = take::<LayerRecord<'a>>(rest)?.1;
-        }
-        let records = records
-            .get(..records.len() - rest.len())
-            .ok_or(FormatError::Malformed)?;
-        let (metadata, rest) = take::<Metadata<'a>>(rest)?;
-        let (tail, rest) = take::<Tail<'a>>(rest)?;
-        if !rest.is_empty() {
+        // The preamble decoded again from the content alone would be the same, or run out of
+        // bytes where the content ends first.
+        let mut r = Reader::new(
+            content
+                .get(n - r.rest().len()..)
+                .ok_or(FormatError::Truncated)?,
+        );
+        let (header, records, metadata, tail) = parts(&mut r)?;
+        if !r.rest().is_empty() {
             return Err(FormatError::TrailingBytes.into());
         }
         if tail.pad.len() > 3 || tail.pad.iter().any(|&b| b != 0) {
@@ -806,8 +833,13 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        for (i, l) in self.layers().enumerate() {
-            let l = l?;
+        let (mut rest, mut left) = (self.records, h.layers);
+        let mut i = 0;
+        while let Some(l) = next_layer(&mut rest, &mut left, self.params) {
+            let l = match &l {
+                Ok(l) => l,
+                Err(e) => return Err(*e),
+            };
             let (want_dim, want_ctx) = match h.kind {
                 FlowKind::Joint if i < marginal => (ctx, 0),
                 FlowKind::Joint => (dim - ctx, ctx),
@@ -822,6 +854,7 @@ impl<'a> Model<'a> {
             if l.context_dim() != 0 && l.context_dim() != want_ctx {
                 return Err(Error::InvalidLayer(LayerError::Context));
             }
+            i += 1;
         }
         // One pass over each: every value finite; the scales (the scaler's second half)
         // positive; the quantiles (even positions) increasing in (0, 1).
@@ -887,10 +920,7 @@ impl<'a> Model<'a> {
                 return None;
             }
             left -= 1;
-            Some(take::<LayerRecord<'a>>(rest).map(|(rec, r)| {
-                rest = r;
-                rec
-            }))
+            Some(next_record(&mut rest))
         })
     }
 

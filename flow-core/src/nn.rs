@@ -54,10 +54,26 @@ impl<'a> DenseNN<'a> {
         if let Some(s) = sizes.get_mut(hidden.len() + 1) {
             *s = output;
         }
-        if sizes[..hidden.len() + 2].contains(&0) {
+        Self::with_sizes(sizes, hidden.len(), weights)
+    }
+
+    /// [`new`](Self::new) with the sizes already laid out: `[input, hidden…, output]` in the
+    /// first `hidden + 2` entries of `sizes` (`hidden <= MAX_HIDDEN_LAYERS`), zeros after them.
+    /// The model loader builds them from a record without a slice in between.
+    #[inline]
+    pub(crate) fn with_sizes(
+        sizes: [usize; MAX_HIDDEN_LAYERS + 2],
+        hidden: usize,
+        weights: Weights<'a>,
+    ) -> Result<Self, Error> {
+        let used = sizes.get(..hidden + 2).unwrap_or(&sizes);
+        if used.contains(&0) {
             return Err(Error::InvalidLayer(LayerError::ZeroDim));
         }
-        let expected = dense_param_count(input, hidden, output);
+        // `dense_param_count`, over consecutive pairs of sizes.
+        let expected = used.windows(2).fold(0usize, |n, w| {
+            n.saturating_add(w[0].saturating_mul(w[1]).saturating_add(w[1]))
+        });
         if weights.len() != expected {
             return Err(Error::ParameterCount {
                 expected,
@@ -69,7 +85,7 @@ impl<'a> DenseNN<'a> {
         }
         Ok(Self {
             sizes,
-            hidden: hidden.len(),
+            hidden,
             weights,
         })
     }

@@ -36,6 +36,8 @@ pub(crate) enum Bad {
 }
 
 impl From<Bad> for Error {
+    // Out of line: one copy for the loader's many `?`s.
+    #[inline(never)]
     fn from(b: Bad) -> Self {
         match b {
             Bad::Truncated => Error::Format(FormatError::Truncated),
@@ -112,11 +114,15 @@ impl<'a> Reader<'a> {
         self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    /// A string: a byte string that is valid UTF-8.
+    #[inline(never)]
     pub(crate) fn str(&mut self) -> Result<&'a str, Bad> {
         core::str::from_utf8(self.byte_str()?).map_err(|_| Bad::Malformed)
     }
 
-    /// An enum's variant index, checked against the number of variants.
+    /// An enum's variant index, checked against the number of variants. (Not inlined, like
+    /// `varint`: called for every enum of every part.)
+    #[inline(never)]
     pub(crate) fn variant(&mut self, variants: u32) -> Result<u32, Bad> {
         let v = self.u32()?;
         if v < variants {

@@ -6,7 +6,9 @@
 //!
 //! All transcendental functions go through [`libm`], on the host and on the device alike, so a
 //! desktop build and a Cortex-M build give bit-identical `f32` results (`std`'s `f32::exp` calls
-//! the platform's libm and differs in the last bit). With the `micromath` feature, `f32` uses
+//! the platform's libm and differs in the last bit). The one exception is the `f32` square
+//! root, a small correctly rounded one of this crate's own: it gives exactly libm's bits (both
+//! are correctly rounded) without libm's 256-byte table. With the `micromath` feature, `f32` uses
 //! micromath's fast approximation of `exp` instead (see the crate docs for the measured accuracy
 //! cost); `f64` always uses libm.
 
@@ -99,8 +101,80 @@ pub(crate) fn sin_cos_turns_f32(u: f32) -> (f32, f32) {
     }
 }
 
+/// The square root of `x`, correctly rounded (IEEE 754 round-to-nearest), for `f32`.
+///
+/// Exists for flash: libm's `sqrtf` takes its first approximation from a 256-byte table and
+/// is 480 B with it on Cortex-M; this function needs no table and is less than half that, at
+/// no more instructions on a core with an FPU (on soft-float cores its three `f32` divisions
+/// cost about a thousand instructions more per call). A correctly rounded square root is one
+/// well-defined function, so the result is bit for bit libm's (also correctly rounded), on
+/// the host and every device; the tests compare the two over all 2³² inputs.
+///
+/// Method: `x = m·2^(k-23)` with `m` in `[2²³, 2²⁴)`, so `sqrt(x) = sqrt(a)·2^(⌊k/2⌋-12)`
+/// with the integer `a = m·2^(1 + k mod 2)` in `[2²⁴, 2²⁶)`. An `f32` estimate of `sqrt(a)`
+/// (the exponent halved in the bits, then three Newton steps `y = (y + a/y)/2`) is within one
+/// unit in the last place of the rounded root for every `a`; its significand `r` (that is
+/// `y·2¹¹`) is then corrected by whole units until it passes the exact integer test of
+/// round-to-nearest, `(2r-1)² < a·2²⁴ < (2r+1)²`. Equality is impossible (the squares are odd, `a·2²⁴` even),
+/// which is why a square root never needs a tie-break. The `f32` operations are IEEE ones,
+/// the same on every target, and only steer the search: the result is exact by the test.
+///
+/// Special values as libm's `sqrtf`: `±0` and `+∞` are returned unchanged (`sqrt(-0) = -0`);
+/// negative numbers, `-∞` and NaN give the quiet NaN `f32::NAN`; a subnormal `x` is
+/// normalized first (its `m` shifted up, `k` below `-126`).
+#[inline(never)]
+pub(crate) fn sqrt_f32(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // One comparison for zero, subnormal, infinite, NaN and negative inputs.
+    let (m, k) = if bits.wrapping_sub(0x0080_0000) >= 0x7f00_0000 {
+        if bits << 1 == 0 || bits == 0x7f80_0000 {
+            return x;
+        }
+        if bits > 0x7f80_0000 {
+            return f32::NAN;
+        }
+        // Positive subnormal: shift the leading one up to bit 23, the exponent down as far.
+        let shift = bits.leading_zeros() - 8;
+        (bits << shift, -126 - shift as i32)
+    } else {
+        (
+            (bits & 0x007f_ffff) | 0x0080_0000,
+            (bits >> 23) as i32 - 127,
+        )
+    };
+    // a in [2²⁴, 2²⁶) has at most 24 significant bits, so it is exact in f32; its root lies
+    // in [2¹², 2¹³]. The estimate below ends within one unit of r for every a (measured over
+    // all 2²⁵ of them), so the correction takes at most one step.
+    let a = m << (1 + (k & 1));
+    // An estimate y of sqrt(a): the exponent halved in the bits (within 4 %), then Newton.
+    let fa = a as f32;
+    let mut y = f32::from_bits((fa.to_bits() >> 1) + 0x1fbd_1df5);
+    for _ in 0..3 {
+        y = 0.5 * (y + fa / y);
+    }
+    // y's bits step by one unit of r = y·2¹¹ in [2¹², 2¹³), and run on past both ends.
+    let mut yb = y.to_bits();
+    // The exact correction. With d = a·2²⁴ - 4r², both even: r is too small iff d > 4r, too
+    // large iff d <= -4r. With s = sqrt(a)·2¹¹ the exact root, |d| = 4|s - r|(s + r) < 2³¹
+    // while r is within 15 of s (each step moves r towards s), so d is computed modulo 2³².
+    loop {
+        let r = yb.wrapping_sub(138 << 23);
+        let d = (a << 24).wrapping_sub(r.wrapping_mul(r) << 2) as i32;
+        let w = (r << 2) as i32;
+        if d > w {
+            yb += 1;
+        } else if d <= -w {
+            yb -= 1;
+        } else {
+            break;
+        }
+    }
+    // The result is y·2^(⌊k/2⌋-12), an exponent shift of y's bits.
+    f32::from_bits(yb.wrapping_add((((k >> 1) - 12) as u32) << 23))
+}
+
 macro_rules! libm_real {
-    ($t:ty, $exp:ident, $ln:ident, $ln1p:ident, $sqrt:ident, $sincos:ident, $fabs:ident) => {
+    ($t:ty, $exp:ident, $ln:ident, $ln1p:ident, $sqrt:path, $sincos:ident, $fabs:ident) => {
         #[inline]
         fn exp(self) -> Self {
             libm::$exp(self)
@@ -115,7 +189,7 @@ macro_rules! libm_real {
         }
         #[inline]
         fn sqrt(self) -> Self {
-            libm::$sqrt(self)
+            $sqrt(self)
         }
         #[inline]
         fn sin_cos(self) -> (Self, Self) {
@@ -155,7 +229,7 @@ impl Real for f64 {
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
-    libm_real!(f64, exp, log, log1p, sqrt, sincos, fabs);
+    libm_real!(f64, exp, log, log1p, libm::sqrt, sincos, fabs);
     #[inline]
     fn sin_cos_2pi(self) -> (Self, Self) {
         libm::sincos(core::f64::consts::TAU * self)
@@ -190,7 +264,7 @@ impl Real for f32 {
         f32::is_nan(self)
     }
     #[cfg(not(feature = "micromath"))]
-    libm_real!(f32, expf, logf, log1pf, sqrtf, sincosf, fabsf);
+    libm_real!(f32, expf, logf, log1pf, sqrt_f32, sincosf, fabsf);
     #[inline]
     fn sin_cos_2pi(self) -> (Self, Self) {
         sin_cos_turns_f32(self)
@@ -198,7 +272,8 @@ impl Real for f32 {
 
     // With `micromath`, only `exp` is approximated: it is most of the transcendental work (two
     // softmaxes per spline dimension). micromath's `ln` and `sqrt` are too coarse for
-    // log-densities (measured: 0.12 absolute error for `ln`, 6 % for `sqrt`); they stay libm.
+    // log-densities (measured: 0.12 absolute error for `ln`, 6 % for `sqrt`); they stay exact
+    // (libm's `ln`, the correctly rounded `sqrt_f32`).
     #[cfg(feature = "micromath")]
     #[inline]
     fn exp(self) -> Self {
@@ -217,7 +292,7 @@ impl Real for f32 {
     #[cfg(feature = "micromath")]
     #[inline]
     fn sqrt(self) -> Self {
-        libm::sqrtf(self)
+        sqrt_f32(self)
     }
     #[cfg(feature = "micromath")]
     #[inline]
@@ -244,6 +319,112 @@ pub(crate) fn max<T: Real>(a: T, b: T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_core::{RngCore, SeedableRng};
+    use rand_pcg::Pcg32;
+
+    /// `sqrt_f32` against libm's `sqrtf` on the bit pattern `b`: the same bits, or for a NaN
+    /// result the quiet NaN `f32::NAN` (libm's generic `sqrtf`, the one on Cortex-M, returns
+    /// that; a hardware square root used by libm on some hosts may set the sign or keep the
+    /// input's payload).
+    fn check_sqrt(b: u32) {
+        let x = f32::from_bits(b);
+        let (got, want) = (sqrt_f32(x), libm::sqrtf(x));
+        if want.is_nan() {
+            assert_eq!(got.to_bits(), f32::NAN.to_bits(), "sqrt({x:e}) [{b:#010x}]");
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "sqrt({x:e}) [{b:#010x}]");
+        }
+    }
+
+    /// Special values, the edges of every exponent, subnormals, exact squares and their
+    /// neighbours, the points where the root is nearest a rounding midpoint, and 4 million
+    /// random bit patterns: `sqrt_f32` is bit-identical to libm's `sqrtf`.
+    #[test]
+    fn sqrt_f32_matches_libm() {
+        let special = [
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+            f32::EPSILON,
+            1.0,
+            -1.0,
+            2.0,
+            4.0,
+            0.25,
+            0.5,
+        ];
+        for x in special {
+            check_sqrt(x.to_bits());
+        }
+        assert_eq!(sqrt_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(sqrt_f32(0.0).to_bits(), 0);
+        assert_eq!(sqrt_f32(f32::INFINITY), f32::INFINITY);
+        for b in [
+            0x7f80_0001u32,
+            0x7fbf_ffff,
+            0x7fc0_0001,
+            0xff80_0001,
+            0xffff_ffff,
+        ] {
+            check_sqrt(b);
+        }
+        // Both signs, every exponent: the first and last 64 significands.
+        for sign in [0u32, 1 << 31] {
+            for e in 0..256u32 {
+                for f in (0..64u32).chain((1 << 23) - 64..1 << 23) {
+                    check_sqrt(sign | e << 23 | f);
+                }
+            }
+        }
+        // All positive subnormals in steps of 7, and every one of the 2^16 smallest.
+        for b in (1..1u32 << 23).step_by(7).chain(1..1 << 16) {
+            check_sqrt(b);
+        }
+        // Exact squares of 24-bit integers (in steps of 3), scaled to several exponents, and
+        // their neighbours two units in the last place either side.
+        for n in (1u64..1 << 24).step_by(3) {
+            let sq = (n * n) as f32; // rounded when n ≥ 2^12: its neighbours are checked anyway
+            for scale in [1.0f32, 0.5, 2.0f32.powi(-100), 2.0f32.powi(40)] {
+                let b = (sq * scale).to_bits();
+                for d in 0..5u32 {
+                    check_sqrt((b + d).wrapping_sub(2));
+                }
+            }
+        }
+        // Near-midpoints: x nearest (q + 1/2)² for 24-bit q, so that the root is within a
+        // fraction of an ulp of halfway between two floats, with neighbours.
+        let mut rng = Pcg32::seed_from_u64(0x5eed_5a27);
+        for _ in 0..1 << 20 {
+            let q = (rng.next_u32() >> 8) | 1 << 23;
+            let mid = (f64::from(q) + 0.5) * (f64::from(q) + 0.5);
+            let e = (rng.next_u32() % 200) as i32 - 100;
+            let x = (mid * libm::exp2(f64::from(e) - 46.0)) as f32;
+            for d in 0..3u32 {
+                check_sqrt((x.to_bits() + d).wrapping_sub(1));
+            }
+        }
+        // Random bit patterns.
+        for _ in 0..1 << 22 {
+            check_sqrt(rng.next_u32());
+        }
+    }
+
+    /// Every one of the 2^32 bit patterns (a few minutes in release mode:
+    /// `cargo test -p flow-core --release -- --ignored sqrt_f32_exhaustive`).
+    #[test]
+    #[ignore]
+    fn sqrt_f32_exhaustive() {
+        for b in 0..=u32::MAX {
+            check_sqrt(b);
+        }
+    }
 
     /// Every 7th of the sampler's 2²⁴ angles, and the quadrant edges: within 2.5e-7 of the
     /// double-precision values, and on the unit circle to 5e-7.

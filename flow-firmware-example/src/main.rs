@@ -93,6 +93,15 @@ fn score(flow: &FlowT, n: usize, reps: u32, ctx: &[f32; C]) {
     }
 }
 
+/// Prints `load-error <error>` and fails the run on an error (one copy for both load steps).
+#[inline(never)]
+fn check_load(r: &Result<(), Error>) {
+    if let Err(e) = r {
+        Line::start("load-error").err(e).send();
+        rt::exit_failure()
+    }
+}
+
 /// Hands the sealed knot tables of the fixed-parameter splines to the flow (which checks
 /// their seal for the model and that each is well formed); returns the stack it used. A
 /// failure is a load error. (Not inlined, so that `main`'s frame, under every later phase,
@@ -105,10 +114,7 @@ fn set_tables(
     model_checksum: u32,
 ) -> usize {
     let (tabled, used) = stack.phase(|| flow.set_sealed_tables(black_box(tables), model_checksum));
-    if let Err(e) = tabled {
-        Line::start("load-error").err(&e).send();
-        rt::exit_failure()
-    }
+    check_load(&tabled);
     used
 }
 
@@ -132,10 +138,7 @@ fn main() -> ! {
     // (The result in a block: its place in main's frame is free again after the check.)
     let load_stack = {
         let (r, used) = stack.phase(|| model::load(black_box(bytes), &mut loaded));
-        if let Err(e) = &r {
-            Line::start("load-error").err(e).send();
-            rt::exit_failure()
-        }
+        check_load(&r);
         used
     };
     // Timed here, before `set_tables` (a load builds the flow without its tables).

@@ -47,6 +47,7 @@ impl Line {
     }
 
     /// Appends a space and `s`.
+    #[inline(never)]
     pub fn word(&mut self, s: &str) -> &mut Self {
         self.bytes(b" ");
         self.bytes(s.as_bytes());
@@ -54,6 +55,7 @@ impl Line {
     }
 
     /// Appends a space and `v` in decimal.
+    #[inline(never)]
     pub fn num(&mut self, v: u32) -> &mut Self {
         self.bytes(b" ");
         self.dec(v);
@@ -68,6 +70,7 @@ impl Line {
     }
 
     /// Appends a space and the bits of `v` as 8 hex digits.
+    #[inline(never)]
     pub fn bits(&mut self, v: f32) -> &mut Self {
         self.bytes(b" ");
         self.hex8(v.to_bits());

@@ -276,15 +276,19 @@ pub const THRESHOLD_QUANTILE: f32 = 0.01;
 /// lowest stored log-density; `None` without thresholds (then only points that cannot be
 /// scored are flagged).
 pub fn threshold(model: &Model<'_>) -> Option<(f32, f32)> {
-    if let Some(lp) = model.threshold(THRESHOLD_QUANTILE) {
-        return Some((THRESHOLD_QUANTILE, lp));
+    // One pass: `Model::threshold(THRESHOLD_QUANTILE)` is the first stored pair of that
+    // quantile; the lowest is kept on the way (the first of equal ones).
+    let mut low: Option<(f32, f32)> = None;
+    for t in model.thresholds() {
+        if t.0 == THRESHOLD_QUANTILE {
+            return Some(t);
+        }
+        match low {
+            Some(l) if l.1 <= t.1 => {}
+            _ => low = Some(t),
+        }
     }
-    model
-        .thresholds()
-        .fold(None, |low: Option<(f32, f32)>, t| match low {
-            Some(l) if l.1 <= t.1 => Some(l),
-            _ => Some(t),
-        })
+    low
 }
 
 /// One point of a stream: `x` in the model's raw units and the context (`C = 0`: none).
@@ -303,10 +307,11 @@ pub fn score_stream<const D: usize, const C: usize, F: Density<D, C>, R: Report>
     let (mut flagged, mut m) = (0, 0);
     for (i, row) in stream.enumerate() {
         m += 1;
-        let (input, lp) = match row {
-            Ok((x, c)) => ((x, c), flow.score(&model.standardize(&x), &c)),
-            Err(e) => (([f32::NAN; D], [f32::NAN; C]), Err(e)),
-        };
+        let mut input = ([f32::NAN; D], [f32::NAN; C]);
+        let lp = row.and_then(|row| {
+            input = row;
+            flow.score(&model.standardize(&row.0), &row.1)
+        });
         // NaN (flow-core never returns it as a value) and -inf (outside the support) are
         // flagged whatever the threshold.
         if !matches!(lp, Ok(v) if v >= threshold && v > f32::NEG_INFINITY) {

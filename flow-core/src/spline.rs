@@ -502,10 +502,14 @@ impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
             let min = T::from_f64(MIN_DERIVATIVE);
             (min + softplus(u[0]), min + softplus(u[1]))
         } else {
-            (
-                knot_derivative(self.p, k, self.bins),
-                knot_derivative(self.p, k + 1, self.bins),
-            )
+            // An end bin (`k = 0` or `k = K - 1`, `K >= 2`): one end knot, one interior.
+            let end = T::from_f64(1.0 - MIN_DERIVATIVE);
+            let d = knot_derivative(self.p, k.max(1), self.bins);
+            if k == 0 {
+                (end, d)
+            } else {
+                (d, end)
+            }
         }
     }
     #[inline]

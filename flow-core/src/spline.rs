@@ -331,7 +331,8 @@ impl<'e, T: Real> Axis<'e, T> {
 }
 
 /// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`). The
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`), or
+/// only the interior ones `x_1, …, x_{K-1}` (`x_K = B`: the count is clamped there). The
 /// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
 /// first knot above `v`. (`x_0` itself needs no test: below `x_0 + 1e-6`, `v` is below
 /// `x_1 + 1e-6` too, and both counts give bin 0.)
@@ -585,11 +586,9 @@ impl<T: Real> Knots<T> for TableDim<'_> {
     fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
         let inner = self.bins - 1;
         let base = if on_y { inner } else { 0 };
+        // The interior knots only: past them, the search ends in the last bin at `x_K = B`.
         let knots = self.w.get(base..base + inner).unwrap_or(&[]);
-        let knots = knots
-            .iter()
-            .map(|b| f32::from_le_bytes(*b))
-            .chain(core::iter::once(self.bound));
+        let knots = knots.iter().map(|b| f32::from_le_bytes(*b));
         search_knots(
             v,
             T::from_f32(self.bound),

@@ -299,15 +299,19 @@ impl<'e, T: Real> Axis<'e, T> {
         }
     }
 
-    /// The knots `x_1, …, x_K` (`x_K = B` exactly), computed one by one.
-    fn knots(&self) -> impl Iterator<Item = T> + '_ {
+    /// The interior knots `x_1, …, x_{K-1}`, computed one by one.
+    fn inner_knots(&self) -> impl Iterator<Item = T> + '_ {
         let mut state = self.state();
-        self.e.iter().map(move |&e| state.step(e))
+        let inner = self.e.split_last().map_or(&[][..], |(_, inner)| inner);
+        inner.iter().map(move |&e| {
+            state.add(e);
+            state.interior()
+        })
     }
 
     /// The bin `k` of `v` by Pyro's search, with its edges (see [`search_knots`]).
     fn search(&self, v: T) -> (usize, T, T) {
-        search_knots(v, self.bound, self.e.len(), self.knots())
+        search_knots(v, self.bound, self.e.len(), self.inner_knots())
     }
 
     /// The edges `(x_k, x_{k+1})` of bin `k`.
@@ -331,11 +335,11 @@ impl<'e, T: Real> Axis<'e, T> {
 }
 
 /// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`), or
-/// only the interior ones `x_1, …, x_{K-1}` (`x_K = B`: the count is clamped there). The
-/// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
-/// first knot above `v`. (`x_0` itself needs no test: below `x_0 + 1e-6`, `v` is below
-/// `x_1 + 1e-6` too, and both counts give bin 0.)
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields the interior knots `x_1, …,
+/// x_{K-1}` (`x_0 = -B`, `x_K = B`). The knots increase strictly (every bin is at least
+/// `2B·1e-3` wide), so the count stops at the first knot above `v`. Neither end needs a test:
+/// below `x_0 + 1e-6`, `v` is below `x_1 + 1e-6` too, and both counts give bin 0; past
+/// `x_{K-1}`, the count is clamped to the last bin whether or not `v >= x_K + 1e-6`.
 fn search_knots<T: Real>(
     v: T,
     bound: T,
@@ -348,10 +352,6 @@ fn search_knots<T: Real>(
     let mut k = 0usize;
     for x in knots {
         if v >= x + eps {
-            if k + 1 >= k_bins {
-                // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
-                return (k_bins - 1, lo, x);
-            }
             k += 1;
             lo = x;
         } else {
@@ -545,8 +545,8 @@ pub(crate) fn dim_table<P: BinParams<f32>>(
     let scale = width_scale(k_bins);
     let ax = Axis::new(xs, bound, scale);
     let ay = Axis::new(ys, bound, scale);
-    ax.knots().take(k_bins - 1).all(&mut *f)
-        && ay.knots().take(k_bins - 1).all(&mut *f)
+    ax.inner_knots().all(&mut *f)
+        && ay.inner_knots().all(&mut *f)
         && (1..k_bins).all(|i| f(knot_derivative(p, i, k_bins)))
         && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
 }

@@ -217,20 +217,16 @@ impl<'a> DenseNN<'a> {
             rows_f32(m, bv, n_in, a, b, dst);
             return;
         }
+        // One loop for both input shapes: with `b` empty, `dot(rb, b)` is `+0`, and adding it
+        // changes no bits (a dot product starts at `+0`, so it is never `-0`).
         let split = a.len() * 4;
         let rows = dst
             .iter_mut()
             .zip(mat.as_bytes().chunks_exact(row_bytes))
             .zip(bias.iter());
-        if b.is_empty() {
-            for ((d, row), bias) in rows {
-                *d = dot(row, a) + T::from_f32(bias);
-            }
-        } else {
-            for ((d, row), bias) in rows {
-                let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
-                *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
-            }
+        for ((d, row), bias) in rows {
+            let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
+            *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
         }
     }
 

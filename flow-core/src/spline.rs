@@ -285,7 +285,6 @@ impl<'e, T: Real> Axis<'e, T> {
 
     /// The knot generator's starting state.
     fn state(&self) -> KnotState<T> {
-        let two = T::ONE + T::ONE;
         KnotState {
             s: self.total.value(),
             d: Compensated {
@@ -294,39 +293,53 @@ impl<'e, T: Real> Axis<'e, T> {
             },
             bs: self.bs,
             bm: self.bound * T::from_f64(MIN_BIN_WIDTH),
-            steps: two - T::from_f32(self.e.len() as f32),
+            steps: -T::from_f32(self.e.len() as f32),
             left: self.e.len(),
             bound: self.bound,
         }
     }
 
-    /// The knots `x_1, …, x_K` (`x_K = B` exactly), computed one by one.
-    fn knots(&self) -> impl Iterator<Item = T> + '_ {
+    /// The interior knots `x_1, …, x_{K-1}`, computed one by one.
+    fn inner_knots(&self) -> impl Iterator<Item = T> + '_ {
         let mut state = self.state();
-        self.e.iter().map(move |&e| state.step(e))
+        let inner = self.e.split_last().map_or(&[][..], |(_, inner)| inner);
+        inner.iter().map(move |&e| {
+            state.add(e);
+            state.interior()
+        })
     }
 
     /// The bin `k` of `v` by Pyro's search, with its edges (see [`search_knots`]).
     fn search(&self, v: T) -> (usize, T, T) {
-        search_knots(v, self.bound, self.e.len(), self.knots())
+        search_knots(v, self.bound, self.e.len(), self.inner_knots())
     }
 
     /// The edges `(x_k, x_{k+1})` of bin `k`.
     fn edges(&self, k: usize) -> (T, T) {
-        let mut knots = self.knots();
-        let lo = if k == 0 {
-            -self.bound
-        } else {
-            knots.nth(k - 1).unwrap_or(self.bound)
+        let mut state = self.state();
+        let (before, from_k) = self.e.split_at_checked(k).unwrap_or((self.e, &[]));
+        // The knots below x_k are not needed: only their sums.
+        for &e in before {
+            state.add(e);
+        }
+        let lo = if k == 0 { -self.bound } else { state.knot() };
+        let hi = match from_k.first() {
+            Some(&e) => {
+                state.add(e);
+                state.knot()
+            }
+            None => self.bound,
         };
-        (lo, knots.next().unwrap_or(self.bound))
+        (lo, hi)
     }
 }
 
 /// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
-/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields `x_1, …, x_K` (`x_0 = -B`). The
-/// knots increase strictly (every bin is at least `2B·1e-3` wide), so the count stops at the
-/// first knot above `v`.
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields the interior knots `x_1, …,
+/// x_{K-1}` (`x_0 = -B`, `x_K = B`). The knots increase strictly (every bin is at least
+/// `2B·1e-3` wide), so the count stops at the first knot above `v`. Neither end needs a test:
+/// below `x_0 + 1e-6`, `v` is below `x_1 + 1e-6` too, and both counts give bin 0; past
+/// `x_{K-1}`, the count is clamped to the last bin whether or not `v >= x_K + 1e-6`.
 fn search_knots<T: Real>(
     v: T,
     bound: T,
@@ -335,19 +348,10 @@ fn search_knots<T: Real>(
 ) -> (usize, T, T) {
     let eps = T::from_f64(SEARCH_EPS);
     let mut lo = -bound;
-    let mut knots = knots;
-    if v < lo + eps {
-        let hi = knots.next().unwrap_or(bound);
-        return (0, lo, hi);
-    }
-    // v is at or above x_0 + eps: find the first knot x_j with v < x_j + eps.
+    // Find the first knot x_j (j >= 1) with v < x_j + eps.
     let mut k = 0usize;
     for x in knots {
         if v >= x + eps {
-            if k + 1 >= k_bins {
-                // v at or above x_K + eps (only when B + 1e-6 rounds to B): the last bin.
-                return (k_bins - 1, lo, x);
-            }
             k += 1;
             lo = x;
         } else {
@@ -364,13 +368,39 @@ struct KnotState<T> {
     d: Compensated<T>,
     bs: T,
     bm: T,
-    /// `2j - K` for the next knot `x_j`, an exact running value (small integers are exact).
+    /// `2j - K` once `j` exponentials are in, an exact running value (small integers are
+    /// exact).
     steps: T,
+    /// `K - j`.
     left: usize,
     bound: T,
 }
 
 impl<T: Real> KnotState<T> {
+    /// Takes in the next exponential `e_j`, moving on to knot `x_{j+1}`.
+    #[inline]
+    fn add(&mut self, e: T) {
+        self.left = self.left.saturating_sub(1);
+        self.d.add(e + e);
+        self.steps += T::ONE + T::ONE;
+    }
+
+    /// The current knot `x_j` (`j >= 1`; `x_K = B` exactly).
+    #[inline]
+    fn knot(&self) -> T {
+        if self.left == 0 {
+            self.bound
+        } else {
+            self.interior()
+        }
+    }
+
+    /// The current knot by the formula (`0 < j < K`).
+    #[inline]
+    fn interior(&self) -> T {
+        self.bs * (self.d.value() / self.s) + self.bm * self.steps
+    }
+
     /// The next knot, given the next exponential.
     #[inline]
     fn step(&mut self, e: T) -> T {
@@ -379,9 +409,8 @@ impl<T: Real> KnotState<T> {
             return self.bound;
         }
         self.d.add(e + e);
-        let x = self.bs * (self.d.value() / self.s) + self.bm * self.steps;
         self.steps += T::ONE + T::ONE;
-        x
+        self.interior()
     }
 }
 
@@ -474,10 +503,14 @@ impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
             let min = T::from_f64(MIN_DERIVATIVE);
             (min + softplus(u[0]), min + softplus(u[1]))
         } else {
-            (
-                knot_derivative(self.p, k, self.bins),
-                knot_derivative(self.p, k + 1, self.bins),
-            )
+            // An end bin (`k = 0` or `k = K - 1`, `K >= 2`): one end knot, one interior.
+            let end = T::from_f64(1.0 - MIN_DERIVATIVE);
+            let d = knot_derivative(self.p, k.max(1), self.bins);
+            if k == 0 {
+                (end, d)
+            } else {
+                (d, end)
+            }
         }
     }
     #[inline]
@@ -512,8 +545,8 @@ pub(crate) fn dim_table<P: BinParams<f32>>(
     let scale = width_scale(k_bins);
     let ax = Axis::new(xs, bound, scale);
     let ay = Axis::new(ys, bound, scale);
-    ax.knots().take(k_bins - 1).all(&mut *f)
-        && ay.knots().take(k_bins - 1).all(&mut *f)
+    ax.inner_knots().all(&mut *f)
+        && ay.inner_knots().all(&mut *f)
         && (1..k_bins).all(|i| f(knot_derivative(p, i, k_bins)))
         && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
 }
@@ -553,12 +586,19 @@ pub(crate) fn dim_table_well_formed(shape: &SplineShape, t: Weights<'_>) -> bool
 /// One dimension's precomputed knot table, `f32` values read in place (see
 /// [`table_len_per_dim`]).
 struct TableDim<'t> {
-    w: Weights<'t>,
+    /// The entries, each the bytes of a little-endian `f32`.
+    w: &'t [[u8; 4]],
     bins: usize,
     bound: f32,
 }
 
 impl TableDim<'_> {
+    /// Entry `i`, or `or` past the end.
+    #[inline]
+    fn entry(&self, i: usize, or: f32) -> f32 {
+        self.w.get(i).map_or(or, |b| f32::from_le_bytes(*b))
+    }
+
     /// Knot `i in 0..=K` of the `y` axis (`on_y`) or the `x` axis.
     #[inline]
     fn knot(&self, on_y: bool, i: usize) -> f32 {
@@ -568,7 +608,7 @@ impl TableDim<'_> {
             self.bound
         } else {
             let base = if on_y { self.bins - 1 } else { 0 };
-            self.w.get(base + i - 1).unwrap_or(self.bound)
+            self.entry(base + i - 1, self.bound)
         }
     }
 }
@@ -578,8 +618,9 @@ impl<T: Real> Knots<T> for TableDim<'_> {
     fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
         let inner = self.bins - 1;
         let base = if on_y { inner } else { 0 };
-        let knots = self.w.slice(base, inner).unwrap_or(Weights::empty());
-        let knots = knots.iter().chain(core::iter::once(self.bound));
+        // The interior knots only: past them, the search ends in the last bin at `x_K = B`.
+        let knots = self.w.get(base..base + inner).unwrap_or(&[]);
+        let knots = knots.iter().map(|b| f32::from_le_bytes(*b));
         search_knots(
             v,
             T::from_f32(self.bound),
@@ -600,14 +641,14 @@ impl<T: Real> Knots<T> for TableDim<'_> {
             if i == 0 || i >= self.bins {
                 T::from_f64(1.0 - MIN_DERIVATIVE)
             } else {
-                self.w.at(2 * (self.bins - 1) + i - 1)
+                T::from_f32(self.entry(2 * (self.bins - 1) + i - 1, 0.0))
             }
         };
         (d(k), d(k + 1))
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
-        self.w.at(3 * (self.bins - 1) + k)
+        T::from_f32(self.entry(3 * (self.bins - 1) + k, 0.0))
     }
 }
 
@@ -1105,15 +1146,16 @@ impl<'a> Spline<'a> {
         }
         let bound = T::from_f32(self.shape.bound);
         let mut total = T::ZERO;
-        for (j, (x, ld)) in v.iter_mut().zip(lds.iter_mut()).enumerate() {
+        let mut rest = table.as_bytes().as_chunks::<4>().0;
+        for (x, ld) in v.iter_mut().zip(lds.iter_mut()) {
+            let (w, next) = rest.split_at_checked(per_dim).unwrap_or((rest, &[]));
+            rest = next;
             if !(*x >= -bound && *x <= bound) {
                 *ld = T::ZERO;
                 continue;
             }
             let src = TableDim {
-                w: table
-                    .slice(j * per_dim, per_dim)
-                    .unwrap_or(Weights::empty()),
+                w,
                 bins: self.shape.bins,
                 bound: self.shape.bound,
             };

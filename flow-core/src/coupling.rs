@@ -25,14 +25,20 @@ use crate::workspace::Scratch;
 pub(crate) struct HyperOut<'n, 's, T> {
     nn: &'n DenseNN<'n>,
     last: (&'s [T], &'s [T]),
-    /// The output layer as `f32`, looked up once for all the requests (aligned weights).
+    /// The output layer as `f32`, looked up once for all the requests (aligned weights and
+    /// an input in one slice).
     out: Option<(&'n [f32], &'n [f32])>,
 }
 
 impl<'n, 's, T> HyperOut<'n, 's, T> {
     /// The outputs of `nn` whose last hidden activation is `last`.
     pub(crate) fn new(nn: &'n DenseNN<'n>, last: (&'s [T], &'s [T])) -> Self {
-        let out = nn.output_f32(last.0.len() + last.1.len());
+        // An input in two parts (no hidden layer, and a context) goes through `output_rows`.
+        let out = if last.1.is_empty() {
+            nn.output_f32(last.0.len())
+        } else {
+            None
+        };
         Self { nn, last, out }
     }
 }
@@ -48,7 +54,7 @@ impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     fn fill(&self, start: usize, out: &mut [T]) {
         #[cfg(target_endian = "little")]
         if let Some(layer) = self.out {
-            crate::nn::rows_of(layer, self.last, start, out);
+            crate::nn::rows_of(layer, self.last.0, start, out);
             return;
         }
         self.nn.output_rows(self.last, start, out);

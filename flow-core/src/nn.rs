@@ -208,13 +208,16 @@ impl<'a> DenseNN<'a> {
         };
         let (n_in, row_bytes) = (n_in.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
-        // directly; elsewhere through their bytes. Both sum in the same order: same bits.
+        // directly for one input slice; elsewhere, and for an input in two parts (only a
+        // conditional coupling's first layer), through their bytes. Both sum in the same
+        // order: same bits.
         #[cfg(target_endian = "little")]
-        if let (Ok(m), Ok(bv)) = (
+        if let (true, Ok(m), Ok(bv)) = (
+            b.is_empty(),
             bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()),
             bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()),
         ) {
-            rows_f32(m, bv, n_in, a, b, dst);
+            rows_f32(m, bv, n_in, a, dst);
             return;
         }
         // One loop for both input shapes: with `b` empty, `dot(rb, b)` is `+0`, and adding it
@@ -242,7 +245,7 @@ impl<'a> DenseNN<'a> {
 
     /// The last layer's weight matrix and biases as `f32` read in place (row-major, `n_in`
     /// values per row), when they are 4-byte aligned on a little-endian target; for callers
-    /// that ask for several row ranges of one input ([`rows_of`]).
+    /// that ask for several row ranges of one input slice ([`rows_of`]).
     #[inline]
     pub(crate) fn output_f32(&self, n_in: usize) -> Option<(&'a [f32], &'a [f32])> {
         #[cfg(target_endian = "little")]
@@ -290,81 +293,64 @@ impl<'a> DenseNN<'a> {
 }
 
 /// Rows `first..first + dst.len()` of a layer given as `f32` (see [`DenseNN::output_f32`]),
-/// for the input `last`: the same sums as [`DenseNN::output_rows`].
+/// for the input `a` (in one slice): the same sums as [`DenseNN::output_rows`] on `(a, &[])`.
 #[inline]
 #[cfg(target_endian = "little")]
-pub(crate) fn rows_of<T: Real>(
-    (m, bv): (&[f32], &[f32]),
-    last: (&[T], &[T]),
-    first: usize,
-    dst: &mut [T],
-) {
-    let n_in = last.0.len() + last.1.len();
+pub(crate) fn rows_of<T: Real>((m, bv): (&[f32], &[f32]), a: &[T], first: usize, dst: &mut [T]) {
+    let n_in = a.len();
     let count = dst.len();
     let rows = first
         .checked_mul(n_in)
         .and_then(|s| m.get(s..s.checked_add(count.checked_mul(n_in)?)?));
     let bias = first.checked_add(count).and_then(|e| bv.get(first..e));
     if let (Some(rows), Some(bias)) = (rows, bias) {
-        rows_f32(rows, bias, n_in, last.0, last.1, dst);
+        rows_f32(rows, bias, n_in, a, dst);
     }
 }
 
-/// [`DenseNN::rows`] on a layer's rows as `f32` read in place: `dst[i] = m_i·(a ++ b) +
-/// bv[i]`, row `m_i = m[i·n_in..(i+1)·n_in]` (`n_in > 0`).
+/// [`DenseNN::rows`] on a layer's rows as `f32` read in place, for an input in one slice `a`:
+/// `dst[i] = m_i·a + bv[i]`, row `m_i = m[i·n_in..(i+1)·n_in]` (`n_in > 0`).
 // Not inlined: one copy serves `DenseNN::rows` and `rows_of`.
 #[inline(never)]
 #[cfg(target_endian = "little")]
-fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], b: &[T], dst: &mut [T]) {
+fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T]) {
     if n_in == 0 {
         return;
     }
-    if b.is_empty() {
-        // The common case (every layer after the first): one input slice. Rows go in
-        // blocks of four that share each load of the input (then a pair, then one);
-        // each row still sums in order.
-        let mut rows = m.chunks_exact(n_in);
-        let (d4, dr) = dst.as_chunks_mut::<4>();
-        let (b4, br) = bv.as_chunks::<4>();
-        for (d, bb) in d4.iter_mut().zip(b4) {
-            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-                (rows.next(), rows.next(), rows.next(), rows.next())
-            else {
-                return;
-            };
-            let [s0, s1, s2, s3] = dot4_f32(r0, r1, r2, r3, a);
-            d[0] = s0 + T::from_f32(bb[0]);
-            d[1] = s1 + T::from_f32(bb[1]);
-            d[2] = s2 + T::from_f32(bb[2]);
-            d[3] = s3 + T::from_f32(bb[3]);
-        }
-        let (d2, dr) = dr.as_chunks_mut::<2>();
-        let (b2, br) = br.as_chunks::<2>();
-        for (d, bb) in d2.iter_mut().zip(b2) {
-            let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
-                return;
-            };
-            let (s0, s1) = dot2_f32(r0, r1, a);
-            d[0] = s0 + T::from_f32(bb[0]);
-            d[1] = s1 + T::from_f32(bb[1]);
-        }
-        // (`next()` rather than a zip with `rows`: the zip's length would divide by
-        // `n_in`, a division the optimizer cannot always prove safe.)
-        for (d, &bb) in dr.iter_mut().zip(br) {
-            let Some(row) = rows.next() else {
-                return;
-            };
-            *d = dot_f32(row, a) + T::from_f32(bb);
-        }
-    } else {
-        let mut rows = m.chunks_exact(n_in);
-        for (d, &bias) in dst.iter_mut().zip(bv) {
-            let Some(row) = rows.next() else {
-                return;
-            };
-            let (ra, rb) = row.split_at_checked(a.len()).unwrap_or((row, &[]));
-            *d = dot_f32(ra, a) + dot_f32(rb, b) + T::from_f32(bias);
-        }
+    // Rows go in blocks of four that share each load of the input (then a pair, then one);
+    // each row still sums in order.
+    let mut rows = m.chunks_exact(n_in);
+    let (d4, dr) = dst.as_chunks_mut::<4>();
+    let (b4, br) = bv.as_chunks::<4>();
+    for (d, bb) in d4.iter_mut().zip(b4) {
+        let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+            (rows.next(), rows.next(), rows.next(), rows.next())
+        else {
+            return;
+        };
+        let [s0, s1, s2, s3] = dot4_f32(r0, r1, r2, r3, a);
+        d[0] = s0 + T::from_f32(bb[0]);
+        d[1] = s1 + T::from_f32(bb[1]);
+        d[2] = s2 + T::from_f32(bb[2]);
+        d[3] = s3 + T::from_f32(bb[3]);
+    }
+    let (d2, dr) = dr.as_chunks_mut::<2>();
+    let (b2, br) = br.as_chunks::<2>();
+    for (d, bb) in d2.iter_mut().zip(b2) {
+        let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
+            return;
+        };
+        let (s0, s1) = dot2_f32(r0, r1, a);
+        d[0] = s0 + T::from_f32(bb[0]);
+        d[1] = s1 + T::from_f32(bb[1]);
+    }
+    // (`next()` rather than a zip with `rows`: the zip's length would divide by
+    // `n_in`, a division the optimizer cannot always prove safe.)
+    for (d, &bb) in dr.iter_mut().zip(br) {
+        let Some(row) = rows.next() else {
+            return;
+        };
+        *d = dot_f32(row, a) + T::from_f32(bb);
     }
 }
 

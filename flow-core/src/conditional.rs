@@ -63,6 +63,7 @@ impl<'a> ConditionalSpline<'a> {
         &self.nn
     }
 
+    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs and scratch
     pub(crate) fn apply<T: Real>(
         &self,
         v: &mut [T],
@@ -71,11 +72,12 @@ impl<'a> ConditionalSpline<'a> {
         dir: Direction,
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
+        check: bool,
     ) -> Result<T, Error> {
-        if ctx.len() != self.context_dim() {
+        if check && ctx.len() != self.context_dim() {
             return Err(Error::InvalidLayer(LayerError::Context));
         }
-        let last = self.nn.hidden(ctx, &[], s.h0, s.h1)?;
+        let last = self.nn.hidden(ctx, &[], s.h0, s.h1, check)?;
         let out = HyperOut::new(&self.nn, last);
         eval_all(&self.shape, &out, v, lds, dir, want_log_det, (s.xs, s.ys))
     }

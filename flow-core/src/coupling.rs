@@ -154,12 +154,14 @@ impl<'a> SplineCoupling<'a> {
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
         lower_table: Weights<'_>,
+        check: bool,
     ) -> Result<T, Error> {
-        if ctx.len() != self.context {
+        if check && ctx.len() != self.context {
             return Err(Error::InvalidLayer(LayerError::Context));
         }
+        // Both callers pass `v` and `lds` of the layer's dimension, so these never fail.
         let mismatch = Error::DimensionMismatch {
-            expected: self.dim(),
+            expected: self.split,
             found: v.len().min(lds.len()),
         };
         let (x1, x2) = v.split_at_mut_checked(self.split).ok_or(mismatch)?;
@@ -173,7 +175,7 @@ impl<'a> SplineCoupling<'a> {
                 .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
         }
         {
-            let last = self.nn.hidden(x1, ctx, s.h0, s.h1)?;
+            let last = self.nn.hidden(x1, ctx, s.h0, s.h1, check)?;
             let out = HyperOut::new(&self.nn, last);
             total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
         }

@@ -178,9 +178,14 @@ impl Layer<'_> {
                 found: v.len().min(lds.len()),
             });
         }
-        self.apply_scratch(v, ctx, lds, dir, true, &mut ws.scratch(), Weights::empty())
+        let s = &mut ws.scratch();
+        self.apply_scratch(v, ctx, lds, dir, true, s, Weights::empty(), true)
     }
 
+    /// [`apply`](Self::apply) on borrowed scratch, `v` and `lds` of the layer's dimension.
+    /// With `check` false the caller guarantees what the layer would otherwise check: `ctx`
+    /// has the layer's context size and the hidden buffers hold its widest hidden layer (a
+    /// [`Chain`] checks both once, when it is built and on entry).
     #[allow(unused_variables)] // with some layer kinds left out
     #[allow(clippy::too_many_arguments)] // internal: a layer's inputs, scratch and table
     pub(crate) fn apply_scratch<T: Real>(
@@ -192,6 +197,7 @@ impl Layer<'_> {
         want_log_det: bool,
         s: &mut Scratch<'_, T>,
         table: Weights<'_>,
+        check: bool,
     ) -> Result<T, Error> {
         let inverse = dir == Direction::Inverse;
         match self {
@@ -202,7 +208,7 @@ impl Layer<'_> {
             #[cfg(feature = "spline")]
             Layer::Spline(l) => l.apply(v, lds, dir, want_log_det, s, table),
             #[cfg(feature = "coupling")]
-            Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s, table),
+            Layer::Coupling(l) => l.apply(v, ctx, lds, dir, want_log_det, s, table, check),
             #[cfg(feature = "permute")]
             Layer::Permute(l) => {
                 // `lds` doubles as the copy buffer; a permutation's log|J| is 0.
@@ -213,7 +219,7 @@ impl Layer<'_> {
                 Ok(T::ZERO)
             }
             #[cfg(feature = "conditional-spline")]
-            Layer::ConditionalSpline(l) => l.apply(v, ctx, lds, dir, want_log_det, s),
+            Layer::ConditionalSpline(l) => l.apply(v, ctx, lds, dir, want_log_det, s, check),
             #[allow(unreachable_patterns)]
             _ => Ok(T::ZERO),
         }
@@ -404,10 +410,13 @@ impl<'a, const L: usize> Chain<'a, L> {
             } else {
                 Weights::empty()
             };
-            // An unconditional layer in a conditional chain gets no context (a coupling with
-            // context size 0 rejects a non-empty one).
+            // An unconditional layer in a conditional chain gets no context: every layer then
+            // gets its own context size, and the layers' own checks can be skipped (the
+            // hidden widths were checked against the scratch's capacity when the chain was
+            // built).
             let c = if l.context_dim() == 0 { &[][..] } else { ctx };
-            total += l.apply_scratch(v, c, lds, dir, want_log_det, &mut s.reborrow(), table)?;
+            let s = &mut s.reborrow();
+            total += l.apply_scratch(v, c, lds, dir, want_log_det, s, table, false)?;
         }
         Ok(total)
     }

@@ -121,21 +121,28 @@ impl<'a> DenseNN<'a> {
 
     /// Runs every hidden layer on the input `a ++ b` and returns the last activation as two
     /// parts (the second empty unless the network has no hidden layer, in which case the
-    /// input itself is returned). `bufs` must each hold the widest hidden layer.
+    /// input itself is returned). `h0` and `h1` must each hold the widest hidden layer.
+    ///
+    /// With `check`, a wrong input size and too short buffers are errors; without, the caller
+    /// guarantees both (a layer of a chain; short buffers would then give
+    /// [`Error::Numerical`], never a panic).
     pub(crate) fn hidden<'s, T: Real>(
         &self,
         a: &'s [T],
         b: &'s [T],
         h0: &'s mut [T],
         h1: &'s mut [T],
+        check: bool,
     ) -> Result<(&'s [T], &'s [T]), Error> {
-        if a.len() + b.len() != self.input() {
-            return Err(Error::DimensionMismatch {
-                expected: self.input(),
-                found: a.len() + b.len(),
-            });
+        if check {
+            if a.len() + b.len() != self.input() {
+                return Err(Error::DimensionMismatch {
+                    expected: self.input(),
+                    found: a.len() + b.len(),
+                });
+            }
+            check_capacity(Capacity::Hidden, self.max_hidden(), h0.len().min(h1.len()))?;
         }
-        check_capacity(Capacity::Hidden, self.max_hidden(), h0.len().min(h1.len()))?;
         let mut off = 0usize;
         let mut prev = self.input();
         // Ping-pong between the two buffers; `src` is None for the network input.
@@ -286,7 +293,7 @@ impl<'a> DenseNN<'a> {
                 found: out.len(),
             });
         }
-        let last = self.hidden(a, b, h0, h1)?;
+        let last = self.hidden(a, b, h0, h1, true)?;
         self.output_rows(last, 0, out);
         Ok(())
     }

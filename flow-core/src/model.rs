@@ -514,9 +514,16 @@ impl<'a> LayerRecord<'a> {
 /// Optional information stored with a model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata<'a> {
-    /// Column names, separated by `\n`: the `D` data columns, then the `C` context columns.
-    /// Empty when unknown.
-    pub columns: &'a str,
+    /// Column names as UTF-8 text, separated by `\n`: the `D` data columns, then the `C`
+    /// context columns. Empty when unknown. [`columns_str`](Self::columns_str) gives the text.
+    ///
+    /// Stored as a string (the encoding of a byte string: its length, then its bytes) and
+    /// checked to be valid UTF-8 when decoded, so a parsed model's columns always are; kept as
+    /// bytes so that a loader that never reads them as text does not carry `core`'s UTF-8
+    /// decoding. The writer does not check them: [`encode`] rejects invalid UTF-8 when it
+    /// parses the file back ([`FormatError::Malformed`]).
+    #[serde(deserialize_with = "text_bytes")]
+    pub columns: &'a [u8],
     /// Empty, or the data scaler as `[mean (D) | scale (D)]` f32 LE: the flow models
     /// `(raw - mean) / scale`. See [`Model::log_prob_raw`].
     pub scaler: &'a [u8],
@@ -524,6 +531,19 @@ pub struct Metadata<'a> {
     /// quantiles in `(0, 1)`: the log-density below which that fraction of the validation data
     /// fell at training. In the flow's (standardized) space.
     pub thresholds: &'a [u8],
+}
+
+impl<'a> Metadata<'a> {
+    /// The column names as text ([`columns`](Self::columns)); `None` if they are not valid
+    /// UTF-8, which the columns of a parsed [`Model`] always are.
+    pub fn columns_str(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.columns).ok()
+    }
+}
+
+/// serde's decoding of [`Metadata::columns`]: a string (so valid UTF-8), kept as its bytes.
+fn text_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'de [u8], D::Error> {
+    <&'de str>::deserialize(d).map(str::as_bytes)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1377,7 +1397,7 @@ mod builder {
                 marginal_layers: u16_of(self.marginal),
             };
             let metadata = Metadata {
-                columns: &self.columns,
+                columns: self.columns.as_bytes(),
                 scaler: &self.scaler,
                 thresholds: &self.thresholds,
             };
@@ -1558,7 +1578,7 @@ mod wire_tests {
             .nth(rng.next_u32() as usize % 8)
             .unwrap_or(text.len());
         put(&Metadata {
-            columns: &text[..cut],
+            columns: &text.as_bytes()[..cut],
             scaler: &bytes[..m],
             thresholds: &bytes[m..],
         });

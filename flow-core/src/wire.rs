@@ -19,7 +19,9 @@
 //! Running out of bytes is [`FormatError::Truncated`]; anything else that does not decode
 //! (an over-long or overflowing varint, an unknown variant, invalid UTF-8) is
 //! [`FormatError::Malformed`]. The length rule is postcard's on a 64-bit host on every
-//! target, so a file decodes the same everywhere.
+//! target, so a file decodes the same everywhere. A string is checked by a small UTF-8
+//! validator of its own (the same accept set as `core::str::from_utf8`, tested against it)
+//! and kept as its bytes, so that a loader that never reads it as text links no other.
 
 use crate::error::{Error, Feature};
 use crate::model::FormatError;
@@ -114,10 +116,14 @@ impl<'a> Reader<'a> {
         self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// A string: a byte string that is valid UTF-8.
-    #[inline(never)]
-    pub(crate) fn str(&mut self) -> Result<&'a str, Bad> {
-        core::str::from_utf8(self.byte_str()?).map_err(|_| Bad::Malformed)
+    /// A string: a byte string that is valid UTF-8, returned as its bytes (see [`utf8`]).
+    pub(crate) fn str(&mut self) -> Result<&'a [u8], Bad> {
+        let b = self.byte_str()?;
+        if utf8(b) {
+            Ok(b)
+        } else {
+            Err(Bad::Malformed)
+        }
     }
 
     /// An enum's variant index, checked against the number of variants. (Not inlined, like
@@ -129,6 +135,124 @@ impl<'a> Reader<'a> {
             Ok(v)
         } else {
             Err(Bad::Malformed)
+        }
+    }
+}
+
+/// Whether `b` is valid UTF-8: accepts exactly what `core::str::from_utf8` accepts (no
+/// overlong encodings, no surrogates, nothing above U+10FFFF, no cut-off sequence), in a
+/// few instructions per byte and without `core`'s 256-byte table of sequence widths.
+pub(crate) fn utf8(b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&lead) = b.get(i) {
+        i += 1;
+        // The sequence's length is the lead byte's number of leading ones (ASCII: none).
+        let n = (!lead).leading_zeros();
+        if n == 0 {
+            continue;
+        }
+        if n == 1 || n > 4 {
+            // A continuation byte, or a lead byte of 5 or more bytes.
+            return false;
+        }
+        let mut c = u32::from(lead & (0x7F >> n));
+        for _ in 1..n {
+            match b.get(i) {
+                Some(&x) if x & 0xC0 == 0x80 => c = c << 6 | u32::from(x & 0x3F),
+                _ => return false,
+            }
+            i += 1;
+        }
+        // The smallest code point that needs `n` bytes: anything less is overlong.
+        let min = match n {
+            2 => 0x80,
+            3 => 0x800,
+            _ => 0x1_0000,
+        };
+        if c < min || (0xD800..0xE000).contains(&c) || c > 0x10_FFFF {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8;
+    use rand_core::{RngCore, SeedableRng};
+    use rand_pcg::Pcg32;
+
+    fn same(b: &[u8]) {
+        assert_eq!(utf8(b), core::str::from_utf8(b).is_ok(), "on {b:02x?}");
+    }
+
+    #[test]
+    fn utf8_accepts_what_core_accepts() {
+        // Every sequence of up to 2 bytes, and every lead byte with every second byte
+        // followed by edge continuations (and cut off after each byte).
+        for a in 0..=255u8 {
+            same(&[a]);
+            for b in 0..=255u8 {
+                same(&[a, b]);
+                for c in [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF] {
+                    same(&[a, b, c]);
+                    for d in [0x41, 0x80, 0xBF, 0xC0] {
+                        same(&[a, b, c, d]);
+                        same(&[0x41, a, b, c, d, 0x42]);
+                    }
+                }
+            }
+        }
+        // The boundaries: the first and last code points of each length, around the
+        // surrogates and U+10FFFF, and the overlong forms of each.
+        let edges: &[&[u8]] = &[
+            &[0xC2, 0x80],
+            &[0xDF, 0xBF],
+            &[0xC1, 0xBF],
+            &[0xE0, 0xA0, 0x80],
+            &[0xE0, 0x9F, 0xBF],
+            &[0xED, 0x9F, 0xBF],
+            &[0xED, 0xA0, 0x80],
+            &[0xED, 0xBF, 0xBF],
+            &[0xEE, 0x80, 0x80],
+            &[0xEF, 0xBF, 0xBF],
+            &[0xF0, 0x90, 0x80, 0x80],
+            &[0xF0, 0x8F, 0xBF, 0xBF],
+            &[0xF4, 0x8F, 0xBF, 0xBF],
+            &[0xF4, 0x90, 0x80, 0x80],
+            &[0xF5, 0x80, 0x80, 0x80],
+            &[0xF7, 0xBF, 0xBF, 0xBF],
+            &[0xF8, 0x88, 0x80, 0x80, 0x80],
+            &[0xFC, 0x84, 0x80, 0x80, 0x80, 0x80],
+        ];
+        for e in edges {
+            for n in 0..=e.len() {
+                same(&e[..n]);
+            }
+        }
+        // Random strings, drawn from bytes that make valid and almost valid sequences.
+        let mut rng = Pcg32::seed_from_u64(0x0F8);
+        let pool = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+            0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+        ];
+        let mut b = [0u8; 24];
+        for _ in 0..1_000_000 {
+            let n = rng.next_u32() as usize % b.len();
+            for x in &mut b[..n] {
+                *x = match rng.next_u32() % 3 {
+                    0 => rng.next_u32() as u8,
+                    _ => pool[rng.next_u32() as usize % pool.len()],
+                };
+            }
+            same(&b[..n]);
+        }
+        // Valid text of every length class.
+        let text = "a\u{7F}\u{80}é\u{7FF}\u{800}温\u{D7FF}\u{E000}\u{FFFF}\u{10000}😀\u{10FFFF}";
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                same(&text.as_bytes()[i..j]);
+            }
         }
     }
 }

@@ -49,92 +49,132 @@ impl From<Bad> for Error {
     }
 }
 
-/// A cursor over the bytes still to decode.
+/// A cursor over the bytes still to decode, which remembers the first thing that did not
+/// decode: from then on it holds no more bytes, and every read returns zeros (an empty byte
+/// string, variant 0) without replacing that first error. A part is read field by field
+/// without a check after each, and fails once, at the end ([`Reader::done`]), with the
+/// error a decoder stopping at the first failure would return.
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
+    err: Option<Bad>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
+        Self {
+            rest: bytes,
+            err: None,
+        }
     }
 
-    /// What is left.
+    /// What is left (nothing after an error).
     pub(crate) fn rest(&self) -> &'a [u8] {
         self.rest
     }
 
-    /// The next `n` bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], Bad> {
-        let (head, rest) = self.rest.split_at_checked(n).ok_or(Bad::Truncated)?;
-        self.rest = rest;
-        Ok(head)
+    /// Ok, or the first error.
+    pub(crate) fn done(&self) -> Result<(), Bad> {
+        match self.err {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, Bad> {
-        let (&b, rest) = self.rest.split_first().ok_or(Bad::Truncated)?;
-        self.rest = rest;
-        Ok(b)
+    /// Records `e` unless an error came first, and drops the bytes left.
+    #[inline(never)]
+    pub(crate) fn fail(&mut self, e: Bad) {
+        self.err.get_or_insert(e);
+        self.rest = &[];
+    }
+
+    /// The next `n` bytes (empty if there are fewer).
+    pub(crate) fn bytes(&mut self, n: usize) -> &'a [u8] {
+        match self.rest.split_at_checked(n) {
+            Some((head, rest)) => {
+                self.rest = rest;
+                head
+            }
+            None => {
+                self.fail(Bad::Truncated);
+                &[]
+            }
+        }
+    }
+
+    pub(crate) fn u8(&mut self) -> u8 {
+        match self.rest.split_first() {
+            Some((&b, rest)) => {
+                self.rest = rest;
+                b
+            }
+            None => {
+                self.fail(Bad::Truncated);
+                0
+            }
+        }
     }
 
     /// A varint of at most `max_len` bytes whose last byte is at most `last_max`.
     #[inline(never)]
-    fn varint(&mut self, max_len: u32, last_max: u8) -> Result<u64, Bad> {
+    fn varint(&mut self, max_len: u32, last_max: u8) -> u64 {
         let mut out = 0u64;
         for i in 0..max_len {
-            let b = self.u8()?;
+            let b = self.u8();
             out |= u64::from(b & 0x7F) << (7 * i);
             if b & 0x80 == 0 {
                 if i == max_len - 1 && b > last_max {
-                    return Err(Bad::Malformed);
+                    break;
                 }
-                return Ok(out);
+                return out;
             }
         }
-        Err(Bad::Malformed)
+        self.fail(Bad::Malformed);
+        0
     }
 
-    pub(crate) fn u16(&mut self) -> Result<u16, Bad> {
+    #[inline(never)]
+    pub(crate) fn u16(&mut self) -> u16 {
         // At most 3 bytes, the last one at most 0x03: the value fits 16 bits.
-        Ok(self.varint(3, 0x03)? as u16)
+        self.varint(3, 0x03) as u16
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, Bad> {
-        Ok(self.varint(5, 0x0F)? as u32)
+    #[inline(never)]
+    pub(crate) fn u32(&mut self) -> u32 {
+        self.varint(5, 0x0F) as u32
     }
 
-    pub(crate) fn f32(&mut self) -> Result<f32, Bad> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.bytes(4)?);
-        Ok(f32::from_le_bytes(a))
+    pub(crate) fn f32(&mut self) -> f32 {
+        f32::from_le_bytes(self.bytes(4).try_into().unwrap_or([0; 4]))
     }
 
     /// A byte string: its length, then its bytes.
-    pub(crate) fn byte_str(&mut self) -> Result<&'a [u8], Bad> {
-        let n = self.varint(10, 0x01)?;
+    pub(crate) fn byte_str(&mut self) -> &'a [u8] {
+        let n = self.varint(10, 0x01);
         // A length beyond the address space is beyond the bytes left too.
         self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// A string: a byte string that is valid UTF-8, returned as its bytes (see [`utf8`]).
-    pub(crate) fn str(&mut self) -> Result<&'a [u8], Bad> {
-        let b = self.byte_str()?;
+    pub(crate) fn str(&mut self) -> &'a [u8] {
+        let b = self.byte_str();
         if utf8(b) {
-            Ok(b)
+            b
         } else {
-            Err(Bad::Malformed)
+            self.fail(Bad::Malformed);
+            &[]
         }
     }
 
     /// An enum's variant index, checked against the number of variants. (Not inlined, like
     /// `varint`: called for every enum of every part.)
     #[inline(never)]
-    pub(crate) fn variant(&mut self, variants: u32) -> Result<u32, Bad> {
-        let v = self.u32()?;
+    pub(crate) fn variant(&mut self, variants: u32) -> u32 {
+        let v = self.u32();
         if v < variants {
-            Ok(v)
+            v
         } else {
-            Err(Bad::Malformed)
+            self.fail(Bad::Malformed);
+            0
         }
     }
 }

@@ -570,6 +570,8 @@ pub struct Model<'a> {
     params: Weights<'a>,
     size: usize,
     checksum: u32,
+    /// Number of `f32` parameters the records refer to, counted while decoding them.
+    param_count: usize,
 }
 
 /// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
@@ -611,24 +613,28 @@ fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
 }
 
 /// The parts after the preamble, decoded in order by one [`Reader`] (left on the bytes after
-/// them): the header, the records' bytes (every record decoded, to find where they end), the
-/// metadata and the tail.
-fn parts<'a>(r: &mut Reader<'a>) -> Result<(Header, &'a [u8], Metadata<'a>, Tail<'a>), Bad> {
+/// them): the header, the records' bytes (every record decoded, to find where they end) and
+/// the number of parameters they refer to, the metadata and the tail.
+#[allow(clippy::type_complexity)] // the parts, in the file's order
+fn parts<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(Header, (&'a [u8], usize), Metadata<'a>, Tail<'a>), Bad> {
     let header = Header::read(r);
     let records = r.rest();
+    let mut count = 0usize;
     // Stops at the first error: the rest would read nothing.
     for _ in 0..header.layers {
         if r.done().is_err() {
             break;
         }
-        LayerRecord::read(r);
+        count = count.saturating_add(LayerRecord::read(r).param_count());
     }
     let records = records
         .get(..records.len() - r.rest().len())
         .ok_or(Bad::Malformed)?;
     let (metadata, tail) = (Metadata::read(r), Tail::read(r));
     r.done()?;
-    Ok((header, records, metadata, tail))
+    Ok((header, (records, count), metadata, tail))
 }
 
 impl Wire<'_> for FlowKind {
@@ -824,7 +830,7 @@ impl<'a> Model<'a> {
                 .get(n - r.rest().len()..)
                 .ok_or(FormatError::Truncated)?,
         );
-        let (header, records, metadata, tail) = parts(&mut r)?;
+        let (header, (records, param_count), metadata, tail) = parts(&mut r)?;
         if !r.rest().is_empty() {
             return Err(FormatError::TrailingBytes.into());
         }
@@ -838,6 +844,7 @@ impl<'a> Model<'a> {
             params: weights(tail.params)?,
             size: n,
             checksum: stored,
+            param_count,
         };
         model.check_structure()?;
         Ok(model)
@@ -967,10 +974,7 @@ impl<'a> Model<'a> {
 
     /// Number of `f32` parameters in all layers.
     pub fn param_count(&self) -> usize {
-        self.records()
-            .filter_map(Result::ok)
-            .map(|r| r.param_count())
-            .sum()
+        self.param_count
     }
 
     fn expect(&self, kind: FlowKind) -> Result<(), Error> {

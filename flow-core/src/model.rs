@@ -514,9 +514,16 @@ impl<'a> LayerRecord<'a> {
 /// Optional information stored with a model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata<'a> {
-    /// Column names, separated by `\n`: the `D` data columns, then the `C` context columns.
-    /// Empty when unknown.
-    pub columns: &'a str,
+    /// Column names as UTF-8 text, separated by `\n`: the `D` data columns, then the `C`
+    /// context columns. Empty when unknown. [`columns_str`](Self::columns_str) gives the text.
+    ///
+    /// Stored as a string (the encoding of a byte string: its length, then its bytes) and
+    /// checked to be valid UTF-8 when decoded, so a parsed model's columns always are; kept as
+    /// bytes so that a loader that never reads them as text does not carry `core`'s UTF-8
+    /// decoding. The writer does not check them: [`encode`] rejects invalid UTF-8 when it
+    /// parses the file back ([`FormatError::Malformed`]).
+    #[serde(deserialize_with = "text_bytes")]
+    pub columns: &'a [u8],
     /// Empty, or the data scaler as `[mean (D) | scale (D)]` f32 LE: the flow models
     /// `(raw - mean) / scale`. See [`Model::log_prob_raw`].
     pub scaler: &'a [u8],
@@ -524,6 +531,19 @@ pub struct Metadata<'a> {
     /// quantiles in `(0, 1)`: the log-density below which that fraction of the validation data
     /// fell at training. In the flow's (standardized) space.
     pub thresholds: &'a [u8],
+}
+
+impl<'a> Metadata<'a> {
+    /// The column names as text ([`columns`](Self::columns)); `None` if they are not valid
+    /// UTF-8, which the columns of a parsed [`Model`] always are.
+    pub fn columns_str(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.columns).ok()
+    }
+}
+
+/// serde's decoding of [`Metadata::columns`]: a string (so valid UTF-8), kept as its bytes.
+fn text_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'de [u8], D::Error> {
+    <&'de str>::deserialize(d).map(str::as_bytes)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -550,6 +570,8 @@ pub struct Model<'a> {
     params: Weights<'a>,
     size: usize,
     checksum: u32,
+    /// Number of `f32` parameters the records refer to, counted while decoding them.
+    param_count: usize,
 }
 
 /// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
@@ -569,184 +591,197 @@ fn next_layer<'a>(
 #[inline(always)]
 fn next_record<'a>(rest: &mut &'a [u8]) -> Result<LayerRecord<'a>, Error> {
     let mut r = Reader::new(rest);
-    let rec = LayerRecord::read(&mut r)?;
+    let rec = LayerRecord::read(&mut r);
+    r.done()?;
     *rest = r.rest();
     Ok(rec)
 }
 
 /// A part of the file as the loader decodes it: postcard's encoding, by the hand-written
-/// decoder of [`crate::wire`] (the writer uses postcard and serde).
+/// decoder of [`crate::wire`] (the writer uses postcard and serde). What does not decode is
+/// left in the [`Reader`], which then reads zeros: the value read is garbage then.
 trait Wire<'a>: Sized {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Bad>;
+    fn read(r: &mut Reader<'a>) -> Self;
 }
 
 /// Decodes one part from the front of `b`; returns it and the bytes after it.
 fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
     let mut r = Reader::new(b);
-    let v = T::read(&mut r)?;
+    let v = T::read(&mut r);
+    r.done()?;
     Ok((v, r.rest()))
 }
 
 /// The parts after the preamble, decoded in order by one [`Reader`] (left on the bytes after
-/// them): the header, the records' bytes (every record decoded, to find where they end), the
-/// metadata and the tail.
-fn parts<'a>(r: &mut Reader<'a>) -> Result<(Header, &'a [u8], Metadata<'a>, Tail<'a>), Bad> {
-    let header = Header::read(r)?;
+/// them): the header, the records' bytes (every record decoded, to find where they end) and
+/// the number of parameters they refer to, the metadata and the tail.
+#[allow(clippy::type_complexity)] // the parts, in the file's order
+fn parts<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(Header, (&'a [u8], usize), Metadata<'a>, Tail<'a>), Bad> {
+    let header = Header::read(r);
     let records = r.rest();
+    let mut count = 0usize;
+    // Stops at the first error: the rest would read nothing.
     for _ in 0..header.layers {
-        LayerRecord::read(r)?;
+        if r.done().is_err() {
+            break;
+        }
+        count = count.saturating_add(LayerRecord::read(r).param_count());
     }
     let records = records
         .get(..records.len() - r.rest().len())
         .ok_or(Bad::Malformed)?;
-    Ok((header, records, Metadata::read(r)?, Tail::read(r)?))
+    let (metadata, tail) = (Metadata::read(r), Tail::read(r));
+    r.done()?;
+    Ok((header, (records, count), metadata, tail))
 }
 
 impl Wire<'_> for FlowKind {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        Ok(match r.variant(3)? {
+    fn read(r: &mut Reader<'_>) -> Self {
+        match r.variant(3) {
             0 => FlowKind::Plain,
             1 => FlowKind::Conditional,
             _ => FlowKind::Joint,
-        })
+        }
     }
 }
 
 impl Wire<'_> for Order {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        Ok(match r.variant(2)? {
+    fn read(r: &mut Reader<'_>) -> Self {
+        match r.variant(2) {
             0 => Order::Linear,
             #[cfg(feature = "quadratic")]
             _ => Order::Quadratic,
             #[cfg(not(feature = "quadratic"))]
-            _ => return Err(Bad::Unsupported(Feature::Quadratic)),
-        })
+            _ => {
+                r.fail(Bad::Unsupported(Feature::Quadratic));
+                Order::Linear
+            }
+        }
     }
 }
 
 impl Wire<'_> for Header {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        Ok(Header {
-            kind: FlowKind::read(r)?,
-            dim: r.u16()?,
-            context_dim: r.u16()?,
-            layers: r.u16()?,
-            marginal_layers: r.u16()?,
-        })
+    fn read(r: &mut Reader<'_>) -> Self {
+        Header {
+            kind: FlowKind::read(r),
+            dim: r.u16(),
+            context_dim: r.u16(),
+            layers: r.u16(),
+            marginal_layers: r.u16(),
+        }
     }
 }
 
 impl Wire<'_> for SplineDesc {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        Ok(SplineDesc {
-            bins: r.u16()?,
-            bound: r.f32()?,
-            order: Order::read(r)?,
-        })
+    fn read(r: &mut Reader<'_>) -> Self {
+        SplineDesc {
+            bins: r.u16(),
+            bound: r.f32(),
+            order: Order::read(r),
+        }
     }
 }
 
 impl Wire<'_> for Hidden {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        let len = r.u8()?;
+    fn read(r: &mut Reader<'_>) -> Self {
+        let len = r.u8();
         let mut sizes = [0u16; MAX_HIDDEN_LAYERS];
         for s in &mut sizes {
-            *s = r.u16()?;
+            *s = r.u16();
         }
-        Ok(Hidden { len, sizes })
+        Hidden { len, sizes }
     }
 }
 
 impl Wire<'_> for ParamRef {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        Ok(ParamRef {
-            start: r.u32()?,
-            len: r.u32()?,
-        })
+    fn read(r: &mut Reader<'_>) -> Self {
+        ParamRef {
+            start: r.u32(),
+            len: r.u32(),
+        }
     }
 }
 
 impl<'a> Wire<'a> for LayerRecord<'a> {
     #[allow(unreachable_code)] // without any layer kind
-    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
+    fn read(r: &mut Reader<'a>) -> Self {
         // A kind this build leaves out is rejected as soon as its tag is read.
-        Ok(match r.variant(6)? {
+        match r.variant(6) {
             #[cfg(feature = "affine")]
             0 => LayerRecord::Affine {
-                dim: r.u16()?,
-                params: ParamRef::read(r)?,
+                dim: r.u16(),
+                params: ParamRef::read(r),
             },
             #[cfg(feature = "exp")]
-            1 => LayerRecord::Exp { dim: r.u16()? },
+            1 => LayerRecord::Exp { dim: r.u16() },
             #[cfg(feature = "spline")]
             2 => LayerRecord::Spline {
-                dim: r.u16()?,
-                spline: SplineDesc::read(r)?,
-                params: ParamRef::read(r)?,
+                dim: r.u16(),
+                spline: SplineDesc::read(r),
+                params: ParamRef::read(r),
             },
             #[cfg(feature = "coupling")]
             3 => LayerRecord::Coupling {
-                split: r.u16()?,
-                upper_dim: r.u16()?,
-                spline: SplineDesc::read(r)?,
-                context: r.u16()?,
-                hidden: Hidden::read(r)?,
-                lower: ParamRef::read(r)?,
-                hypernet: ParamRef::read(r)?,
+                split: r.u16(),
+                upper_dim: r.u16(),
+                spline: SplineDesc::read(r),
+                context: r.u16(),
+                hidden: Hidden::read(r),
+                lower: ParamRef::read(r),
+                hypernet: ParamRef::read(r),
             },
             #[cfg(feature = "permute")]
-            4 => LayerRecord::Permute {
-                perm: r.byte_str()?,
-            },
+            4 => LayerRecord::Permute { perm: r.byte_str() },
             #[cfg(feature = "conditional-spline")]
             5 => LayerRecord::ConditionalSpline {
-                dim: r.u16()?,
-                spline: SplineDesc::read(r)?,
-                context: r.u16()?,
-                hidden: Hidden::read(r)?,
-                hypernet: ParamRef::read(r)?,
+                dim: r.u16(),
+                spline: SplineDesc::read(r),
+                context: r.u16(),
+                hidden: Hidden::read(r),
+                hypernet: ParamRef::read(r),
             },
             v => {
-                return Err(Bad::Unsupported(match v {
+                r.fail(Bad::Unsupported(match v {
                     0 => Feature::Affine,
                     1 => Feature::Exp,
                     2 => Feature::Spline,
                     3 => Feature::Coupling,
                     4 => Feature::Permute,
                     _ => Feature::ConditionalSpline,
-                }))
+                }));
+                LayerRecord::Exp { dim: 0 }
             }
-        })
+        }
     }
 }
 
 impl<'a> Wire<'a> for Metadata<'a> {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
-        Ok(Metadata {
-            columns: r.str()?,
-            scaler: r.byte_str()?,
-            thresholds: r.byte_str()?,
-        })
+    fn read(r: &mut Reader<'a>) -> Self {
+        Metadata {
+            columns: r.str(),
+            scaler: r.byte_str(),
+            thresholds: r.byte_str(),
+        }
     }
 }
 
 impl Wire<'_> for Preamble {
-    fn read(r: &mut Reader<'_>) -> Result<Self, Bad> {
-        let mut magic = [0u8; 4];
-        magic.copy_from_slice(r.bytes(4)?);
-        Ok(Preamble {
-            magic,
-            version: r.u16()?,
-        })
+    fn read(r: &mut Reader<'_>) -> Self {
+        Preamble {
+            magic: r.bytes(4).try_into().unwrap_or([0; 4]),
+            version: r.u16(),
+        }
     }
 }
 
 impl<'a> Wire<'a> for Tail<'a> {
-    fn read(r: &mut Reader<'a>) -> Result<Self, Bad> {
-        Ok(Tail {
-            pad: r.byte_str()?,
-            params: r.byte_str()?,
-        })
+    fn read(r: &mut Reader<'a>) -> Self {
+        Tail {
+            pad: r.byte_str(),
+            params: r.byte_str(),
+        }
     }
 }
 
@@ -767,7 +802,8 @@ impl<'a> Model<'a> {
     /// Validates a model file (see the [module docs](self)) without copying anything.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        let pre = Preamble::read(&mut r)?;
+        let pre = Preamble::read(&mut r);
+        r.done()?;
         if pre.magic != MAGIC {
             return Err(FormatError::Magic.into());
         }
@@ -794,7 +830,7 @@ impl<'a> Model<'a> {
                 .get(n - r.rest().len()..)
                 .ok_or(FormatError::Truncated)?,
         );
-        let (header, records, metadata, tail) = parts(&mut r)?;
+        let (header, (records, param_count), metadata, tail) = parts(&mut r)?;
         if !r.rest().is_empty() {
             return Err(FormatError::TrailingBytes.into());
         }
@@ -808,6 +844,7 @@ impl<'a> Model<'a> {
             params: weights(tail.params)?,
             size: n,
             checksum: stored,
+            param_count,
         };
         model.check_structure()?;
         Ok(model)
@@ -937,10 +974,7 @@ impl<'a> Model<'a> {
 
     /// Number of `f32` parameters in all layers.
     pub fn param_count(&self) -> usize {
-        self.records()
-            .filter_map(Result::ok)
-            .map(|r| r.param_count())
-            .sum()
+        self.param_count
     }
 
     fn expect(&self, kind: FlowKind) -> Result<(), Error> {
@@ -1377,7 +1411,7 @@ mod builder {
                 marginal_layers: u16_of(self.marginal),
             };
             let metadata = Metadata {
-                columns: &self.columns,
+                columns: self.columns.as_bytes(),
                 scaler: &self.scaler,
                 thresholds: &self.thresholds,
             };
@@ -1558,7 +1592,7 @@ mod wire_tests {
             .nth(rng.next_u32() as usize % 8)
             .unwrap_or(text.len());
         put(&Metadata {
-            columns: &text[..cut],
+            columns: &text.as_bytes()[..cut],
             scaler: &bytes[..m],
             thresholds: &bytes[m..],
         });

@@ -84,7 +84,8 @@ fn golden_bytes() {
     // Decoding gives the same numbers as the layers built by hand from the same parameters.
     let m = Model::parse(&bytes).unwrap();
     assert_eq!(m.header().kind, FlowKind::Plain);
-    assert_eq!(m.metadata().columns, "a\nb");
+    assert_eq!(m.metadata().columns, b"a\nb");
+    assert_eq!(m.metadata().columns_str(), Some("a\nb"));
     assert_eq!(m.threshold(0.01), Some(-6.5));
     assert_eq!(m.scaler(1), Some((2.0, 4.0)));
     assert_eq!(m.param_count(), 4 + 16 + 7 + 25);

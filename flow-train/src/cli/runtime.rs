@@ -122,7 +122,8 @@ impl<'a> Runtime<'a> {
         let all: Vec<String> = self
             .model
             .metadata()
-            .columns
+            .columns_str()
+            .unwrap_or_default()
             .split('\n')
             .filter(|s| !s.is_empty())
             .map(str::to_string)

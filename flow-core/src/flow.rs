@@ -143,11 +143,11 @@ impl Layer<'_> {
         }
     }
 
-    /// `true` when `table` is a well-formed knot table for this layer (empty for a layer
-    /// without one; see [`Flow::set_sealed_tables`]).
-    fn table_well_formed(&self, table: Weights<'_>) -> bool {
-        self.fixed_spline()
-            .map_or(table.is_empty(), |l| l.table_well_formed(table))
+    /// `true` when the next [`table_len`](Self::table_len) entries of `t` are a well-formed
+    /// knot table for this layer (none for a layer without one; see
+    /// [`Flow::set_sealed_tables`]).
+    fn table_well_formed(&self, t: &mut impl Iterator<Item = f32>) -> bool {
+        self.fixed_spline().is_none_or(|l| l.table_well_formed(t))
     }
 
     /// Calls `f` with each entry of its knot table; `false` if `f` stopped it.
@@ -316,15 +316,10 @@ impl<'a, const L: usize> Chain<'a, L> {
     /// the flow's length and that each layer's part is a well-formed knot table (see
     /// [`Flow::set_sealed_tables`]).
     pub(crate) fn set_well_formed_tables(&mut self, tables: Weights<'a>) -> Result<(), Error> {
-        let mut rest = tables;
-        let fits = self.layers.iter().all(|l| {
-            let Some((mine, after)) = rest.split(l.table_len()) else {
-                return false;
-            };
-            rest = after;
-            l.table_well_formed(mine)
-        });
-        if !(fits && rest.is_empty()) {
+        // The layers' tables follow one another: each takes its entries from the front.
+        let mut rest = tables.iter();
+        let fits = self.layers.iter().all(|l| l.table_well_formed(&mut rest));
+        if !(fits && rest.next().is_none()) {
             return Err(Error::InvalidLayer(LayerError::Tables));
         }
         self.tables = tables;

@@ -551,36 +551,39 @@ pub(crate) fn dim_table<P: BinParams<f32>>(
         && (0..shape.lambdas_per_dim()).all(|k| f(bin_lambda(p, k)))
 }
 
-/// `true` when `t` is one dimension's knot table (see [`table_len_per_dim`]) of a valid
-/// spline of this shape: on each axis the interior knots increase strictly inside `(-B, B)`,
-/// the interior derivatives are positive and finite, and the `λ`s lie in `(0, 1)` — what the
-/// evaluation needs for every bin to be a monotone rational function (NaN fails every test).
-/// What [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables) checks instead of
-/// recomputing the table.
-pub(crate) fn dim_table_well_formed(shape: &SplineShape, t: Weights<'_>) -> bool {
+/// `true` when the next entries of `t` are one dimension's knot table (see
+/// [`table_len_per_dim`]) of a valid spline of this shape: on each axis the interior knots
+/// increase strictly inside `(-B, B)`, the interior derivatives are positive and finite, and
+/// the `λ`s lie in `(0, 1)` — what the evaluation needs for every bin to be a monotone
+/// rational function (NaN fails every test; so does a table that ends early). What
+/// [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables) checks instead of recomputing
+/// the table.
+pub(crate) fn dim_table_well_formed(
+    shape: &SplineShape,
+    t: &mut impl Iterator<Item = f32>,
+) -> bool {
     let inner = shape.bins - 1;
     let bound = shape.bound;
-    let increasing = |axis: Weights<'_>| {
-        let mut last = -bound;
-        axis.iter().all(|v| {
-            let up = v > last;
-            last = v;
-            up
-        }) && last < bound
-    };
-    let (Some((xs, rest)), true) = (t.split(inner), t.len() == table_len_per_dim(shape)) else {
-        return false;
-    };
-    let Some((ys, rest)) = rest.split(inner) else {
-        return false;
-    };
-    let Some((ds, lambdas)) = rest.split(inner) else {
-        return false;
-    };
-    increasing(xs)
-        && increasing(ys)
-        && ds.iter().all(|d| d > 0.0 && d < f32::INFINITY)
-        && lambdas.iter().all(|l| l > 0.0 && l < 1.0)
+    // Each part: its length, the open interval its entries lie in, and whether each entry
+    // must lie above the one before (a knot axis starts above `-B`).
+    let parts = [
+        (inner, -bound, bound, true),
+        (inner, -bound, bound, true),
+        (inner, 0.0, f32::INFINITY, false),
+        (shape.lambdas_per_dim(), 0.0, 1.0, false),
+    ];
+    parts.into_iter().all(|(n, mut lo, hi, increasing)| {
+        (0..n).all(|_| {
+            let Some(v) = t.next() else {
+                return false;
+            };
+            let inside = v > lo && v < hi;
+            if increasing {
+                lo = v;
+            }
+            inside
+        })
+    })
 }
 
 /// One dimension's precomputed knot table, `f32` values read in place (see
@@ -1108,16 +1111,11 @@ impl<'a> Spline<'a> {
         })
     }
 
-    /// `true` when `table` has [`table_len`](Self::table_len) entries, each dimension's a
-    /// well-formed knot table (see [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables)).
-    pub(crate) fn table_well_formed(&self, table: Weights<'_>) -> bool {
-        let per_dim = table_len_per_dim(&self.shape);
-        table.len() == self.table_len()
-            && (0..self.dim).all(|j| {
-                table
-                    .slice(j * per_dim, per_dim)
-                    .is_some_and(|t| dim_table_well_formed(&self.shape, t))
-            })
+    /// `true` when the next [`table_len`](Self::table_len) entries of `t` are, dimension by
+    /// dimension, well-formed knot tables (see
+    /// [`Flow::set_sealed_tables`](crate::Flow::set_sealed_tables)).
+    pub(crate) fn table_well_formed(&self, t: &mut impl Iterator<Item = f32>) -> bool {
+        (0..self.dim).all(|_| dim_table_well_formed(&self.shape, t))
     }
 
     /// Applies the spline to each dimension of `v` (see [`eval_all`]); with `table` of

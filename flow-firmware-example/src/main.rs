@@ -121,13 +121,8 @@ fn set_tables(
 #[entry]
 fn main() -> ! {
     let mut stack = StackMeter::start();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        say("error peripherals");
-        rt::exit_failure()
-    };
-    let mut ticker = Ticker::start(cp.SYST);
+    let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
-    calib.print();
 
     // --- load: Model::parse + building the flow, with its stack ---
     let bytes: &'static [u8] = &model::FILE.0;
@@ -144,7 +139,7 @@ fn main() -> ! {
     // Timed here, before `set_tables` (a load builds the flow without its tables).
     let ((), load_ticks) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
-            let _ = black_box(model::load(black_box(bytes), &mut loaded));
+            let _ = black_box(&model::load(black_box(bytes), &mut loaded));
         }
     });
     let Some((model, flow)) = &mut loaded else {
@@ -168,7 +163,7 @@ fn main() -> ! {
     metric("stack_tables_bytes", tables_stack as u32);
     let ((), t) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
-            let _ = black_box(flow_core::Model::parse(black_box(bytes)));
+            let _ = black_box(&flow_core::Model::parse(black_box(bytes)));
         }
     });
     metric("icount_parse", calib.per_call(t, REPS_LOAD));

@@ -62,13 +62,6 @@ impl Line {
         self
     }
 
-    /// Appends a space and `v` (two's complement) in decimal.
-    pub fn int(&mut self, v: i32) -> &mut Self {
-        self.bytes(if v < 0 { b" -" } else { b" " });
-        self.dec(v.unsigned_abs());
-        self
-    }
-
     /// Appends a space and the bits of `v` as 8 hex digits.
     #[inline(never)]
     pub fn bits(&mut self, v: f32) -> &mut Self {
@@ -88,7 +81,8 @@ impl Line {
         self
     }
 
-    fn hex8(&mut self, v: u32) {
+    /// Appends `v` as 8 lowercase hex digits.
+    pub fn hex8(&mut self, v: u32) {
         let mut d = [0u8; 8];
         for (i, c) in d.iter_mut().enumerate() {
             let n = (v >> (28 - 4 * i)) & 0xF;

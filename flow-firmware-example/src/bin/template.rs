@@ -27,13 +27,8 @@ use rt::{Calibration, StackMeter, Ticker};
 #[entry]
 fn main() -> ! {
     let mut stack = StackMeter::start();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        say("error peripherals");
-        rt::exit_failure()
-    };
-    let mut ticker = Ticker::start(cp.SYST);
+    let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
-    calib.print();
 
     // The trivial workload: one multiply-add, printed like a log_prob.
     let (v, t) = ticker.ticks(|| black_box(1.5f32) * black_box(-2.0f32) + black_box(0.25f32));

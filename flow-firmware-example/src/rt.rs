@@ -178,7 +178,7 @@ impl Calibration {
         let c = Self {
             ticks: u64::from(raw[1].saturating_sub(raw[0])).max(1),
         };
-        out::metric(
+        out::metric!(
             "instr_per_tick_milli",
             u32::try_from(div(CALIB_INSTR * 1000 + c.ticks / 2, c.ticks)).unwrap_or(u32::MAX),
         );

@@ -96,6 +96,7 @@ impl Line {
     }
 
     /// Ends the line.
+    #[inline(never)]
     pub fn send(&mut self) {
         self.bytes(b"\n");
     }

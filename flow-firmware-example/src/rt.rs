@@ -160,7 +160,7 @@ const CALIB_INSTR: u64 = 2 * (CALIB_ITERS[1] - CALIB_ITERS[0]) as u64;
 /// Instructions per SysTick tick, measured with [`spin`]: [`CALIB_INSTR`] instructions took
 /// this many ticks.
 pub struct Calibration {
-    ticks: u64,
+    ticks: u32,
 }
 
 impl Calibration {
@@ -176,11 +176,12 @@ impl Calibration {
             }
         }
         let c = Self {
-            ticks: u64::from(raw[1].saturating_sub(raw[0])).max(1),
+            ticks: raw[1].saturating_sub(raw[0]).max(1),
         };
+        let ticks = u64::from(c.ticks);
         out::metric!(
             "instr_per_tick_milli",
-            u32::try_from(div(CALIB_INSTR * 1000 + c.ticks / 2, c.ticks)).unwrap_or(u32::MAX),
+            u32::try_from(div(CALIB_INSTR * 1000 + ticks / 2, ticks)).unwrap_or(u32::MAX),
         );
         c
     }
@@ -188,7 +189,8 @@ impl Calibration {
     /// Instructions per call of `calls` calls that took `ticks` ticks: the instructions
     /// rounded to nearest, divided by `calls` rounded down (at most `u32::MAX`).
     pub fn per_call(&self, ticks: u32, calls: u32) -> u32 {
-        let instr = div(u64::from(ticks) * CALIB_INSTR + self.ticks / 2, self.ticks);
+        let d = u64::from(self.ticks);
+        let instr = div(u64::from(ticks) * CALIB_INSTR + d / 2, d);
         u32::try_from(div(instr, u64::from(calls.max(1)))).unwrap_or(u32::MAX)
     }
 }

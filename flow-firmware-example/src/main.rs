@@ -125,7 +125,7 @@ fn check_load(r: &Result<(), Error>) {
 
 /// Hands the sealed knot tables of the fixed-parameter splines to the flow (which checks
 /// their seal for the model and that each is well formed); returns the stack it used. A
-/// failure is a load error. (Not inlined, so that `main`'s frame, under every later phase,
+/// failure is a load error. (Not inlined, so that `firmware`'s frame, under every later phase,
 /// does not hold its temporaries.)
 #[inline(never)]
 fn set_tables(
@@ -141,6 +141,14 @@ fn set_tables(
 
 #[entry]
 fn main() -> ! {
+    firmware();
+    say("done");
+    rt::exit_success()
+}
+
+/// Everything `main` does before `done`. A function that returns: in `main`, which never
+/// does, the compiler takes every call for a cold path and inlines nothing into it.
+fn firmware() {
     let mut stack = StackMeter::start();
     let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
@@ -151,7 +159,7 @@ fn main() -> ! {
     // The one place of the model and the flow, written by `load` (the timed loads below too)
     // and borrowed from, never moved: one copy of them on main's stack.
     let mut loaded = None;
-    // (The result in a block: its place in main's frame is free again after the check.)
+    // (The result in a block: its place in the frame is free again after the check.)
     let load_stack = {
         let (r, used) = stack.phase(|| model::load(black_box(bytes), &mut loaded));
         check_load(&r);
@@ -204,13 +212,12 @@ fn main() -> ! {
 
     // --- instructions per log_prob and per sample ---
     let ctx = context0();
-    let score = |n: usize, reps: u32| score(flow, n, reps, &ctx);
-    let ((), t) = ticker.ticks(|| score(INSIDE_POINTS, REPS_LOG_PROB));
+    let ((), t) = ticker.ticks(|| score(flow, INSIDE_POINTS, REPS_LOG_PROB, &ctx));
     metric!(
         "icount_per_log_prob",
         calib.per_call(t, REPS_LOG_PROB * INSIDE_POINTS as u32),
     );
-    let ((), t) = ticker.ticks(|| score(POINTS.len(), REPS_LOG_PROB));
+    let ((), t) = ticker.ticks(|| score(flow, POINTS.len(), REPS_LOG_PROB, &ctx));
     metric!(
         "icount_per_log_prob_all",
         calib.per_call(t, REPS_LOG_PROB * POINTS.len() as u32),
@@ -225,15 +232,13 @@ fn main() -> ! {
 
     // --- stack ---
     metric!("stack_main_bytes", stack.depth() as u32);
-    let ((), used) = stack.phase(|| score(POINTS.len(), 1));
+    let ((), used) = stack.phase(|| score(flow, POINTS.len(), 1, &ctx));
     metric!("stack_log_prob_bytes", used as u32);
-    // The same generator, re-seeded: a second one would take a place in main's frame.
+    // The same generator, re-seeded: a second one would take a place in the frame.
     rng = workload::sample_rng();
     let (_, used) = stack.phase(|| flow.draw(&mut rng, &ctx));
     metric!("stack_sample_bytes", used as u32);
     metric!("stack_capacity_bytes", stack.capacity() as u32);
     // Last, so that every printing above is included.
     metric!("stack_peak_bytes", stack.peak() as u32);
-    say("done");
-    rt::exit_success()
 }

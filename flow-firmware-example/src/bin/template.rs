@@ -35,6 +35,13 @@ const METRIC_NAMES: &str = concat!(
 
 #[entry]
 fn main() -> ! {
+    template();
+    say("done");
+    rt::exit_success()
+}
+
+/// Everything `main` does before `done`, in a function that returns, as in `src/main.rs`.
+fn template() {
     let mut stack = StackMeter::start();
     let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
@@ -47,6 +54,4 @@ fn main() -> ! {
     metric!("stack_trivial_bytes", used as u32);
     metric!("stack_capacity_bytes", stack.capacity() as u32);
     metric!("stack_peak_bytes", stack.peak() as u32);
-    say("done");
-    rt::exit_success()
 }

@@ -27,6 +27,27 @@ use out::{metric, say, Line};
 use rt::{Calibration, StackMeter, Ticker};
 use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
+/// The names of the `metric!` lines, one after the other (`out::metric_key`):
+/// `icount_per_log_prob` is the start of `icount_per_log_prob_all`.
+const METRIC_NAMES: &str = concat!(
+    "instr_per_tick_milli",
+    "model_file_bytes",
+    "model_params",
+    "flow_struct_bytes",
+    "stack_load_bytes",
+    "stack_tables_bytes",
+    "icount_parse",
+    "icount_load",
+    "icount_tables",
+    "icount_per_log_prob_all",
+    "icount_per_sample",
+    "stack_main_bytes",
+    "stack_log_prob_bytes",
+    "stack_sample_bytes",
+    "stack_capacity_bytes",
+    "stack_peak_bytes",
+);
+
 /// Repetitions of the timed loops (each span stays far below SysTick's 2^24 ticks).
 const REPS_LOG_PROB: u32 = 20;
 const REPS_SAMPLE: u32 = 64;
@@ -104,7 +125,7 @@ fn check_load(r: &Result<(), Error>) {
 
 /// Hands the sealed knot tables of the fixed-parameter splines to the flow (which checks
 /// their seal for the model and that each is well formed); returns the stack it used. A
-/// failure is a load error. (Not inlined, so that `main`'s frame, under every later phase,
+/// failure is a load error. (Not inlined, so that `firmware`'s frame, under every later phase,
 /// does not hold its temporaries.)
 #[inline(never)]
 fn set_tables(
@@ -120,14 +141,17 @@ fn set_tables(
 
 #[entry]
 fn main() -> ! {
+    firmware();
+    say("done");
+    rt::exit_success()
+}
+
+/// Everything `main` does before `done`. A function that returns: in `main`, which never
+/// does, the compiler takes every call for a cold path and inlines nothing into it.
+fn firmware() {
     let mut stack = StackMeter::start();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        say("error peripherals");
-        rt::exit_failure()
-    };
-    let mut ticker = Ticker::start(cp.SYST);
+    let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
-    calib.print();
 
     // --- load: Model::parse + building the flow, with its stack ---
     let bytes: &'static [u8] = &model::FILE.0;
@@ -135,7 +159,7 @@ fn main() -> ! {
     // The one place of the model and the flow, written by `load` (the timed loads below too)
     // and borrowed from, never moved: one copy of them on main's stack.
     let mut loaded = None;
-    // (The result in a block: its place in main's frame is free again after the check.)
+    // (The result in a block: its place in the frame is free again after the check.)
     let load_stack = {
         let (r, used) = stack.phase(|| model::load(black_box(bytes), &mut loaded));
         check_load(&r);
@@ -144,7 +168,7 @@ fn main() -> ! {
     // Timed here, before `set_tables` (a load builds the flow without its tables).
     let ((), load_ticks) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
-            let _ = black_box(model::load(black_box(bytes), &mut loaded));
+            let _ = black_box(&model::load(black_box(bytes), &mut loaded));
         }
     });
     let Some((model, flow)) = &mut loaded else {
@@ -161,21 +185,21 @@ fn main() -> ! {
         .num(model::H as u32)
         .num(model::K as u32)
         .send();
-    metric("model_file_bytes", model.file_size() as u32);
-    metric("model_params", model.param_count() as u32);
-    metric("flow_struct_bytes", core::mem::size_of::<FlowT>() as u32);
-    metric("stack_load_bytes", load_stack as u32);
-    metric("stack_tables_bytes", tables_stack as u32);
+    metric!("model_file_bytes", model.file_size() as u32);
+    metric!("model_params", model.param_count() as u32);
+    metric!("flow_struct_bytes", core::mem::size_of::<FlowT>() as u32);
+    metric!("stack_load_bytes", load_stack as u32);
+    metric!("stack_tables_bytes", tables_stack as u32);
     let ((), t) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
-            let _ = black_box(flow_core::Model::parse(black_box(bytes)));
+            let _ = black_box(&flow_core::Model::parse(black_box(bytes)));
         }
     });
-    metric("icount_parse", calib.per_call(t, REPS_LOAD));
-    metric("icount_load", calib.per_call(load_ticks, REPS_LOAD));
+    metric!("icount_parse", calib.per_call(t, REPS_LOAD));
+    metric!("icount_load", calib.per_call(load_ticks, REPS_LOAD));
     // (Setting the same tables again: the check's cost.)
     let (r, t) = ticker.ticks(|| flow.set_sealed_tables(black_box(tables), model.checksum()));
-    metric("icount_tables", calib.per_call(t, 1));
+    metric!("icount_tables", calib.per_call(t, 1));
     black_box(r.is_ok());
     let flow = &*flow;
 
@@ -188,14 +212,13 @@ fn main() -> ! {
 
     // --- instructions per log_prob and per sample ---
     let ctx = context0();
-    let score = |n: usize, reps: u32| score(flow, n, reps, &ctx);
-    let ((), t) = ticker.ticks(|| score(INSIDE_POINTS, REPS_LOG_PROB));
-    metric(
+    let ((), t) = ticker.ticks(|| score(flow, INSIDE_POINTS, REPS_LOG_PROB, &ctx));
+    metric!(
         "icount_per_log_prob",
         calib.per_call(t, REPS_LOG_PROB * INSIDE_POINTS as u32),
     );
-    let ((), t) = ticker.ticks(|| score(POINTS.len(), REPS_LOG_PROB));
-    metric(
+    let ((), t) = ticker.ticks(|| score(flow, POINTS.len(), REPS_LOG_PROB, &ctx));
+    metric!(
         "icount_per_log_prob_all",
         calib.per_call(t, REPS_LOG_PROB * POINTS.len() as u32),
     );
@@ -205,19 +228,17 @@ fn main() -> ! {
             let _ = black_box(flow.draw(&mut rng, black_box(&ctx)));
         }
     });
-    metric("icount_per_sample", calib.per_call(t, REPS_SAMPLE));
+    metric!("icount_per_sample", calib.per_call(t, REPS_SAMPLE));
 
     // --- stack ---
-    metric("stack_main_bytes", stack.depth() as u32);
-    let ((), used) = stack.phase(|| score(POINTS.len(), 1));
-    metric("stack_log_prob_bytes", used as u32);
-    // The same generator, re-seeded: a second one would take a place in main's frame.
+    metric!("stack_main_bytes", stack.depth() as u32);
+    let ((), used) = stack.phase(|| score(flow, POINTS.len(), 1, &ctx));
+    metric!("stack_log_prob_bytes", used as u32);
+    // The same generator, re-seeded: a second one would take a place in the frame.
     rng = workload::sample_rng();
     let (_, used) = stack.phase(|| flow.draw(&mut rng, &ctx));
-    metric("stack_sample_bytes", used as u32);
-    metric("stack_capacity_bytes", stack.capacity() as u32);
+    metric!("stack_sample_bytes", used as u32);
+    metric!("stack_capacity_bytes", stack.capacity() as u32);
     // Last, so that every printing above is included.
-    metric("stack_peak_bytes", stack.peak() as u32);
-    say("done");
-    rt::exit_success()
+    metric!("stack_peak_bytes", stack.peak() as u32);
 }

@@ -62,13 +62,6 @@ impl Line {
         self
     }
 
-    /// Appends a space and `v` (two's complement) in decimal.
-    pub fn int(&mut self, v: i32) -> &mut Self {
-        self.bytes(if v < 0 { b" -" } else { b" " });
-        self.dec(v.unsigned_abs());
-        self
-    }
-
     /// Appends a space and the bits of `v` as 8 hex digits.
     #[inline(never)]
     pub fn bits(&mut self, v: f32) -> &mut Self {
@@ -88,7 +81,8 @@ impl Line {
         self
     }
 
-    fn hex8(&mut self, v: u32) {
+    /// Appends `v` as 8 lowercase hex digits.
+    pub fn hex8(&mut self, v: u32) {
         let mut d = [0u8; 8];
         for (i, c) in d.iter_mut().enumerate() {
             let n = (v >> (28 - 4 * i)) & 0xF;
@@ -102,6 +96,7 @@ impl Line {
     }
 
     /// Ends the line.
+    #[inline(never)]
     pub fn send(&mut self) {
         self.bytes(b"\n");
     }
@@ -133,10 +128,52 @@ impl Text for Line {
     }
 }
 
-/// Prints `key value`.
+/// Prints `<name> <value>`: `metric!("name", value)`. The name must occur in the binary's
+/// `crate::METRIC_NAMES` (a compile-time error otherwise); the call passes its place there
+/// ([`metric_key`]), one small constant instead of a pointer and a length.
+macro_rules! metric {
+    ($name:literal, $v:expr $(,)?) => {
+        $crate::out::metric_at(
+            {
+                const KEY: u16 = $crate::out::metric_key($name);
+                KEY
+            },
+            $v,
+        )
+    };
+}
+pub(crate) use metric;
+
+/// Where `name` occurs in `crate::METRIC_NAMES`: `offset << 5 | length`. Evaluated at compile
+/// time; a name may overlap others there (only its bytes matter).
+pub const fn metric_key(name: &str) -> u16 {
+    let (names, name) = (crate::METRIC_NAMES.as_bytes(), name.as_bytes());
+    assert!(name.len() < 32 && names.len() < 1 << 11);
+    let mut at = 0;
+    while at + name.len() <= names.len() {
+        let mut j = 0;
+        while j < name.len() && names[at + j] == name[j] {
+            j += 1;
+        }
+        if j == name.len() {
+            return ((at << 5) | name.len()) as u16;
+        }
+        at += 1;
+    }
+    panic!("metric name missing from METRIC_NAMES")
+}
+
+/// Prints `<name> <v>` for the name at `key` ([`metric_key`]).
 #[inline(never)]
-pub fn metric(key: &str, v: u32) {
-    Line::start(key).num(v).send();
+pub fn metric_at(key: u16, v: u32) {
+    let at = usize::from(key >> 5);
+    let name = crate::METRIC_NAMES
+        .as_bytes()
+        .get(at..at + usize::from(key & 31))
+        .unwrap_or(&[]);
+    let mut l = Line;
+    l.bytes(name);
+    l.num(v).send();
 }
 
 /// Prints `s`.

@@ -10,7 +10,6 @@ use core::arch::asm;
 use core::hint::black_box;
 use core::ptr::addr_of;
 
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
@@ -28,7 +27,9 @@ pub fn exit_success() -> ! {
     }
 }
 
-/// Ends the QEMU run with a nonzero exit status.
+/// Ends the QEMU run with a nonzero exit status. (Not inlined: one copy for the handlers
+/// and the failure paths.)
+#[inline(never)]
 pub fn exit_failure() -> ! {
     debug::exit(debug::EXIT_FAILURE);
     loop {
@@ -36,21 +37,24 @@ pub fn exit_failure() -> ! {
     }
 }
 
+/// Prints `hardfault pc=0x<8 hex digits> lr=0x<…>` (the `0x` in the literals: `hex8` only).
 #[exception]
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     use crate::errtext::Text;
-    let mut l = Line::start("hardfault pc=");
-    l.hex(ef.pc());
-    l.str(" lr=");
-    l.hex(ef.lr());
+    let mut l = Line::start("hardfault pc=0x");
+    l.hex8(ef.pc());
+    l.str(" lr=0x");
+    l.hex8(ef.lr());
     l.send();
     exit_failure()
 }
 
+/// Prints the exception number (`irqn + 16`: 2–15 system exceptions, 16 and up interrupts;
+/// no negative numbers, so no signed printing is linked).
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
     Line::start("unexpected-exception")
-        .int(i32::from(irqn))
+        .num((irqn as u32).wrapping_add(16))
         .send();
     exit_failure()
 }
@@ -84,15 +88,25 @@ pub struct Ticker {
 
 /// SysTick's reload value: the full 24 bits.
 const RELOAD: u32 = 0x00FF_FFFF;
+/// SysTick CSR: counter enabled.
+const SYST_CSR_ENABLE: u32 = 1 << 0;
+/// SysTick CSR: clocked by the core clock.
+const SYST_CSR_CLKSOURCE: u32 = 1 << 2;
 
 impl Ticker {
-    /// Starts SysTick counting down from `RELOAD`, without its interrupt.
-    pub fn start(mut syst: SYST) -> Self {
-        syst.disable_interrupt();
-        syst.set_clock_source(SystClkSource::Core);
-        syst.set_reload(RELOAD);
-        syst.clear_current();
-        syst.enable_counter();
+    /// Starts SysTick counting down from `RELOAD`, without its interrupt. Call once, first
+    /// thing: the ticker is SysTick's only user.
+    pub fn start() -> Self {
+        // SAFETY: nothing else in the firmware touches SysTick (it takes no other peripheral).
+        let syst = unsafe { cortex_m::Peripherals::steal() }.SYST;
+        // SAFETY: plain register writes: the reload value, clearing the current value, and
+        // CSR = core clock source | counter enabled, interrupt off (one write instead of three
+        // read-modify-writes).
+        unsafe {
+            syst.rvr.write(RELOAD);
+            syst.cvr.write(0);
+            syst.csr.write(SYST_CSR_CLKSOURCE | SYST_CSR_ENABLE);
+        }
         Self { _syst: syst }
     }
 
@@ -138,52 +152,46 @@ pub fn spin(n: u32) {
 }
 
 /// Loop lengths of the calibration; the first two give the ratio, the third checks it.
-pub const CALIB_ITERS: [u32; 3] = [100_000, 500_000, 300_000];
+pub const CALIB_ITERS: [u32; 3] = [100_000, 4_100_000, 2_100_000];
 
-/// Instructions per SysTick tick, measured with [`spin`].
+/// The instructions the ratio is measured over: `2·(n₁ - n₀)`.
+const CALIB_INSTR: u64 = 2 * (CALIB_ITERS[1] - CALIB_ITERS[0]) as u64;
+
+/// Instructions per SysTick tick, measured with [`spin`]: [`CALIB_INSTR`] instructions took
+/// this many ticks.
 pub struct Calibration {
-    /// `2·(n₁ - n₀)` instructions …
-    pub instr: u64,
-    /// … took this many ticks.
-    pub ticks: u64,
-    /// Ticks measured for each of `CALIB_ITERS`.
-    pub raw: [u32; 3],
+    ticks: u32,
 }
 
 impl Calibration {
-    /// Measures the loop at each of `CALIB_ITERS`.
+    /// Measures the loop at each of `CALIB_ITERS`, printing `calib <iterations> <ticks>` for
+    /// each as it is measured (outside the measured span), then `instr_per_tick_milli <n>`.
     pub fn measure(t: &mut Ticker) -> Self {
-        let mut raw = [0u32; 3];
-        for (r, &n) in raw.iter_mut().zip(CALIB_ITERS.iter()) {
-            *r = t.ticks(|| spin(black_box(n))).1;
+        let mut raw = [0u32; 2];
+        for (i, &n) in CALIB_ITERS.iter().enumerate() {
+            let ticks = t.ticks(|| spin(black_box(n))).1;
+            Line::start("calib").num(n).num(ticks).send();
+            if let Some(r) = raw.get_mut(i) {
+                *r = ticks;
+            }
         }
-        let instr = 2 * u64::from(CALIB_ITERS[1] - CALIB_ITERS[0]);
-        let ticks = u64::from(raw[1].saturating_sub(raw[0])).max(1);
-        Self { instr, ticks, raw }
-    }
-
-    /// Instructions in `ticks` ticks, rounded to nearest.
-    pub fn instructions(&self, ticks: u32) -> u64 {
-        div(u64::from(ticks) * self.instr + self.ticks / 2, self.ticks)
-    }
-
-    /// Instructions per call of `calls` calls that took `ticks` ticks, rounded down (at most
-    /// `u32::MAX`).
-    pub fn per_call(&self, ticks: u32, calls: u32) -> u32 {
-        let n = div(self.instructions(ticks), u64::from(calls.max(1)));
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
-    /// Prints `calib <iterations> <ticks>` for each loop and `instr_per_tick_milli <n>`.
-    pub fn print(&self) {
-        for (n, t) in CALIB_ITERS.iter().zip(self.raw.iter()) {
-            Line::start("calib").num(*n).num(*t).send();
-        }
-        let milli = div(self.instr * 1000 + self.ticks / 2, self.ticks);
-        out::metric(
+        let c = Self {
+            ticks: raw[1].saturating_sub(raw[0]).max(1),
+        };
+        let ticks = u64::from(c.ticks);
+        out::metric!(
             "instr_per_tick_milli",
-            u32::try_from(milli).unwrap_or(u32::MAX),
+            u32::try_from(div(CALIB_INSTR * 1000 + ticks / 2, ticks)).unwrap_or(u32::MAX),
         );
+        c
+    }
+
+    /// Instructions per call of `calls` calls that took `ticks` ticks: the instructions
+    /// rounded to nearest, divided by `calls` rounded down (at most `u32::MAX`).
+    pub fn per_call(&self, ticks: u32, calls: u32) -> u32 {
+        let d = u64::from(self.ticks);
+        let instr = div(u64::from(ticks) * CALIB_INSTR + d / 2, d);
+        u32::try_from(div(instr, u64::from(calls.max(1)))).unwrap_or(u32::MAX)
     }
 }
 
@@ -194,9 +202,11 @@ pub fn div(n: u64, d: u64) -> u64 {
     if d == 0 {
         return 0;
     }
-    let (mut q, mut r) = (0u64, 0u64);
-    for i in (0..64).rev() {
-        r = (r << 1) | ((n >> i) & 1);
+    // Restoring division: the bits of `n` are shifted out at the top into `r` while the
+    // quotient's bits are shifted in at the bottom of `q`.
+    let (mut q, mut r) = (n, 0u64);
+    for _ in 0..64 {
+        r = (r << 1) | (q >> 63);
         q <<= 1;
         if r >= d {
             r -= d;

@@ -82,7 +82,9 @@ pub const N_SAMPLES: usize = 16;
 /// Number of samples printed per context (conditional flows).
 pub const N_CONTEXT_SAMPLES: usize = 4;
 
-/// The random generator of the samples: `Pcg32::seed_from_u64(SAMPLE_SEED)`.
+/// The random generator of the samples: `Pcg32::seed_from_u64(SAMPLE_SEED)`. (Not inlined:
+/// one copy of its two constants for every place that seeds it.)
+#[inline(never)]
 pub fn sample_rng() -> Pcg32 {
     seeded(SAMPLE_WORDS)
 }

@@ -24,25 +24,34 @@ use cortex_m_rt::entry;
 use out::{metric, say, Line};
 use rt::{Calibration, StackMeter, Ticker};
 
+/// The names of the `metric!` lines, one after the other (`out::metric_key`).
+const METRIC_NAMES: &str = concat!(
+    "instr_per_tick_milli",
+    "icount_trivial",
+    "stack_trivial_bytes",
+    "stack_capacity_bytes",
+    "stack_peak_bytes",
+);
+
 #[entry]
 fn main() -> ! {
+    template();
+    say("done");
+    rt::exit_success()
+}
+
+/// Everything `main` does before `done`, in a function that returns, as in `src/main.rs`.
+fn template() {
     let mut stack = StackMeter::start();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        say("error peripherals");
-        rt::exit_failure()
-    };
-    let mut ticker = Ticker::start(cp.SYST);
+    let mut ticker = Ticker::start();
     let calib = Calibration::measure(&mut ticker);
-    calib.print();
 
     // The trivial workload: one multiply-add, printed like a log_prob.
     let (v, t) = ticker.ticks(|| black_box(1.5f32) * black_box(-2.0f32) + black_box(0.25f32));
     Line::start("lp").num(0).bits(v).send();
-    metric("icount_trivial", calib.per_call(t, 1));
+    metric!("icount_trivial", calib.per_call(t, 1));
     let (_, used) = stack.phase(|| black_box(black_box(3.0f32) * 2.0));
-    metric("stack_trivial_bytes", used as u32);
-    metric("stack_capacity_bytes", stack.capacity() as u32);
-    metric("stack_peak_bytes", stack.peak() as u32);
-    say("done");
-    rt::exit_success()
+    metric!("stack_trivial_bytes", used as u32);
+    metric!("stack_capacity_bytes", stack.capacity() as u32);
+    metric!("stack_peak_bytes", stack.peak() as u32);
 }

@@ -95,7 +95,7 @@ pub struct ConditionalFlow<
     const H: usize = 64,
     const K: usize = 32,
 > {
-    chain: Chain<'a, L>,
+    pub(crate) chain: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>
@@ -263,8 +263,8 @@ pub struct JointFlow<
     const H: usize = 64,
     const K: usize = 32,
 > {
-    marginal: Chain<'a, L>,
-    conditional: Chain<'a, L>,
+    pub(crate) marginal: Chain<'a, L>,
+    pub(crate) conditional: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFlow<'a, D, L, H, K> {

@@ -36,7 +36,14 @@ impl<'a> ConditionalSpline<'a> {
         if nn.output_len() != dim.saturating_mul(shape.params_per_dim()) {
             return Err(Error::InvalidLayer(LayerError::HypernetShape));
         }
-        Ok(Self { dim, shape, nn })
+        Ok(Self::of(dim, shape, nn))
+    }
+
+    /// [`new`](Self::new) without its checks, for a caller that built `nn` with the output
+    /// size they check (the model loader: a network of output 0, for `dim` 0, is an error).
+    #[inline]
+    pub(crate) fn of(dim: usize, shape: SplineShape, nn: DenseNN<'a>) -> Self {
+        Self { dim, shape, nn }
     }
 
     /// Dimension.

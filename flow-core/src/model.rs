@@ -379,13 +379,13 @@ fn coupling<'a>(
         hypernet,
         params,
     )?;
-    Ok(Layer::Coupling(SplineCoupling::new(
+    // `nn` has the shape `SplineCoupling::new` checks, and `upper > 0`.
+    Ok(Layer::Coupling(SplineCoupling::of(
         lower,
-        upper,
         shape,
         nn,
         usize::from(context),
-    )?))
+    )))
 }
 
 /// Builds a [`ConditionalSpline`] from its record's fields.
@@ -409,9 +409,11 @@ fn conditional_spline<'a>(
         hypernet,
         params,
     )?;
-    Ok(Layer::ConditionalSpline(ConditionalSpline::new(
+    // `nn` has the output `ConditionalSpline::new` checks, not 0 (`DenseNN` checks), so
+    // `dim > 0`.
+    Ok(Layer::ConditionalSpline(ConditionalSpline::of(
         dim, shape, nn,
-    )?))
+    )))
 }
 
 impl<'a> LayerRecord<'a> {

@@ -36,7 +36,14 @@ impl<'a> ConditionalSpline<'a> {
         if nn.output_len() != dim.saturating_mul(shape.params_per_dim()) {
             return Err(Error::InvalidLayer(LayerError::HypernetShape));
         }
-        Ok(Self { dim, shape, nn })
+        Ok(Self::of(dim, shape, nn))
+    }
+
+    /// [`new`](Self::new) without its checks, for a caller that built `nn` with the output
+    /// size they check (the model loader: a network of output 0, for `dim` 0, is an error).
+    #[inline]
+    pub(crate) fn of(dim: usize, shape: SplineShape, nn: DenseNN<'a>) -> Self {
+        Self { dim, shape, nn }
     }
 
     /// Dimension.
@@ -95,7 +102,7 @@ pub struct ConditionalFlow<
     const H: usize = 64,
     const K: usize = 32,
 > {
-    chain: Chain<'a, L>,
+    pub(crate) chain: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>
@@ -263,8 +270,8 @@ pub struct JointFlow<
     const H: usize = 64,
     const K: usize = 32,
 > {
-    marginal: Chain<'a, L>,
-    conditional: Chain<'a, L>,
+    pub(crate) marginal: Chain<'a, L>,
+    pub(crate) conditional: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFlow<'a, D, L, H, K> {

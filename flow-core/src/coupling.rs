@@ -93,13 +93,25 @@ impl<'a> SplineCoupling<'a> {
         {
             return Err(Error::InvalidLayer(LayerError::HypernetShape));
         }
-        Ok(Self {
-            split,
+        Ok(Self::of(lower, upper, nn, context))
+    }
+
+    /// [`new`](Self::new) without its checks, for a caller that built `nn` with the shape
+    /// they check (the model loader) and an upper part of at least one dimension.
+    #[inline]
+    pub(crate) fn of(
+        lower: Spline<'a>,
+        upper: SplineShape,
+        nn: DenseNN<'a>,
+        context: usize,
+    ) -> Self {
+        Self {
+            split: lower.dim(),
             lower,
             upper,
             nn,
             context,
-        })
+        }
     }
 
     /// Total dimension.

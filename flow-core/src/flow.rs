@@ -226,6 +226,41 @@ impl Layer<'_> {
     }
 }
 
+/// `Err` unless `l` has dimension `dim` and needs either no context or exactly `context`.
+pub(crate) fn fits(l: &Layer<'_>, (dim, context): (usize, usize)) -> Result<(), Error> {
+    if l.dim() != dim {
+        return Err(Error::DimensionMismatch {
+            expected: dim,
+            found: l.dim(),
+        });
+    }
+    if l.context_dim() != 0 && l.context_dim() != context {
+        return Err(Error::InvalidLayer(LayerError::Context));
+    }
+    Ok(())
+}
+
+/// Appends `l` to a chain's `layers` after checking that it [`fits`] the chain's `dims`,
+/// `(dim, context)`, and the capacities
+/// `(max_hidden, max_bins)` and `layers`' own. One copy for every chain type: the layers are
+/// a view of the chain's vector.
+pub(crate) fn push_layer<'a>(
+    layers: &mut heapless::vec::VecView<Layer<'a>>,
+    l: &Layer<'a>,
+    dims: (usize, usize),
+    (max_hidden, max_bins): (usize, usize),
+) -> Result<(), Error> {
+    fits(l, dims)?;
+    check_capacity(Capacity::Hidden, l.max_hidden(), max_hidden)?;
+    check_capacity(Capacity::Bins, l.bins(), max_bins)?;
+    let needed = layers.len() + 1;
+    layers.push(*l).map_err(|_| Error::Capacity {
+        what: Capacity::Layers,
+        needed,
+        limit: layers.capacity(),
+    })
+}
+
 /// An ordered list of layers on a `dim`-dimensional space with an optional context; the
 /// common engine of [`Flow`], [`ConditionalFlow`](crate::ConditionalFlow) and
 /// [`JointFlow`](crate::JointFlow).
@@ -249,33 +284,20 @@ impl<'a, const L: usize> Chain<'a, L> {
         max_bins: usize,
     ) -> Result<Self, Error> {
         let mut v = heapless::Vec::new();
-        for (i, l) in layers.into_iter().enumerate() {
-            let l = l?;
-            if l.dim() != dim {
-                return Err(Error::DimensionMismatch {
-                    expected: dim,
-                    found: l.dim(),
-                });
-            }
-            if l.context_dim() != 0 && l.context_dim() != context {
-                return Err(Error::InvalidLayer(LayerError::Context));
-            }
-            check_capacity(Capacity::Hidden, l.max_hidden(), max_hidden)?;
-            check_capacity(Capacity::Bins, l.bins(), max_bins)?;
-            if v.push(l).is_err() {
-                return Err(Error::Capacity {
-                    what: Capacity::Layers,
-                    needed: i + 1,
-                    limit: L,
-                });
-            }
+        for l in layers {
+            push_layer(v.as_mut_view(), &l?, (dim, context), (max_hidden, max_bins))?;
         }
-        Ok(Self {
-            layers: v,
+        Ok(Self::of(v, dim, context))
+    }
+
+    /// The chain of `layers`, which [`push_layer`] has checked for `dim` and `context`.
+    pub(crate) fn of(layers: heapless::Vec<Layer<'a>, L>, dim: usize, context: usize) -> Self {
+        Self {
+            layers,
             dim,
             context,
             tables: Weights::empty(),
-        })
+        }
     }
 
     /// Entries of all the layers' knot tables.
@@ -581,7 +603,7 @@ pub(crate) fn finite_or_numerical<T: Real>(v: T) -> Result<T, Error> {
 /// a hypernetwork overflowing on a finite but huge input) is [`Error::Numerical`].
 #[derive(Clone, Debug)]
 pub struct Flow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32> {
-    chain: Chain<'a, L>,
+    pub(crate) chain: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a, D, L, H, K> {

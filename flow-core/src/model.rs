@@ -73,7 +73,7 @@ use crate::affine::{Affine, Exp};
 use crate::conditional::{ConditionalFlow, ConditionalSpline, JointFlow};
 use crate::coupling::SplineCoupling;
 use crate::error::{Error, Feature, LayerError};
-use crate::flow::{Flow, Layer};
+use crate::flow::{fits, push_layer, Chain, Flow, Layer};
 use crate::nn::{DenseNN, MAX_HIDDEN_LAYERS};
 use crate::permute::Permute;
 use crate::real::Real;
@@ -81,6 +81,7 @@ use crate::spline::{Order, Spline, SplineShape};
 use crate::weights::Weights;
 use crate::wire::{Bad, Reader};
 use core::fmt;
+use heapless::vec::VecView;
 use serde::{Deserialize, Serialize};
 
 /// The file's first four bytes.
@@ -378,13 +379,13 @@ fn coupling<'a>(
         hypernet,
         params,
     )?;
-    Ok(Layer::Coupling(SplineCoupling::new(
+    // `nn` has the shape `SplineCoupling::new` checks, and `upper > 0`.
+    Ok(Layer::Coupling(SplineCoupling::of(
         lower,
-        upper,
         shape,
         nn,
         usize::from(context),
-    )?))
+    )))
 }
 
 /// Builds a [`ConditionalSpline`] from its record's fields.
@@ -408,9 +409,11 @@ fn conditional_spline<'a>(
         hypernet,
         params,
     )?;
-    Ok(Layer::ConditionalSpline(ConditionalSpline::new(
+    // `nn` has the output `ConditionalSpline::new` checks, not 0 (`DenseNN` checks), so
+    // `dim > 0`.
+    Ok(Layer::ConditionalSpline(ConditionalSpline::of(
         dim, shape, nn,
-    )?))
+    )))
 }
 
 impl<'a> LayerRecord<'a> {
@@ -572,6 +575,17 @@ pub struct Model<'a> {
     checksum: u32,
     /// Number of `f32` parameters the records refer to, counted while decoding them.
     param_count: usize,
+}
+
+/// A flow being built from a parsed model ([`Model::check_structure`]): its chains, a joint
+/// flow's marginal then its conditional, or (a plain or conditional flow) none then the flow's.
+struct Build<'a, 'v> {
+    /// Each chain's dimension and context size.
+    dims: [(usize, usize); 2],
+    /// The capacities `(H, K)`.
+    capacity: (usize, usize),
+    /// Each chain's layers.
+    chains: [&'v mut VecView<Layer<'a>>; 2],
 }
 
 /// The next of the `left` layers whose records start `rest`: [`Model::layers`]' step. Not
@@ -846,12 +860,15 @@ impl<'a> Model<'a> {
             checksum: stored,
             param_count,
         };
-        model.check_structure()?;
+        model.check_structure(None)?;
         Ok(model)
     }
 
-    /// Checks that the layers chain and the metadata fits.
-    fn check_structure(&self) -> Result<(), Error> {
+    /// Checks that the layers chain and the metadata fits; with `build`, also appends every
+    /// layer to the chain it belongs to after the checks of a chain of the flow built (a
+    /// parsed model passes the file's own checks, so the first error is the flow's, as
+    /// [`Chain::from_layers`](crate::flow::Chain::from_layers) would find it).
+    fn check_structure(&self, mut build: Option<Build<'a, '_>>) -> Result<(), Error> {
         let h = &self.header;
         let (dim, ctx) = (usize::from(h.dim), usize::from(h.context_dim));
         if dim == 0 {
@@ -870,6 +887,12 @@ impl<'a> Model<'a> {
                 }
             }
         }
+        // The dimension and context of each chain of the file: a joint flow's marginal and
+        // conditional, or the flow (a plain or conditional file has no marginal layers).
+        let want = match h.kind {
+            FlowKind::Joint => [(ctx, 0), (dim - ctx, ctx)],
+            _ => [(0, 0), (dim, ctx)],
+        };
         let (mut rest, mut left) = (self.records, h.layers);
         let mut i = 0;
         while let Some(l) = next_layer(&mut rest, &mut left, self.params) {
@@ -877,19 +900,10 @@ impl<'a> Model<'a> {
                 Ok(l) => l,
                 Err(e) => return Err(*e),
             };
-            let (want_dim, want_ctx) = match h.kind {
-                FlowKind::Joint if i < marginal => (ctx, 0),
-                FlowKind::Joint => (dim - ctx, ctx),
-                _ => (dim, ctx),
-            };
-            if l.dim() != want_dim {
-                return Err(Error::DimensionMismatch {
-                    expected: want_dim,
-                    found: l.dim(),
-                });
-            }
-            if l.context_dim() != 0 && l.context_dim() != want_ctx {
-                return Err(Error::InvalidLayer(LayerError::Context));
+            let c = usize::from(i >= marginal);
+            fits(l, want[c])?;
+            if let Some(b) = &mut build {
+                push_layer(b.chains[c], l, b.dims[c], b.capacity)?;
             }
             i += 1;
         }
@@ -993,8 +1007,11 @@ impl<'a> Model<'a> {
     pub fn flow<const D: usize, const L: usize, const H: usize, const K: usize>(
         &self,
     ) -> Result<Flow<'a, D, L, H, K>, Error> {
+        const { assert!(D >= 1 && L >= 1 && K >= 2, "need D >= 1, L >= 1, K >= 2") };
         self.expect(FlowKind::Plain)?;
-        Flow::from_layers(self.layers())
+        Ok(Flow {
+            chain: self.chain::<L>(D, 0, (H, K))?,
+        })
     }
 
     /// The [`ConditionalFlow`] of a [`FlowKind::Conditional`] file.
@@ -1007,21 +1024,64 @@ impl<'a> Model<'a> {
     >(
         &self,
     ) -> Result<ConditionalFlow<'a, D, C, L, H, K>, Error> {
+        const {
+            assert!(
+                D >= 1 && C >= 1 && L >= 1 && K >= 2,
+                "need D, C, L >= 1, K >= 2"
+            )
+        };
         self.expect(FlowKind::Conditional)?;
-        ConditionalFlow::from_layers(self.layers())
+        Ok(ConditionalFlow {
+            chain: self.chain::<L>(D, C, (H, K))?,
+        })
     }
 
     /// The [`JointFlow`] of a [`FlowKind::Joint`] file.
     pub fn joint_flow<const D: usize, const L: usize, const H: usize, const K: usize>(
         &self,
     ) -> Result<JointFlow<'a, D, L, H, K>, Error> {
+        const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
         self.expect(FlowKind::Joint)?;
-        let m = usize::from(self.header.marginal_layers);
-        JointFlow::from_layers(
-            usize::from(self.header.context_dim),
-            self.layers().take(m),
-            self.layers().skip(m),
-        )
+        // As `JointFlow::from_layers`: `d₁` (never 0 in a parsed joint file) below `D`.
+        let d1 = usize::from(self.header.context_dim);
+        if d1 >= D {
+            return Err(Error::DimensionMismatch {
+                expected: D,
+                found: d1,
+            });
+        }
+        let (mut marginal, mut conditional) = (heapless::Vec::new(), heapless::Vec::new());
+        self.check_structure(Some(Build {
+            dims: [(d1, 0), (D - d1, d1)],
+            capacity: (H, K),
+            chains: [marginal.as_mut_view(), conditional.as_mut_view()],
+        }))?;
+        Ok(JointFlow {
+            marginal: Chain::of(marginal, d1, 0),
+            conditional: Chain::of(conditional, D - d1, d1),
+        })
+    }
+
+    /// The chain of a plain or conditional flow on `dim` dimensions with context size
+    /// `context` and the capacities `(H, K)`: the layers, checked as
+    /// [`Chain::from_layers`](crate::flow::Chain::from_layers) checks them.
+    fn chain<const L: usize>(
+        &self,
+        dim: usize,
+        context: usize,
+        capacity: (usize, usize),
+    ) -> Result<Chain<'a, L>, Error> {
+        let mut layers = heapless::Vec::new();
+        self.check_structure(Some(Build {
+            dims: [(0, 0), (dim, context)],
+            capacity,
+            // A plain or conditional file has no marginal layers.
+            chains: [
+                heapless::Vec::<_, 0>::new().as_mut_view(),
+                layers.as_mut_view(),
+            ],
+        }))?;
+        Ok(Chain::of(layers, dim, context))
     }
 
     /// The scaler's `(mean, scale)` of dimension `j`, if the file has a scaler.

@@ -54,13 +54,19 @@ pub const KIND_NAME: &str = match KIND {
 /// calls) and a copy into where it is kept.
 #[inline(never)]
 pub fn load(bytes: &'static [u8], out: &mut Option<(Model<'static>, FlowT)>) -> Result<(), Error> {
-    let model = Model::parse(bytes)?;
+    // The model used where `parse` left it (a `?` would move it out of the `Result` first,
+    // then again into `out`: about 130 bytes of copying code).
+    let parsed = Model::parse(bytes);
+    let model = match &parsed {
+        Ok(m) => m,
+        Err(e) => return Err(*e),
+    };
     #[cfg(flow_kind = "plain")]
     let flow = model.flow::<D, L, H, K>()?;
     #[cfg(flow_kind = "conditional")]
     let flow = model.conditional_flow::<D, C, L, H, K>()?;
     #[cfg(flow_kind = "joint")]
     let flow = model.joint_flow::<D, L, H, K>()?;
-    *out = Some((model, flow));
+    *out = Some((*model, flow));
     Ok(())
 }

@@ -460,3 +460,83 @@ fn log_prob(m: &Model<'_>, r: &Random, x: &[f32], c: &[f32]) -> Result<f32, Erro
     let _ = JointFlow::<2>::new;
     dims!(2, 3, 4)
 }
+
+/// A parsed model's flows (built in one pass over the records with the file's own checks)
+/// are the flows built from its layers, and every error is the same: kind, dimension,
+/// context and capacities, for each kind of file and flow.
+#[test]
+fn flows_of_a_model_match_flows_of_its_layers() {
+    fn same<F>(
+        case: usize,
+        a: Result<F, Error>,
+        b: Result<F, Error>,
+        layers: impl Fn(&F) -> Vec<Layer<'_>>,
+    ) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert_eq!(layers(&a), layers(&b), "case {case}"),
+            (a, b) => assert_eq!(a.err(), b.err(), "case {case}"),
+        }
+    }
+    fn all<const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>(
+        case: usize,
+        m: &Model<'_>,
+    ) -> usize {
+        let marginal = usize::from(m.header().marginal_layers);
+        let plain = m.flow::<D, L, H, K>();
+        let of_layers = match m.header().kind {
+            FlowKind::Plain => Flow::<D, L, H, K>::from_layers(m.layers()),
+            found => Err(Error::Format(FormatError::Kind {
+                expected: FlowKind::Plain,
+                found,
+            })),
+        };
+        let oks = usize::from(plain.is_ok());
+        same(case, plain, of_layers, |f| f.layers().to_vec());
+        let cond = m.conditional_flow::<D, C, L, H, K>();
+        let of_layers = match m.header().kind {
+            FlowKind::Conditional => ConditionalFlow::<D, C, L, H, K>::from_layers(m.layers()),
+            found => Err(Error::Format(FormatError::Kind {
+                expected: FlowKind::Conditional,
+                found,
+            })),
+        };
+        let oks = oks + usize::from(cond.is_ok());
+        same(case, cond, of_layers, |f| f.layers().to_vec());
+        let joint = m.joint_flow::<D, L, H, K>();
+        let of_layers = match m.header().kind {
+            FlowKind::Joint => JointFlow::<D, L, H, K>::from_layers(
+                usize::from(m.header().context_dim),
+                m.layers().take(marginal),
+                m.layers().skip(marginal),
+            ),
+            found => Err(Error::Format(FormatError::Kind {
+                expected: FlowKind::Joint,
+                found,
+            })),
+        };
+        let oks = oks + usize::from(joint.is_ok());
+        same(case, joint, of_layers, |f| {
+            [f.marginal_layers(), f.conditional_layers()].concat()
+        });
+        oks
+    }
+    macro_rules! grid {
+        ($case:expr, $m:expr; $(($d:literal, $c:literal)),*; $lhk:tt) => {{
+            let mut oks = 0;
+            $(oks += grid!(@ $case, $m, $d, $c, $lhk);)*
+            oks
+        }};
+        (@ $case:expr, $m:expr, $d:literal, $c:literal, [$(($l:literal, $h:literal, $k:literal)),*]) => {
+            0 $(+ all::<$d, $c, $l, $h, $k>($case, $m))*
+        };
+    }
+    let mut rng = Pcg32::seed_from_u64(11);
+    let mut oks = 0;
+    for case in 0..150 {
+        let r = random_model(&mut rng);
+        let m = Model::parse(&r.bytes).unwrap();
+        oks += grid!(case, &m; (2, 1), (3, 2), (4, 3), (3, 1);
+            [(1, 16, 16), (2, 4, 16), (3, 16, 4), (8, 16, 16), (8, 2, 8)]);
+    }
+    assert!(oks > 100, "{oks} flows built");
+}

@@ -45,12 +45,6 @@ impl<'n, 's, T> HyperOut<'n, 's, T> {
 
 impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     #[inline]
-    fn entry(&self, r: usize) -> T {
-        let mut v = [T::ZERO];
-        self.fill(r, &mut v);
-        v[0]
-    }
-    #[inline]
     fn fill(&self, start: usize, out: &mut [T]) {
         #[cfg(target_endian = "little")]
         if let Some(layer) = self.out {

@@ -45,12 +45,6 @@ impl<'n, 's, T> HyperOut<'n, 's, T> {
 
 impl<T: Real> ParamVector<T> for HyperOut<'_, '_, T> {
     #[inline]
-    fn entry(&self, r: usize) -> T {
-        let mut v = [T::ZERO];
-        self.fill(r, &mut v);
-        v[0]
-    }
-    #[inline]
     fn fill(&self, start: usize, out: &mut [T]) {
         #[cfg(target_endian = "little")]
         if let Some(layer) = self.out {
@@ -179,22 +173,19 @@ impl<'a> SplineCoupling<'a> {
         let (x1, x2) = v.split_at_mut_checked(self.split).ok_or(mismatch)?;
         let (ld1, ld2) = lds.split_at_mut_checked(self.split).ok_or(mismatch)?;
         // Going forward the hypernet reads x1 before the lower spline changes it; going back it
-        // reads x1 after the lower spline's inverse has recovered it.
+        // reads x1 after the lower spline's inverse has recovered it. One loop of two steps
+        // keeps a single call of each part.
         let mut total = T::ZERO;
-        if dir == Direction::Inverse {
-            total += self
-                .lower
-                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
-        }
-        {
-            let last = self.nn.hidden(x1, ctx, s.h0, s.h1, check)?;
-            let out = HyperOut::new(&self.nn, last);
-            total += eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?;
-        }
-        if dir == Direction::Forward {
-            total += self
-                .lower
-                .apply(x1, ld1, dir, want_log_det, s, lower_table)?;
+        let inverse = dir == Direction::Inverse;
+        for lower_now in [inverse, !inverse] {
+            total += if lower_now {
+                self.lower
+                    .apply(x1, ld1, dir, want_log_det, s, lower_table)?
+            } else {
+                let last = self.nn.hidden(x1, ctx, s.h0, s.h1, check)?;
+                let out = HyperOut::new(&self.nn, last);
+                eval_all(&self.upper, &out, x2, ld2, dir, want_log_det, (s.xs, s.ys))?
+            };
         }
         Ok(total)
     }

@@ -941,17 +941,11 @@ impl<T: Real> LinearBin<T> {
 /// lambdas (dims×K, linear only)]`, each block row-major by dimension. The element-wise
 /// [`Spline`]'s stored parameters use the same layout.
 pub(crate) trait ParamVector<T> {
-    /// Entry `r`.
-    fn entry(&self, r: usize) -> T;
     /// Entries `start..start + out.len()`.
     fn fill(&self, start: usize, out: &mut [T]);
 }
 
 impl<T: Real> ParamVector<T> for Weights<'_> {
-    #[inline]
-    fn entry(&self, r: usize) -> T {
-        self.at(r)
-    }
     #[inline]
     fn fill(&self, start: usize, out: &mut [T]) {
         let src = self.slice(start, out.len()).unwrap_or(Weights::empty());
@@ -969,6 +963,15 @@ pub(crate) struct DimParams<'v, V: ?Sized> {
     pub(crate) j: usize,
 }
 
+/// Entry `r` of `v`, as a request of one entry (a vector needs no code of its own for
+/// single entries).
+#[inline]
+fn entry<T: Real, V: ParamVector<T> + ?Sized>(v: &V, r: usize) -> T {
+    let mut out = [T::ZERO];
+    v.fill(r, &mut out);
+    out[0]
+}
+
 impl<T: Real, V: ParamVector<T> + ?Sized> BinParams<T> for DimParams<'_, V> {
     #[inline]
     fn widths(&self, out: &mut [T]) {
@@ -980,8 +983,10 @@ impl<T: Real, V: ParamVector<T> + ?Sized> BinParams<T> for DimParams<'_, V> {
     }
     #[inline]
     fn derivative(&self, i: usize) -> T {
-        self.v
-            .entry(2 * self.dims * self.bins + self.j * (self.bins - 1) + i)
+        entry(
+            self.v,
+            2 * self.dims * self.bins + self.j * (self.bins - 1) + i,
+        )
     }
     #[inline]
     fn derivatives(&self, i: usize, out: &mut [T]) {
@@ -992,8 +997,10 @@ impl<T: Real, V: ParamVector<T> + ?Sized> BinParams<T> for DimParams<'_, V> {
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
-        self.v
-            .entry(2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k)
+        entry(
+            self.v,
+            2 * self.dims * self.bins + self.dims * (self.bins - 1) + self.j * self.bins + k,
+        )
     }
 }
 

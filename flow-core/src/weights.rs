@@ -4,8 +4,6 @@
 //! and a [`Weights`] view reads them from there. Reading through bytes rather than casting to
 //! `&[f32]` needs no alignment and no `unsafe`, and gives the same values on every target.
 
-use crate::real::Real;
-
 /// A view of `len()` little-endian `f32` values in a byte slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Weights<'a> {
@@ -53,15 +51,6 @@ impl<'a> Weights<'a> {
         let mut a = [0u8; 4];
         a.copy_from_slice(b);
         Some(f32::from_le_bytes(a))
-    }
-
-    /// The value at `i` converted to `T`, or NaN-free zero past the end.
-    ///
-    /// Callers index only within lengths checked when the layer was built; the zero is there so
-    /// that no index can panic.
-    #[inline]
-    pub(crate) fn at<T: Real>(&self, i: usize) -> T {
-        T::from_f32(self.get(i).unwrap_or(0.0))
     }
 
     /// The sub-view of `len` values starting at value `start`, or `None` if out of range.

@@ -23,30 +23,88 @@ use cortex_m_rt::entry;
 use flow_core::Error;
 
 use model::{FlowT, C, D};
-use out::{metric, say, Line};
+use out::{key, metric, say, Line};
 use rt::{Calibration, StackMeter, Ticker};
 use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
-/// The names of the `metric!` lines, one after the other (`out::metric_key`):
-/// `icount_per_log_prob` is the start of `icount_per_log_prob_all`.
+/// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`
+/// suffix (`out::metric_key`), overlapping where they can: `per_log_prob` and `log_prob` are
+/// in `per_log_prob_all`, `sample` in `per_sample`.
 const METRIC_NAMES: &str = concat!(
     "instr_per_tick_milli",
-    "model_file_bytes",
+    "model_file",
     "model_params",
-    "flow_struct_bytes",
-    "stack_load_bytes",
-    "stack_tables_bytes",
-    "icount_parse",
-    "icount_load",
-    "icount_tables",
-    "icount_per_log_prob_all",
-    "icount_per_sample",
-    "stack_main_bytes",
-    "stack_log_prob_bytes",
-    "stack_sample_bytes",
-    "stack_capacity_bytes",
-    "stack_peak_bytes",
+    "flow_struct",
+    "load",
+    "tables",
+    "parse",
+    "per_log_prob_all",
+    "per_sample",
+    "main",
+    "capacity",
+    "peak",
 );
+
+/// The `geometry` line: `geometry <kind> <D> <C> <d₁> <L> <H> <K>`, written at compile time
+/// (one string instead of a call per number).
+const GEOMETRY: &str = match core::str::from_utf8(&GEOMETRY_BYTES) {
+    Ok(s) => s,
+    Err(_) => panic!("the geometry line is ASCII"),
+};
+const GEOMETRY_BYTES: [u8; geometry_line().1] = {
+    let (line, n) = geometry_line();
+    let mut out = [0; geometry_line().1];
+    let mut i = 0;
+    while i < n {
+        out[i] = line[i];
+        i += 1;
+    }
+    out
+};
+
+/// The `geometry` line in a buffer, and its length.
+const fn geometry_line() -> ([u8; 64], usize) {
+    let mut line = [0; 64];
+    let mut n = 0;
+    let words: [&str; 2] = ["geometry ", model::KIND_NAME];
+    let mut w = 0;
+    while w < words.len() {
+        let b = words[w].as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            line[n] = b[i];
+            n += 1;
+            i += 1;
+        }
+        w += 1;
+    }
+    let nums = [D, C, model::SPLIT, model::L, model::H, model::K];
+    let mut k = 0;
+    while k < nums.len() {
+        line[n] = b' ';
+        n += 1;
+        // The digits from the last; then turned around.
+        let (start, mut v) = (n, nums[k]);
+        loop {
+            line[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let (mut a, mut b) = (start, n - 1);
+        while a < b {
+            let t = line[a];
+            line[a] = line[b];
+            line[b] = t;
+            a += 1;
+            b -= 1;
+        }
+        k += 1;
+    }
+    (line, n)
+}
 
 /// Repetitions of the timed loops (each span stays far below SysTick's 2^24 ticks).
 const REPS_LOG_PROB: u32 = 20;
@@ -134,8 +192,10 @@ fn set_tables(
     tables: &'static [u8],
     model_checksum: u32,
 ) -> usize {
-    let (tabled, used) = stack.phase(|| flow.set_sealed_tables(black_box(tables), model_checksum));
-    check_load(&tabled);
+    // (Checked inside the phase: `check_load`'s frame, beside that of the call, is not the
+    // deepest; only a failure prints, and ends the run.)
+    let ((), used) =
+        stack.phase(|| check_load(&flow.set_sealed_tables(black_box(tables), model_checksum)));
     used
 }
 
@@ -159,12 +219,8 @@ fn firmware() {
     // The one place of the model and the flow, written by `load` (the timed loads below too)
     // and borrowed from, never moved: one copy of them on main's stack.
     let mut loaded = None;
-    // (The result in a block: its place in the frame is free again after the check.)
-    let load_stack = {
-        let (r, used) = stack.phase(|| model::load(black_box(bytes), &mut loaded));
-        check_load(&r);
-        used
-    };
+    // (Checked inside the phase, as in `set_tables`.)
+    let ((), load_stack) = stack.phase(|| check_load(&model::load(black_box(bytes), &mut loaded)));
     // Timed here, before `set_tables` (a load builds the flow without its tables).
     let ((), load_ticks) = ticker.ticks(|| {
         for _ in 0..REPS_LOAD {
@@ -176,15 +232,7 @@ fn firmware() {
     };
     let model = &*model;
     let tables_stack = set_tables(&mut stack, flow, tables, model.checksum());
-    Line::start("geometry")
-        .word(model::KIND_NAME)
-        .num(D as u32)
-        .num(C as u32)
-        .num(model::SPLIT as u32)
-        .num(model::L as u32)
-        .num(model::H as u32)
-        .num(model::K as u32)
-        .send();
+    say(GEOMETRY);
     metric!("model_file_bytes", model.file_size() as u32);
     metric!("model_params", model.param_count() as u32);
     metric!("flow_struct_bytes", core::mem::size_of::<FlowT>() as u32);
@@ -195,11 +243,11 @@ fn firmware() {
             let _ = black_box(&flow_core::Model::parse(black_box(bytes)));
         }
     });
-    metric!("icount_parse", calib.per_call(t, REPS_LOAD));
-    metric!("icount_load", calib.per_call(load_ticks, REPS_LOAD));
+    calib.report(key!("icount_parse"), t, REPS_LOAD);
+    calib.report(key!("icount_load"), load_ticks, REPS_LOAD);
     // (Setting the same tables again: the check's cost.)
     let (r, t) = ticker.ticks(|| flow.set_sealed_tables(black_box(tables), model.checksum()));
-    metric!("icount_tables", calib.per_call(t, 1));
+    calib.report(key!("icount_tables"), t, 1);
     black_box(r.is_ok());
     let flow = &*flow;
 
@@ -213,14 +261,16 @@ fn firmware() {
     // --- instructions per log_prob and per sample ---
     let ctx = context0();
     let ((), t) = ticker.ticks(|| score(flow, INSIDE_POINTS, REPS_LOG_PROB, &ctx));
-    metric!(
-        "icount_per_log_prob",
-        calib.per_call(t, REPS_LOG_PROB * INSIDE_POINTS as u32),
+    calib.report(
+        key!("icount_per_log_prob"),
+        t,
+        REPS_LOG_PROB * INSIDE_POINTS as u32,
     );
     let ((), t) = ticker.ticks(|| score(flow, POINTS.len(), REPS_LOG_PROB, &ctx));
-    metric!(
-        "icount_per_log_prob_all",
-        calib.per_call(t, REPS_LOG_PROB * POINTS.len() as u32),
+    calib.report(
+        key!("icount_per_log_prob_all"),
+        t,
+        REPS_LOG_PROB * POINTS.len() as u32,
     );
     let mut rng = workload::sample_rng();
     let ((), t) = ticker.ticks(|| {
@@ -228,7 +278,7 @@ fn firmware() {
             let _ = black_box(flow.draw(&mut rng, black_box(&ctx)));
         }
     });
-    metric!("icount_per_sample", calib.per_call(t, REPS_SAMPLE));
+    calib.report(key!("icount_per_sample"), t, REPS_SAMPLE);
 
     // --- stack ---
     metric!("stack_main_bytes", stack.depth() as u32);

@@ -110,16 +110,19 @@ impl Text for Line {
     fn dec(&mut self, mut v: u32) {
         // u32::MAX has 10 digits; filled from the end.
         let mut d = [0u8; 10];
-        let mut start = 0;
-        for (n, slot) in d.iter_mut().enumerate().rev() {
+        let mut start = d.len();
+        for slot in d.iter_mut().rev() {
             *slot = b'0' + (v % 10) as u8;
             v /= 10;
+            start -= 1;
             if v == 0 {
-                start = n;
                 break;
             }
         }
-        self.bytes(d.get(start..).unwrap_or(&[]));
+        // SAFETY: `start` counts down from `d.len()` once per digit written, at most
+        // `d.len()` times, so `start..` is in bounds (a checked slice costs a few instructions
+        // per number).
+        self.bytes(unsafe { d.get_unchecked(start..) });
     }
 
     fn hex(&mut self, v: u32) {
@@ -128,27 +131,78 @@ impl Text for Line {
     }
 }
 
-/// Prints `<name> <value>`: `metric!("name", value)`. The name must occur in the binary's
-/// `crate::METRIC_NAMES` (a compile-time error otherwise); the call passes its place there
-/// ([`metric_key`]), one small constant instead of a pointer and a length.
+/// Prints `<name> <value>`: `metric!("name", value)`. The name, less an `icount_` or
+/// `stack_` prefix and a `_bytes` suffix, must occur in the binary's `crate::METRIC_NAMES` (a
+/// compile-time error otherwise); the call passes its place there and the affixes ([`key!`]),
+/// one small constant instead of a pointer and a length.
 macro_rules! metric {
     ($name:literal, $v:expr $(,)?) => {
-        $crate::out::metric_at(
-            {
-                const KEY: u16 = $crate::out::metric_key($name);
-                KEY
-            },
-            $v,
-        )
+        $crate::out::metric_at($crate::out::key!($name), $v)
     };
 }
 pub(crate) use metric;
 
-/// Where `name` occurs in `crate::METRIC_NAMES`: `offset << 5 | length`. Evaluated at compile
-/// time; a name may overlap others there (only its bytes matter).
-pub const fn metric_key(name: &str) -> u16 {
-    let (names, name) = (crate::METRIC_NAMES.as_bytes(), name.as_bytes());
-    assert!(name.len() < 32 && names.len() < 1 << 11);
+/// The key of the metric `name` ([`metric_key`]), a constant.
+macro_rules! key {
+    ($name:literal) => {{
+        const KEY: $crate::out::Key = $crate::out::metric_key($name);
+        KEY
+    }};
+}
+pub(crate) use key;
+
+/// The affixes of metric names that `METRIC_NAMES` leaves out: the prefixes `icount_` (key
+/// bits 0–1 = 1) and `stack_` (2) and the suffix `_bytes` (key bit 2). Prefix `p` is the
+/// `8 - p` bytes at `7 (p - 1)`.
+const AFFIXES: &str = "icount_stack__bytes";
+const SUFFIX_AT: usize = 13;
+
+/// A metric name ([`metric_key`]): `offset << 8 | length << 3 | suffix << 2 | prefix`. Made
+/// only by `metric_key`, so its piece of `METRIC_NAMES` is always in bounds.
+#[derive(Clone, Copy)]
+pub struct Key(u16);
+
+/// `name` without `affix` at its start (`end` false) or end, if it has it.
+const fn strip(name: &[u8], affix: (usize, usize), end: bool) -> Option<&[u8]> {
+    let a = AFFIXES.as_bytes().split_at(affix.0).1.split_at(affix.1).0;
+    if name.len() < a.len() {
+        return None;
+    }
+    let at = if end { name.len() - a.len() } else { 0 };
+    let mut j = 0;
+    while j < a.len() {
+        if name[at + j] != a[j] {
+            return None;
+        }
+        j += 1;
+    }
+    Some(if end {
+        name.split_at(at).0
+    } else {
+        name.split_at(a.len()).1
+    })
+}
+
+/// The key of the metric `name`: where the rest of it, less a prefix and the suffix of
+/// `AFFIXES`, occurs in `crate::METRIC_NAMES`, and which affixes it has. Evaluated at compile
+/// time; a rest may overlap others there (only its bytes matter).
+pub const fn metric_key(name: &str) -> Key {
+    let (names, mut name) = (crate::METRIC_NAMES.as_bytes(), name.as_bytes());
+    let mut affixes = 0;
+    let mut p = 1;
+    while p <= 2 {
+        if let Some(rest) = strip(name, (7 * (p - 1), 8 - p), false) {
+            name = rest;
+            affixes = p;
+            break;
+        }
+        p += 1;
+    }
+    if let Some(rest) = strip(name, (SUFFIX_AT, AFFIXES.len() - SUFFIX_AT), true) {
+        name = rest;
+        affixes |= 4;
+    }
+    assert!(name.len() < 32 && names.len() < 1 << 8);
     let mut at = 0;
     while at + name.len() <= names.len() {
         let mut j = 0;
@@ -156,23 +210,33 @@ pub const fn metric_key(name: &str) -> u16 {
             j += 1;
         }
         if j == name.len() {
-            return ((at << 5) | name.len()) as u16;
+            return Key(((at << 8) | (name.len() << 3) | affixes) as u16);
         }
         at += 1;
     }
     panic!("metric name missing from METRIC_NAMES")
 }
 
-/// Prints `<name> <v>` for the name at `key` ([`metric_key`]).
+/// Prints `<name> <v>` for the name of `key`.
 #[inline(never)]
-pub fn metric_at(key: u16, v: u32) {
-    let at = usize::from(key >> 5);
-    let name = crate::METRIC_NAMES
-        .as_bytes()
-        .get(at..at + usize::from(key & 31))
-        .unwrap_or(&[]);
+pub fn metric_at(key: Key, v: u32) {
+    let key = usize::from(key.0);
+    let (affixes, names) = (AFFIXES.as_bytes(), crate::METRIC_NAMES.as_bytes());
     let mut l = Line;
-    l.bytes(name);
+    let p = key & 3;
+    // SAFETY: every `Key` is made by `metric_key`, whose prefix (1 or 2) and piece of
+    // `METRIC_NAMES` are in bounds.
+    unsafe {
+        if p != 0 {
+            let (start, end) = if p == 1 { (0, 7) } else { (7, 13) };
+            l.bytes(affixes.get_unchecked(start..end));
+        }
+        let at = key >> 8;
+        l.bytes(names.get_unchecked(at..at + (key >> 3 & 31)));
+    }
+    if key & 4 != 0 {
+        l.bytes(affixes.split_at(SUFFIX_AT).1);
+    }
     l.num(v).send();
 }
 

@@ -167,31 +167,31 @@ impl Calibration {
     /// Measures the loop at each of `CALIB_ITERS`, printing `calib <iterations> <ticks>` for
     /// each as it is measured (outside the measured span), then `instr_per_tick_milli <n>`.
     pub fn measure(t: &mut Ticker) -> Self {
-        let mut raw = [0u32; 2];
-        for (i, &n) in CALIB_ITERS.iter().enumerate() {
-            let ticks = t.ticks(|| spin(black_box(n))).1;
-            Line::start("calib").num(n).num(ticks).send();
-            if let Some(r) = raw.get_mut(i) {
-                *r = ticks;
-            }
+        let mut raw = [0u32; 3];
+        for (r, &n) in raw.iter_mut().zip(&CALIB_ITERS) {
+            *r = t.ticks(|| spin(black_box(n))).1;
+            Line::start("calib").num(n).num(*r).send();
         }
         let c = Self {
             ticks: raw[1].saturating_sub(raw[0]).max(1),
         };
-        let ticks = u64::from(c.ticks);
-        out::metric!(
-            "instr_per_tick_milli",
-            u32::try_from(div(CALIB_INSTR * 1000 + ticks / 2, ticks)).unwrap_or(u32::MAX),
-        );
+        // `CALIB_INSTR · 1000 / ticks`, rounded: the instructions of 1000 ticks.
+        c.report(out::key!("instr_per_tick_milli"), 1000, 1);
         c
     }
 
-    /// Instructions per call of `calls` calls that took `ticks` ticks: the instructions
-    /// rounded to nearest, divided by `calls` rounded down (at most `u32::MAX`).
-    pub fn per_call(&self, ticks: u32, calls: u32) -> u32 {
+    /// Prints the metric at `key` ([`out::key!`]) with the instructions per call of `calls`
+    /// calls that took `ticks` ticks: the instructions rounded to nearest, divided by `calls`
+    /// rounded down (at most `u32::MAX`). (Not inlined: one copy of the arithmetic for every
+    /// measurement.)
+    #[inline(never)]
+    pub fn report(&self, key: out::Key, ticks: u32, calls: u32) {
         let d = u64::from(self.ticks);
         let instr = div(u64::from(ticks) * CALIB_INSTR + d / 2, d);
-        u32::try_from(div(instr, u64::from(calls.max(1)))).unwrap_or(u32::MAX)
+        out::metric_at(
+            key,
+            u32::try_from(div(instr, u64::from(calls))).unwrap_or(u32::MAX),
+        );
     }
 }
 

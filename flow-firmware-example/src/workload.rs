@@ -204,6 +204,18 @@ pub trait Report {
         input: [&[f32]; 2],
         out: Result<&[f32], &Error>,
     );
+    /// A `log_prob` result: [`result`](Self::result) with its one value. (Not inlined: one
+    /// copy of the conversion for every caller.)
+    #[inline(never)]
+    fn value(
+        &mut self,
+        tag: &'static str,
+        idx: &[usize],
+        input: [&[f32]; 2],
+        lp: &Result<f32, Error>,
+    ) {
+        self.result(tag, idx, input, value(lp));
+    }
     /// The anomaly threshold in use: `(quantile, log_prob)`, or none stored.
     fn threshold(&mut self, t: Option<(f32, f32)>);
     /// `n` of the stream's `m` points were flagged.
@@ -235,7 +247,7 @@ pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
         for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
             for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
                 let lp = flow.score(&x, &ctx);
-                r.result("clp", &[c, i], [&x, &ctx], value(&lp));
+                r.value("clp", &[c, i], [&x, &ctx], &lp);
             }
         }
         for (c, ctx) in CONTEXTS.iter().map(widen::<C>).enumerate() {
@@ -247,12 +259,12 @@ pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     } else {
         for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
             let lp = flow.score(&x, &[0.0; C]);
-            r.result("lp", &[i], [&x, &[]], value(&lp));
+            r.value("lp", &[i], [&x, &[]], &lp);
         }
         if scaler {
             for (i, raw) in RAW_POINTS.iter().map(widen::<D>).enumerate() {
                 if let Some(lp) = flow.score_raw(model, &raw) {
-                    r.result("lp_raw", &[i], [&raw, &[]], value(&lp));
+                    r.value("lp_raw", &[i], [&raw, &[]], &lp);
                 }
             }
         }
@@ -318,7 +330,7 @@ pub fn score_stream<const D: usize, const C: usize, F: Density<D, C>, R: Report>
         // flagged whatever the threshold.
         if !matches!(lp, Ok(v) if v >= threshold && v > f32::NEG_INFINITY) {
             flagged += 1;
-            r.result("flag", &[i], [&input.0, &input.1], value(&lp));
+            r.value("flag", &[i], [&input.0, &input.1], &lp);
         }
     }
     r.flagged(flagged, m);

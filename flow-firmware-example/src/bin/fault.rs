@@ -7,7 +7,8 @@
 #[allow(dead_code)]
 #[path = "../errtext.rs"]
 mod errtext;
-#[allow(dead_code)]
+// (`metric!` is not used here.)
+#[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../out.rs"]
 mod out;
 #[allow(dead_code)]

@@ -324,8 +324,8 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T])
     if n_in == 0 {
         return;
     }
-    // Rows go in blocks of four that share each load of the input (then a pair, then one);
-    // each row still sums in order.
+    // Rows go in blocks of four that share each load of the input, then one at a time; each
+    // row still sums in order.
     let mut rows = m.chunks_exact(n_in);
     let (d4, dr) = dst.as_chunks_mut::<4>();
     let (b4, br) = bv.as_chunks::<4>();
@@ -340,16 +340,6 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T])
         d[1] = s1 + T::from_f32(bb[1]);
         d[2] = s2 + T::from_f32(bb[2]);
         d[3] = s3 + T::from_f32(bb[3]);
-    }
-    let (d2, dr) = dr.as_chunks_mut::<2>();
-    let (b2, br) = br.as_chunks::<2>();
-    for (d, bb) in d2.iter_mut().zip(b2) {
-        let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
-            return;
-        };
-        let (s0, s1) = dot2_f32(r0, r1, a);
-        d[0] = s0 + T::from_f32(bb[0]);
-        d[1] = s1 + T::from_f32(bb[1]);
     }
     // (`next()` rather than a zip with `rows`: the zip's length would divide by
     // `n_in`, a division the optimizer cannot always prove safe.)
@@ -423,31 +413,6 @@ fn dot4_f32<T: Real>(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], x: &[T]) ->
         s3 += T::from_f32(e) * x;
     }
     [s0, s1, s2, s3]
-}
-
-/// Two [`dot_f32`]s over rows `r0` and `r1` sharing the loads of `x`; each sums in order.
-#[inline]
-#[cfg(target_endian = "little")]
-fn dot2_f32<T: Real>(r0: &[f32], r1: &[f32], x: &[T]) -> (T, T) {
-    let (a4, ar) = r0.as_chunks::<4>();
-    let (b4, br) = r1.as_chunks::<4>();
-    let (x4, xr) = x.as_chunks::<4>();
-    let (mut s0, mut s1) = (T::ZERO, T::ZERO);
-    for ((a, b), x) in a4.iter().zip(b4).zip(x4) {
-        s0 += T::from_f32(a[0]) * x[0];
-        s1 += T::from_f32(b[0]) * x[0];
-        s0 += T::from_f32(a[1]) * x[1];
-        s1 += T::from_f32(b[1]) * x[1];
-        s0 += T::from_f32(a[2]) * x[2];
-        s1 += T::from_f32(b[2]) * x[2];
-        s0 += T::from_f32(a[3]) * x[3];
-        s1 += T::from_f32(b[3]) * x[3];
-    }
-    for ((&a, &b), &x) in ar.iter().zip(br).zip(xr) {
-        s0 += T::from_f32(a) * x;
-        s1 += T::from_f32(b) * x;
-    }
-    (s0, s1)
 }
 
 #[cfg(test)]

@@ -197,46 +197,43 @@ impl<'a> DenseNN<'a> {
         b: &[T],
         dst: &mut [T],
     ) {
-        let w = self.weights;
-        let count = dst.len();
-        let mat = w
-            .slice(off + first * n_in, count * n_in)
-            .unwrap_or(Weights::empty());
-        let bias = w
-            .slice(off + n_out * n_in + first, count)
-            .unwrap_or(Weights::empty());
-        // Row sizes in values and bytes, checked non-zero here so that no `chunks_exact` below
-        // can see a zero size (and the optimizer can drop its panic path).
-        let (Some(n_in), Some(row_bytes)) = (
-            core::num::NonZeroUsize::new(n_in),
-            n_in.checked_mul(4).and_then(core::num::NonZeroUsize::new),
-        ) else {
-            return;
-        };
-        let (n_in, row_bytes) = (n_in.get(), row_bytes.get());
         // Parameters stored 4-byte aligned (as model files lay them out) are read as `f32`
         // directly for one input slice; elsewhere, and for an input in two parts (only a
         // conditional coupling's first layer), through their bytes. Both sum in the same
-        // order: same bits.
+        // order: same bits. (Every value of a network is aligned when its first is.)
         #[cfg(target_endian = "little")]
-        if let (true, Ok(m), Ok(bv)) = (
+        if let (true, Ok(all)) = (
             b.is_empty(),
-            bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()),
-            bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()),
+            bytemuck::try_cast_slice::<u8, f32>(self.weights.as_bytes()),
         ) {
-            rows_f32(m, bv, n_in, a, dst);
+            let count = dst.len();
+            let m_at = off + first * n_in;
+            let b_at = off + n_out * n_in + first;
+            if let (Some(m), Some(bv)) = (
+                all.get(m_at..m_at + count * n_in),
+                all.get(b_at..b_at + count),
+            ) {
+                rows_f32(m, bv, n_in, a, dst);
+            }
             return;
         }
-        // One loop for both input shapes: with `b` empty, `dot(rb, b)` is `+0`, and adding it
-        // changes no bits (a dot product starts at `+0`, so it is never `-0`).
-        let split = a.len() * 4;
-        let rows = dst
-            .iter_mut()
-            .zip(mat.as_bytes().chunks_exact(row_bytes))
-            .zip(bias.iter());
-        for ((d, row), bias) in rows {
-            let (ra, rb) = row.split_at_checked(split).unwrap_or((row, &[]));
-            *d = dot(ra, a) + dot(rb, b) + T::from_f32(bias);
+        // Through the bytes, one value at a time: the sums over `a` and over `b` are kept
+        // apart and added as `dot(a) + dot(b) + bias`, the order of the two-part input's
+        // definition. With `b` empty its sum is `+0`, and adding it changes no bits (a sum
+        // that starts at `+0` is never `-0`).
+        let w = self.weights;
+        let bias_at = off + n_out * n_in;
+        for (r, d) in (first..).zip(dst.iter_mut()) {
+            let row = off + r * n_in;
+            let (mut sa, mut sb) = (T::ZERO, T::ZERO);
+            for j in 0..n_in {
+                let wv = T::from_f32(w.get(row + j).unwrap_or(0.0));
+                match a.get(j) {
+                    Some(&x) => sa += wv * x,
+                    None => sb += wv * b.get(j - a.len()).copied().unwrap_or(T::ZERO),
+                }
+            }
+            *d = sa + sb + T::from_f32(w.get(bias_at + r).unwrap_or(0.0));
         }
     }
 
@@ -257,17 +254,13 @@ impl<'a> DenseNN<'a> {
     pub(crate) fn output_f32(&self, n_in: usize) -> Option<(&'a [f32], &'a [f32])> {
         #[cfg(target_endian = "little")]
         {
+            let all = bytemuck::try_cast_slice::<u8, f32>(self.weights.as_bytes()).ok()?;
             let n_out = self.output_len();
-            let len = n_in.checked_mul(n_out)?.checked_add(n_out)?;
-            let off = self.weights.len().checked_sub(len)?;
-            let (mat, bias) = self
-                .weights
-                .slice(off, len)?
-                .split(n_in.checked_mul(n_out)?)?;
-            Some((
-                bytemuck::try_cast_slice::<u8, f32>(mat.as_bytes()).ok()?,
-                bytemuck::try_cast_slice::<u8, f32>(bias.as_bytes()).ok()?,
-            ))
+            // The last layer ends the block: its matrix, then its biases.
+            let (rest, bias) = all.split_at_checked(all.len().checked_sub(n_out)?)?;
+            let (_, mat) =
+                rest.split_at_checked(rest.len().checked_sub(n_in.checked_mul(n_out)?)?)?;
+            Some((mat, bias))
         }
         #[cfg(not(target_endian = "little"))]
         {
@@ -324,8 +317,8 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T])
     if n_in == 0 {
         return;
     }
-    // Rows go in blocks of four that share each load of the input (then a pair, then one);
-    // each row still sums in order.
+    // Rows go in blocks of four that share each load of the input, then one at a time; each
+    // row still sums in order.
     let mut rows = m.chunks_exact(n_in);
     let (d4, dr) = dst.as_chunks_mut::<4>();
     let (b4, br) = bv.as_chunks::<4>();
@@ -341,16 +334,6 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T])
         d[2] = s2 + T::from_f32(bb[2]);
         d[3] = s3 + T::from_f32(bb[3]);
     }
-    let (d2, dr) = dr.as_chunks_mut::<2>();
-    let (b2, br) = br.as_chunks::<2>();
-    for (d, bb) in d2.iter_mut().zip(b2) {
-        let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
-            return;
-        };
-        let (s0, s1) = dot2_f32(r0, r1, a);
-        d[0] = s0 + T::from_f32(bb[0]);
-        d[1] = s1 + T::from_f32(bb[1]);
-    }
     // (`next()` rather than a zip with `rows`: the zip's length would divide by
     // `n_in`, a division the optimizer cannot always prove safe.)
     for (d, &bb) in dr.iter_mut().zip(br) {
@@ -361,18 +344,7 @@ fn rows_f32<T: Real>(m: &[f32], bv: &[f32], n_in: usize, a: &[T], dst: &mut [T])
     }
 }
 
-/// `Σ w[i]·x[i]` over little-endian `f32` weights in `w` (any alignment), summed in order over
-/// the shorter of the two.
-#[inline]
-pub(crate) fn dot<T: Real>(w: &[u8], x: &[T]) -> T {
-    let mut acc = T::ZERO;
-    for (wv, &xv) in w.as_chunks::<4>().0.iter().zip(x) {
-        acc += T::from_f32(f32::from_le_bytes(*wv)) * xv;
-    }
-    acc
-}
-
-/// [`dot`] over aligned `f32` weights, in the same order.
+/// `Σ w[i]·x[i]` over `f32` weights, summed in order over the shorter of the two.
 #[inline]
 #[cfg(target_endian = "little")]
 fn dot_f32<T: Real>(w: &[f32], x: &[T]) -> T {
@@ -423,31 +395,6 @@ fn dot4_f32<T: Real>(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], x: &[T]) ->
         s3 += T::from_f32(e) * x;
     }
     [s0, s1, s2, s3]
-}
-
-/// Two [`dot_f32`]s over rows `r0` and `r1` sharing the loads of `x`; each sums in order.
-#[inline]
-#[cfg(target_endian = "little")]
-fn dot2_f32<T: Real>(r0: &[f32], r1: &[f32], x: &[T]) -> (T, T) {
-    let (a4, ar) = r0.as_chunks::<4>();
-    let (b4, br) = r1.as_chunks::<4>();
-    let (x4, xr) = x.as_chunks::<4>();
-    let (mut s0, mut s1) = (T::ZERO, T::ZERO);
-    for ((a, b), x) in a4.iter().zip(b4).zip(x4) {
-        s0 += T::from_f32(a[0]) * x[0];
-        s1 += T::from_f32(b[0]) * x[0];
-        s0 += T::from_f32(a[1]) * x[1];
-        s1 += T::from_f32(b[1]) * x[1];
-        s0 += T::from_f32(a[2]) * x[2];
-        s1 += T::from_f32(b[2]) * x[2];
-        s0 += T::from_f32(a[3]) * x[3];
-        s1 += T::from_f32(b[3]) * x[3];
-    }
-    for ((&a, &b), &x) in ar.iter().zip(br).zip(xr) {
-        s0 += T::from_f32(a) * x;
-        s1 += T::from_f32(b) * x;
-    }
-    (s0, s1)
 }
 
 #[cfg(test)]

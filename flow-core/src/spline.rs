@@ -587,19 +587,34 @@ pub(crate) fn dim_table_well_formed(
 }
 
 /// One dimension's precomputed knot table, `f32` values read in place (see
-/// [`table_len_per_dim`]).
+/// [`table_len_per_dim`]), split into its parts; each entry is the bytes of a little-endian
+/// `f32`.
 struct TableDim<'t> {
-    /// The entries, each the bytes of a little-endian `f32`.
-    w: &'t [[u8; 4]],
+    /// The interior knots `x_1 … x_{K-1}` and `y_1 … y_{K-1}`.
+    knots: [&'t [[u8; 4]]; 2],
+    /// The interior derivatives `δ_1 … δ_{K-1}`.
+    derivatives: &'t [[u8; 4]],
+    /// `λ_0 … λ_{K-1}` (linear order; empty otherwise).
+    lambdas: &'t [[u8; 4]],
     bins: usize,
     bound: f32,
 }
 
-impl TableDim<'_> {
-    /// Entry `i`, or `or` past the end.
+impl<'t> TableDim<'t> {
+    /// Splits one dimension's table `w` of bins `bins` into its parts.
     #[inline]
-    fn entry(&self, i: usize, or: f32) -> f32 {
-        self.w.get(i).map_or(or, |b| f32::from_le_bytes(*b))
+    fn split(w: &'t [[u8; 4]], bins: usize, bound: f32) -> Self {
+        let inner = bins - 1;
+        let (xk, w) = w.split_at_checked(inner).unwrap_or((w, &[]));
+        let (yk, w) = w.split_at_checked(inner).unwrap_or((w, &[]));
+        let (derivatives, lambdas) = w.split_at_checked(inner).unwrap_or((w, &[]));
+        Self {
+            knots: [xk, yk],
+            derivatives,
+            lambdas,
+            bins,
+            bound,
+        }
     }
 
     /// Knot `i in 0..=K` of the `y` axis (`on_y`) or the `x` axis.
@@ -607,29 +622,25 @@ impl TableDim<'_> {
     fn knot(&self, on_y: bool, i: usize) -> f32 {
         if i == 0 {
             -self.bound
-        } else if i >= self.bins {
-            self.bound
         } else {
-            let base = if on_y { self.bins - 1 } else { 0 };
-            self.entry(base + i - 1, self.bound)
+            entry_or(self.knots[on_y as usize], i - 1, self.bound)
         }
     }
+}
+
+/// Entry `i` of `w`, or `or` past the end.
+#[inline]
+fn entry_or(w: &[[u8; 4]], i: usize, or: f32) -> f32 {
+    w.get(i).map_or(or, |b| f32::from_le_bytes(*b))
 }
 
 impl<T: Real> Knots<T> for TableDim<'_> {
     #[inline]
     fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
-        let inner = self.bins - 1;
-        let base = if on_y { inner } else { 0 };
         // The interior knots only: past them, the search ends in the last bin at `x_K = B`.
-        let knots = self.w.get(base..base + inner).unwrap_or(&[]);
-        let knots = knots.iter().map(|b| f32::from_le_bytes(*b));
-        search_knots(
-            v,
-            T::from_f32(self.bound),
-            self.bins,
-            knots.map(T::from_f32),
-        )
+        let knots = self.knots[on_y as usize].iter();
+        let knots = knots.map(|b| T::from_f32(f32::from_le_bytes(*b)));
+        search_knots(v, T::from_f32(self.bound), self.bins, knots)
     }
     #[inline]
     fn edges(&self, on_y: bool, k: usize) -> (T, T) {
@@ -640,18 +651,17 @@ impl<T: Real> Knots<T> for TableDim<'_> {
     }
     #[inline]
     fn derivatives(&self, k: usize) -> (T, T) {
-        let d = |i: usize| {
-            if i == 0 || i >= self.bins {
-                T::from_f64(1.0 - MIN_DERIVATIVE)
-            } else {
-                T::from_f32(self.entry(2 * (self.bins - 1) + i - 1, 0.0))
-            }
+        // `δ_0` and `δ_K` are the end values; the table holds the ones between.
+        let end = T::from_f64(1.0 - MIN_DERIVATIVE);
+        let d = |i: usize| match i.checked_sub(1).and_then(|i| self.derivatives.get(i)) {
+            Some(b) => T::from_f32(f32::from_le_bytes(*b)),
+            None => end,
         };
         (d(k), d(k + 1))
     }
     #[inline]
     fn lambda(&self, k: usize) -> T {
-        T::from_f32(self.entry(3 * (self.bins - 1) + k, 0.0))
+        T::from_f32(entry_or(self.lambdas, k, 0.0))
     }
 }
 
@@ -1159,11 +1169,7 @@ impl<'a> Spline<'a> {
                 *ld = T::ZERO;
                 continue;
             }
-            let src = TableDim {
-                w,
-                bins: self.shape.bins,
-                bound: self.shape.bound,
-            };
+            let src = TableDim::split(w, self.shape.bins, self.shape.bound);
             let (y, l) = eval_dim(&self.shape, &src, *x, dir, want_log_det);
             *x = y;
             *ld = l;

@@ -1093,23 +1093,27 @@ impl<'a> Model<'a> {
     /// `(raw - mean) / scale`, the point in the flow's space (unchanged without a scaler).
     pub fn standardize<T: Real, const D: usize>(&self, raw: &[T; D]) -> [T; D] {
         let mut out = *raw;
-        for (j, v) in out.iter_mut().enumerate() {
-            if let Some((m, s)) = self.scaler(j) {
-                *v = (*v - T::from_f32(m)) / T::from_f32(s);
-            }
-        }
+        self.rescale(&mut out, true);
         out
     }
 
     /// `mean + scale · x`, a point of the flow's space in raw units.
     pub fn unstandardize<T: Real, const D: usize>(&self, x: &[T; D]) -> [T; D] {
         let mut out = *x;
-        for (j, v) in out.iter_mut().enumerate() {
+        self.rescale(&mut out, false);
+        out
+    }
+
+    /// [`standardize`](Self::standardize) (`to_flow`) or
+    /// [`unstandardize`](Self::unstandardize) in place: one copy for every dimension `D`.
+    #[inline(never)]
+    fn rescale<T: Real>(&self, v: &mut [T], to_flow: bool) {
+        for (j, v) in v.iter_mut().enumerate() {
             if let Some((m, s)) = self.scaler(j) {
-                *v = T::from_f32(m) + T::from_f32(s) * *v;
+                let (m, s) = (T::from_f32(m), T::from_f32(s));
+                *v = if to_flow { (*v - m) / s } else { m + s * *v };
             }
         }
-        out
     }
 
     /// `-Σ ln scale`: add it to a log-density of the flow's space to get one in raw units.

@@ -111,6 +111,11 @@ const REPS_LOG_PROB: u32 = 20;
 const REPS_SAMPLE: u32 = 64;
 const REPS_LOAD: u32 = 4;
 
+/// The `threshold` lines: `threshold none`, or `threshold` and two numbers (a piece of the
+/// same constant, so its bytes are there once).
+const THRESHOLD_NONE: &str = "threshold none";
+const THRESHOLD: &str = THRESHOLD_NONE.split_at(9).0;
+
 /// Prints the workload's results as lines: `tag idx… bits…` or `tag idx… err <message>`.
 struct Printer;
 
@@ -141,13 +146,13 @@ impl Report for Printer {
 
     fn threshold(&mut self, t: Option<(f32, f32)>) {
         match t {
-            Some((q, lp)) => Line::start("threshold").bits(q).bits(lp).send(),
-            None => say("threshold none"),
+            Some((q, lp)) => Line::start(THRESHOLD).bits(q).bits(lp).send(),
+            None => say(THRESHOLD_NONE),
         }
     }
 
     fn flagged(&mut self, n: usize, m: usize) {
-        Line::start("flagged")
+        Line::start(workload::FLAGGED)
             .num(n as u32)
             .word("of")
             .num(m as u32)

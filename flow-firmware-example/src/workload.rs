@@ -193,6 +193,16 @@ impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 
 
 // --- where the results go ----------------------------------------------------------------------
 
+/// Tags that begin others: each is a piece of the longer one's constant, so the device
+/// carries their bytes once.
+const SAMPLE_RAW: &str = "sample_raw";
+const SAMPLE: &str = SAMPLE_RAW.split_at(6).0;
+const LP_RAW: &str = "lp_raw";
+const LP: &str = LP_RAW.split_at(2).0;
+/// `flagged <n> of <m>` ([`Report::flagged`]); its first 4 bytes are the tag `flag`.
+pub const FLAGGED: &str = "flagged";
+const FLAG: &str = FLAGGED.split_at(4).0;
+
 /// Receives the results, in order.
 pub trait Report {
     /// A result: `tag`, its indices, what was evaluated (`x` and the context; for the host's
@@ -238,7 +248,7 @@ fn value(r: &Result<f32, Error>) -> Result<&[f32], &Error> {
 pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     model: &Model<'_>,
     flow: &F,
-    stream: impl Iterator<Item = Result<Row<D, C>, Error>>,
+    stream: impl Stream<D, C>,
     r: &mut R,
 ) {
     let scaler = !model.metadata().scaler.is_empty();
@@ -259,20 +269,20 @@ pub fn run<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     } else {
         for (i, x) in POINTS.iter().map(widen::<D>).enumerate() {
             let lp = flow.score(&x, &[0.0; C]);
-            r.value("lp", &[i], [&x, &[]], &lp);
+            r.value(LP, &[i], [&x, &[]], &lp);
         }
         if scaler {
             for (i, raw) in RAW_POINTS.iter().map(widen::<D>).enumerate() {
                 if let Some(lp) = flow.score_raw(model, &raw) {
-                    r.value("lp_raw", &[i], [&raw, &[]], &lp);
+                    r.value(LP_RAW, &[i], [&raw, &[]], &lp);
                 }
             }
         }
         for i in 0..N_SAMPLES {
             let x = flow.draw(&mut rng, &[0.0; C]);
-            r.result("sample", &[i], [&[], &[]], values(&x));
+            r.result(SAMPLE, &[i], [&[], &[]], values(&x));
             if let (true, Ok(x)) = (scaler, &x) {
-                r.result("sample_raw", &[i], [x, &[]], Ok(&model.unstandardize(x)));
+                r.result(SAMPLE_RAW, &[i], [x, &[]], Ok(&model.unstandardize(x)));
             }
         }
     }
@@ -291,9 +301,15 @@ pub const THRESHOLD_QUANTILE: f32 = 0.01;
 /// scored are flagged).
 pub fn threshold(model: &Model<'_>) -> Option<(f32, f32)> {
     // One pass: `Model::threshold(THRESHOLD_QUANTILE)` is the first stored pair of that
-    // quantile; the lowest is kept on the way (the first of equal ones).
+    // quantile; the lowest is kept on the way (the first of equal ones). The pairs are read as
+    // `Model::thresholds` reads them, from the metadata's whole 8-byte chunks (a parsed model
+    // has no other).
     let mut low: Option<(f32, f32)> = None;
-    for t in model.thresholds() {
+    for &[a, b, c, d, e, f, g, h] in model.metadata().thresholds.as_chunks::<8>().0 {
+        let t = (
+            f32::from_le_bytes([a, b, c, d]),
+            f32::from_le_bytes([e, f, g, h]),
+        );
         if t.0 == THRESHOLD_QUANTILE {
             return Some(t);
         }
@@ -305,34 +321,46 @@ pub fn threshold(model: &Model<'_>) -> Option<(f32, f32)> {
     low
 }
 
-/// One point of a stream: `x` in the model's raw units and the context (`C = 0`: none).
-pub type Row<const D: usize, const C: usize> = ([f32; D], [f32; C]);
+/// A stream of points: `x` in the model's raw units, or the error that took its place, and the
+/// context (`C = 0`: none).
+pub trait Stream<const D: usize, const C: usize> {
+    /// Hands every point to `f`, in order, by reference from where it was made (an error is
+    /// never moved).
+    fn each(self, f: impl FnMut(Result<&[f32; D], &Error>, &[f32; C]));
+}
 
 /// Scores every point of `stream` in the flow's space (`Model::standardize` first; the
 /// thresholds are stored in that space) and flags those below `threshold`, and those that
 /// cannot be scored. Returns how many were flagged, of how many.
+///
+/// An error is reported by reference from where it arose, the stream or the score (a flagged
+/// error of the stream leaves out `x`).
 pub fn score_stream<const D: usize, const C: usize, F: Density<D, C>, R: Report>(
     model: &Model<'_>,
     flow: &F,
     threshold: f32,
-    stream: impl Iterator<Item = Result<Row<D, C>, Error>>,
+    stream: impl Stream<D, C>,
     r: &mut R,
 ) -> (usize, usize) {
     let (mut flagged, mut m) = (0, 0);
-    for (i, row) in stream.enumerate() {
+    stream.each(|x, ctx| {
+        let i = m;
         m += 1;
-        let mut input = ([f32::NAN; D], [f32::NAN; C]);
-        let lp = row.and_then(|row| {
-            input = row;
-            flow.score(&model.standardize(&row.0), &row.1)
-        });
+        let lp;
+        let (input, out): (&[f32], _) = match x {
+            Ok(x) => {
+                lp = flow.score(&model.standardize(x), ctx);
+                (x, value(&lp))
+            }
+            Err(e) => (&[], Err(e)),
+        };
         // NaN (flow-core never returns it as a value) and -inf (outside the support) are
         // flagged whatever the threshold.
-        if !matches!(lp, Ok(v) if v >= threshold && v > f32::NEG_INFINITY) {
+        if !matches!(out, Ok(&[v]) if v >= threshold && v > f32::NEG_INFINITY) {
             flagged += 1;
-            r.value("flag", &[i], [&input.0, &input.1], &lp);
+            r.result(FLAG, &[i], [input, ctx], out);
         }
-    }
+    });
     r.flagged(flagged, m);
     (flagged, m)
 }
@@ -369,28 +397,30 @@ impl<'m, 'f, F, const D: usize, const C: usize> SampledStream<'m, 'f, F, D, C> {
     }
 }
 
-impl<const D: usize, const C: usize, F: Density<D, C>> Iterator for SampledStream<'_, '_, F, D, C> {
-    type Item = Result<Row<D, C>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.i >= STREAM_LEN {
-            return None;
-        }
-        let i = self.i;
-        self.i += 1;
-        let ctx = widen::<C>(&CONTEXTS[i % CONTEXTS.len()]);
-        Some(self.flow.draw(&mut self.rng, &ctx).map(|mut x| {
-            if i % OUTLIER_EVERY == OUTLIER_EVERY - 1 {
-                for (j, v) in x.iter_mut().enumerate() {
-                    *v += if j % 2 == 0 {
-                        OUTLIER_SHIFT
-                    } else {
-                        -OUTLIER_SHIFT
-                    };
+impl<const D: usize, const C: usize, F: Density<D, C>> Stream<D, C>
+    for SampledStream<'_, '_, F, D, C>
+{
+    fn each(mut self, mut f: impl FnMut(Result<&[f32; D], &Error>, &[f32; C])) {
+        while self.i < STREAM_LEN {
+            let i = self.i;
+            self.i += 1;
+            let ctx = widen::<C>(&CONTEXTS[i % CONTEXTS.len()]);
+            // Changed in place: an error stays where `draw` put it.
+            let mut x = self.flow.draw(&mut self.rng, &ctx);
+            if let Ok(x) = &mut x {
+                if i % OUTLIER_EVERY == OUTLIER_EVERY - 1 {
+                    for (j, v) in x.iter_mut().enumerate() {
+                        *v += if j % 2 == 0 {
+                            OUTLIER_SHIFT
+                        } else {
+                            -OUTLIER_SHIFT
+                        };
+                    }
                 }
+                *x = self.model.unstandardize(x);
             }
-            (self.model.unstandardize(&x), ctx)
-        }))
+            f(x.as_ref(), &ctx);
+        }
     }
 }
 
@@ -409,18 +439,17 @@ impl<'a, const D: usize, const C: usize> FileStream<'a, D, C> {
     }
 }
 
-impl<const D: usize, const C: usize> Iterator for FileStream<'_, D, C> {
-    type Item = Result<Row<D, C>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let row = self.rows.next()?;
-        let at = |j: usize| {
-            let b = row.get(4 * j..4 * j + 4).unwrap_or(&[0; 4]);
-            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        };
-        Some(Ok((
-            core::array::from_fn(at),
-            core::array::from_fn(|j| at(D + j)),
-        )))
+impl<const D: usize, const C: usize> Stream<D, C> for FileStream<'_, D, C> {
+    fn each(self, mut f: impl FnMut(Result<&[f32; D], &Error>, &[f32; C])) {
+        for row in self.rows {
+            let at = |j: usize| {
+                let b = row.get(4 * j..4 * j + 4).unwrap_or(&[0; 4]);
+                f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            };
+            f(
+                Ok(&core::array::from_fn(at)),
+                &core::array::from_fn(|j| at(D + j)),
+            );
+        }
     }
 }

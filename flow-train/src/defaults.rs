@@ -450,9 +450,9 @@ pub const M4F_TARGET: usize = 40_000;
 /// quadratic and linear coupling stacks (2–4 couplings, hidden `[8, 8]` to `[24, 24]`, K = 3–8,
 /// with and without the ActNorm affine, 19,682 to 45,122 instructions), Pyro's tutorial
 /// `Spline(2, 16)` and `spline_coupling(2, 16)`: within 2.2% on the 6-D stacks, 3.8% on the
-/// tutorial coupling. Since then flow-core's evaluation has changed by a few percent (the
-/// default 6-D model: 37,973 measured when fitted, 37,342 now; the tutorial coupling 11,245 →
-/// 10,683); models with wider hypernetworks were not re-measured.
+/// tutorial coupling. Since then flow-core's evaluation has changed by up to 2% on these
+/// stacks (re-measured: the default 4 × `[8, 8]` 37,973 → 37,342, 4 × `[16, 16]` 45,032 →
+/// 44,804, 3 × `[16, 16]` 34,118 → 34,033) and 5% on the tutorial coupling (11,245 → 10,683).
 pub fn m4f_instructions(spec: &ModelSpec) -> usize {
     const TABLED: f64 = 495.0;
     let computed = |s: &SplineSpec| 1444.0 + 220.0 * s.bins as f64;

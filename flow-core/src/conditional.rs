@@ -346,15 +346,8 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
     #[inline(never)]
     pub fn set_tables(&mut self, tables: &'a [u8]) -> Result<(), Error> {
         let t = Weights::new(tables).ok_or(Error::InvalidLayer(LayerError::Tables))?;
-        let (head, tail) = t
-            .split(self.marginal.table_len())
-            .ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let (mut xs, mut ys) = ([0f32; K], [0f32; K]);
-        let marginal = self.marginal.tables;
-        self.marginal.set_tables(head, (&mut xs, &mut ys))?;
-        self.conditional
-            .set_tables(tail, (&mut xs, &mut ys))
-            .inspect_err(|_| self.marginal.tables = marginal)
+        self.set_split_tables(t, |c, t| c.set_tables(t, (&mut xs, &mut ys)))
     }
 
     /// Uses sealed knot tables, the marginal's then the conditional's, checked without
@@ -367,14 +360,23 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         model_checksum: u32,
     ) -> Result<(), Error> {
         let t = unseal(sealed, model_checksum)?;
-        let (head, tail) = t
+        self.set_split_tables(t, Chain::set_well_formed_tables)
+    }
+
+    /// Hands the marginal's part of `tables` (its [`table_len`](Chain::table_len) entries) and
+    /// the conditional's (the rest) to `set`, in that order; on a failure the marginal keeps
+    /// the tables it had. Both setters leave a chain as it was when they fail.
+    fn set_split_tables(
+        &mut self,
+        tables: Weights<'a>,
+        mut set: impl FnMut(&mut Chain<'a, L>, Weights<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let (head, tail) = tables
             .split(self.marginal.table_len())
             .ok_or(Error::InvalidLayer(LayerError::Tables))?;
         let marginal = self.marginal.tables;
-        self.marginal.set_well_formed_tables(head)?;
-        self.conditional
-            .set_well_formed_tables(tail)
-            .inspect_err(|_| self.marginal.tables = marginal)
+        set(&mut self.marginal, head)?;
+        set(&mut self.conditional, tail).inspect_err(|_| self.marginal.tables = marginal)
     }
 
     /// `d₁`, the size of `x₁`.

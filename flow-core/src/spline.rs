@@ -404,13 +404,8 @@ impl<T: Real> KnotState<T> {
     /// The next knot, given the next exponential.
     #[inline]
     fn step(&mut self, e: T) -> T {
-        self.left = self.left.saturating_sub(1);
-        if self.left == 0 {
-            return self.bound;
-        }
-        self.d.add(e + e);
-        self.steps += T::ONE + T::ONE;
-        self.interior()
+        self.add(e);
+        self.knot()
     }
 }
 

@@ -102,7 +102,7 @@ pub struct ConditionalFlow<
     const H: usize = 64,
     const K: usize = 32,
 > {
-    pub(crate) chain: Chain<'a, L>,
+    chain: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K: usize>
@@ -117,15 +117,19 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     pub fn from_layers(
         layers: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
     ) -> Result<Self, Error> {
+        Ok(Self::of(Chain::from_layers(layers, D, C, H, K)?))
+    }
+
+    /// The flow of `chain`, built for `D` dimensions, context size `C` and the capacities
+    /// `H`, `K` ([`from_layers`](Self::from_layers), or the model loader).
+    pub(crate) fn of(chain: Chain<'a, L>) -> Self {
         const {
             assert!(
                 D >= 1 && C >= 1 && L >= 1 && K >= 2,
                 "need D, C, L >= 1, K >= 2"
             )
         };
-        Ok(Self {
-            chain: Chain::from_layers(layers, D, C, H, K)?,
-        })
+        Self { chain }
     }
 
     /// The layers, in forward order.
@@ -292,6 +296,16 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         marginal: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
         conditional: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
     ) -> Result<Self, Error> {
+        let d2 = Self::upper_dim(d1)?;
+        Ok(Self {
+            marginal: Chain::from_layers(marginal, d1, 0, H, K)?,
+            conditional: Chain::from_layers(conditional, d2, d1, H, K)?,
+        })
+    }
+
+    /// `D - d₁`, the size of `x₂`, for a `d₁` in `1..D` (else `DimensionMismatch`): the
+    /// first check of [`from_layers`](Self::from_layers) and of the model loader.
+    pub(crate) fn upper_dim(d1: usize) -> Result<usize, Error> {
         const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
         if d1 == 0 || d1 >= D {
             return Err(Error::DimensionMismatch {
@@ -299,10 +313,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
                 found: d1,
             });
         }
-        Ok(Self {
-            marginal: Chain::from_layers(marginal, d1, 0, H, K)?,
-            conditional: Chain::from_layers(conditional, D - d1, d1, H, K)?,
-        })
+        Ok(D - d1)
     }
 
     /// The marginal's layers `p(x₁)`.

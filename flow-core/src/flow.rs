@@ -603,7 +603,7 @@ pub(crate) fn finite_or_numerical<T: Real>(v: T) -> Result<T, Error> {
 /// a hypernetwork overflowing on a finite but huge input) is [`Error::Numerical`].
 #[derive(Clone, Debug)]
 pub struct Flow<'a, const D: usize, const L: usize = 8, const H: usize = 64, const K: usize = 32> {
-    pub(crate) chain: Chain<'a, L>,
+    chain: Chain<'a, L>,
 }
 
 impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a, D, L, H, K> {
@@ -618,10 +618,14 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
     pub fn from_layers(
         layers: impl IntoIterator<Item = Result<Layer<'a>, Error>>,
     ) -> Result<Self, Error> {
+        Ok(Self::of(Chain::from_layers(layers, D, 0, H, K)?))
+    }
+
+    /// The flow of `chain`, built for `D` dimensions, no context and the capacities `H`, `K`
+    /// ([`from_layers`](Self::from_layers), or the model loader).
+    pub(crate) fn of(chain: Chain<'a, L>) -> Self {
         const { assert!(D >= 1 && L >= 1 && K >= 2, "need D >= 1, L >= 1, K >= 2") };
-        Ok(Self {
-            chain: Chain::from_layers(layers, D, 0, H, K)?,
-        })
+        Self { chain }
     }
 
     /// The layers, in forward order.

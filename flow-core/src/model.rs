@@ -1007,11 +1007,8 @@ impl<'a> Model<'a> {
     pub fn flow<const D: usize, const L: usize, const H: usize, const K: usize>(
         &self,
     ) -> Result<Flow<'a, D, L, H, K>, Error> {
-        const { assert!(D >= 1 && L >= 1 && K >= 2, "need D >= 1, L >= 1, K >= 2") };
         self.expect(FlowKind::Plain)?;
-        Ok(Flow {
-            chain: self.chain::<L>(D, 0, (H, K))?,
-        })
+        Ok(Flow::of(self.chain::<L>(D, 0, (H, K))?))
     }
 
     /// The [`ConditionalFlow`] of a [`FlowKind::Conditional`] file.
@@ -1024,41 +1021,26 @@ impl<'a> Model<'a> {
     >(
         &self,
     ) -> Result<ConditionalFlow<'a, D, C, L, H, K>, Error> {
-        const {
-            assert!(
-                D >= 1 && C >= 1 && L >= 1 && K >= 2,
-                "need D, C, L >= 1, K >= 2"
-            )
-        };
         self.expect(FlowKind::Conditional)?;
-        Ok(ConditionalFlow {
-            chain: self.chain::<L>(D, C, (H, K))?,
-        })
+        Ok(ConditionalFlow::of(self.chain::<L>(D, C, (H, K))?))
     }
 
     /// The [`JointFlow`] of a [`FlowKind::Joint`] file.
     pub fn joint_flow<const D: usize, const L: usize, const H: usize, const K: usize>(
         &self,
     ) -> Result<JointFlow<'a, D, L, H, K>, Error> {
-        const { assert!(D >= 2 && L >= 1 && K >= 2, "need D >= 2, L >= 1, K >= 2") };
         self.expect(FlowKind::Joint)?;
-        // As `JointFlow::from_layers`: `d₁` (never 0 in a parsed joint file) below `D`.
         let d1 = usize::from(self.header.context_dim);
-        if d1 >= D {
-            return Err(Error::DimensionMismatch {
-                expected: D,
-                found: d1,
-            });
-        }
+        let d2 = JointFlow::<D, L, H, K>::upper_dim(d1)?;
         let (mut marginal, mut conditional) = (heapless::Vec::new(), heapless::Vec::new());
         self.check_structure(Some(Build {
-            dims: [(d1, 0), (D - d1, d1)],
+            dims: [(d1, 0), (d2, d1)],
             capacity: (H, K),
             chains: [marginal.as_mut_view(), conditional.as_mut_view()],
         }))?;
         Ok(JointFlow {
             marginal: Chain::of(marginal, d1, 0),
-            conditional: Chain::of(conditional, D - d1, d1),
+            conditional: Chain::of(conditional, d2, d1),
         })
     }
 

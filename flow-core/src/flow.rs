@@ -318,7 +318,7 @@ impl<'a, const L: usize> Chain<'a, L> {
         write_tables_at(self.layers.iter(), out, at, scratch)
     }
 
-    /// Uses `tables` (all the layers' knot tables, as [`table_entries`](Self::table_entries)
+    /// Uses `tables` (all the layers' knot tables, as [`Layer::table_entries`]
     /// computes them, as little-endian `f32`) from now on, after checking every entry
     /// against its recomputed value, bit for bit. `(xs, ys)` is scratch of the largest bin
     /// count.

@@ -6,9 +6,10 @@
 //!
 //! All transcendental functions go through [`libm`], on the host and on the device alike, so a
 //! desktop build and a Cortex-M build give bit-identical `f32` results (`std`'s `f32::exp` calls
-//! the platform's libm and differs in the last bit). The one exception is the `f32` square
-//! root, a small correctly rounded one of this crate's own: it gives exactly libm's bits (both
-//! are correctly rounded) without libm's 256-byte table. With the `micromath` feature, `f32` uses
+//! the platform's libm and differs in the last bit). Two `f32` functions are this crate's own,
+//! for flash, and likewise the same on every target: the square root, correctly rounded, so
+//! exactly libm's bits without libm's 256-byte table; and `ln(1 + x)`, through libm's `logf`
+//! (see [`ln_1p_f32`] for its accuracy). With the `micromath` feature, `f32` uses
 //! micromath's fast approximation of `exp` instead (see the crate docs for the measured accuracy
 //! cost); `f64` always uses libm.
 
@@ -101,6 +102,24 @@ pub(crate) fn sin_cos_turns_f32(u: f32) -> (f32, f32) {
     }
 }
 
+/// `ln(1 + x)` for `f32`, accurate where `1 + x` is not: `ln(u)·x/(u - 1)` with `u = 1 + x`
+/// rounded (Kahan's device; the quotient corrects the rounding of `u`), and `x` itself when
+/// `u` rounds to 1 or overflows to `+∞`.
+///
+/// Exists for flash: it reuses `logf`, which `log_prob` links anyway, instead of libm's
+/// `log1pf` (372 B on Cortex-M). Relative error below 2⁻²² — measured at most 1.45·2⁻²³
+/// against `f64` on every 64th `u` in `[-104, 20]`, the `x = e^u` a spline's softplus takes
+/// (libm's `log1pf`: below 1 ulp).
+#[inline(never)]
+pub(crate) fn ln_1p_f32(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if u == 1.0 || u == f32::INFINITY {
+        x
+    } else {
+        libm::logf(u) * (x / (u - 1.0))
+    }
+}
+
 /// The square root of `x`, correctly rounded (IEEE 754 round-to-nearest), for `f32`.
 ///
 /// Exists for flash: libm's `sqrtf` takes its first approximation from a 256-byte table and
@@ -122,24 +141,6 @@ pub(crate) fn sin_cos_turns_f32(u: f32) -> (f32, f32) {
 /// Special values as libm's `sqrtf`: `±0` and `+∞` are returned unchanged (`sqrt(-0) = -0`);
 /// negative numbers, `-∞` and NaN give the quiet NaN `f32::NAN`; a subnormal `x` is
 /// normalized first (its `m` shifted up, `k` below `-126`).
-/// `ln(1 + x)` for `f32`, accurate where `1 + x` is not: `ln(u)·x/(u - 1)` with `u = 1 + x`
-/// rounded (Kahan's device; the quotient corrects the rounding of `u`), and `x` itself when
-/// `u` rounds to 1 or is not finite.
-///
-/// Exists for flash: it reuses `logf`, which `log_prob` links anyway, instead of libm's
-/// `log1pf` (372 B on Cortex-M). Relative error below 2⁻²² — measured at most 1.45·2⁻²³
-/// against `f64` on every 64th `u` in `[-104, 20]`, the `x = e^u` a spline's softplus takes
-/// (libm's `log1pf`: below 1 ulp).
-#[inline(never)]
-pub(crate) fn ln_1p_f32(x: f32) -> f32 {
-    let u = 1.0 + x;
-    if u == 1.0 || u == f32::INFINITY {
-        x
-    } else {
-        libm::logf(u) * (x / (u - 1.0))
-    }
-}
-
 #[inline(never)]
 pub(crate) fn sqrt_f32(x: f32) -> f32 {
     let bits = x.to_bits();
@@ -192,7 +193,7 @@ pub(crate) fn sqrt_f32(x: f32) -> f32 {
 }
 
 macro_rules! libm_real {
-    ($t:ty, $exp:ident, $ln:ident, $ln1p:ident, $sqrt:path, $sincos:ident, $fabs:ident) => {
+    ($t:ty, $exp:ident, $ln:ident, $sqrt:path, $sincos:ident, $fabs:ident) => {
         #[inline]
         fn exp(self) -> Self {
             libm::$exp(self)
@@ -243,7 +244,7 @@ impl Real for f64 {
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
-    libm_real!(f64, exp, log, log1p, libm::sqrt, sincos, fabs);
+    libm_real!(f64, exp, log, libm::sqrt, sincos, fabs);
     #[inline]
     fn ln_1p(self) -> Self {
         libm::log1p(self)
@@ -282,7 +283,7 @@ impl Real for f32 {
         f32::is_nan(self)
     }
     #[cfg(not(feature = "micromath"))]
-    libm_real!(f32, expf, logf, log1pf, sqrt_f32, sincosf, fabsf);
+    libm_real!(f32, expf, logf, sqrt_f32, sincosf, fabsf);
     #[inline]
     fn ln_1p(self) -> Self {
         ln_1p_f32(self)

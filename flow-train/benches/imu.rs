@@ -55,9 +55,10 @@
 //! data-side ActNorm affine): `c` couplings [4], `h` [8x8], `k` [3], `o` `l`/`q` [q], `b`
 //! [the data's bound], `ew`/`ea` an element-wise spline / a learnable affine between the
 //! couplings, `ewk` that spline's bins, `es`/`eb` an element-wise spline at the data/base end,
-//! `as` the affine's initial scale multiplier; training: `nzm` multiplies the input noise,
-//! `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256], `wd`, `vf`,
-//! `clip`, `fin`.
+//! `as` the affine's initial scale multiplier (the training is then `auto_training`'s for that
+//! architecture, as `fit --flow coupling` would pair with it); training: `nzm` multiplies the
+//! input noise, `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256],
+//! `wd`, `vf`, `clip`, `fin`.
 
 use flow_train::defaults::{auto_config, AutoOptions, Preset};
 use flow_train::*;
@@ -576,6 +577,7 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
             context: 0,
             layers,
         });
+        cfg = flow_train::defaults::auto_training(d, &spec);
     }
     cfg.seed = seed;
     cfg.input_noise *= num("nzm", 1.0) as f32;

@@ -14,8 +14,9 @@
 //!   context in raw units.
 //! * **Architecture and settings.** `--flow auto` calls
 //!   [`auto_config`]; explicit kinds build the
-//!   architecture from `--layers/--bins/--order/--bound/--hidden` and take the automatic
-//!   configuration's training settings. Options override the settings.
+//!   architecture from `--layers/--bins/--order/--bound/--hidden` and train it with the
+//!   automatic settings for that architecture ([`auto_training`]). Options override the
+//!   settings.
 //! * **Conditional models** train as the library's joint `p(c)·p(x | c)` with an *empty*
 //!   flow for `c`: `log p(c)` is then a standard Normal's, constant in the parameters, so the
 //!   gradient and the ranking of validation losses are exactly those of `p(x | c)`; only the
@@ -37,7 +38,7 @@ use super::{files::write_atomic, info, FitArgs, FlowArg, OrderArg, PresetArg};
 use anyhow::{bail, Context, Result};
 use flow_core::model::ModelBuilder;
 use flow_core::Order;
-use flow_train::defaults::{auto_config, AutoOptions, Preset};
+use flow_train::defaults::{auto_config, auto_training, AutoOptions, Preset};
 use flow_train::train::{split_groups, split_indices};
 use flow_train::{
     synth, train, Dataset, Exported, FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec,
@@ -538,7 +539,6 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             },
         )?
     } else {
-        let (_, cfg) = auto_config(&data_only, &AutoOptions::default())?;
         let spec = if a.flow == FlowArg::Auto {
             let layers = if d == 1 { 1 } else { 2 };
             conditional_spec(d, c, layers, &[32, 32], SplineSpec::linear(32, 4.0), a.seed)
@@ -556,6 +556,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             };
             explicit_spec(a.flow, d, c, &arch, a.seed)?
         };
+        let cfg = auto_training(&data_only, &spec);
         (spec, cfg)
     };
     spec.validate()?;

@@ -21,8 +21,8 @@
 //!   not fit are there fewer couplings (at least 2). `Medium` keeps `b + 1` couplings with
 //!   `[16, 16]` and no cap; `Tiny` has `[8, 8]` and at most `max(b, 3)` couplings.
 //!   6-D (the smartwatch IMU data): no preset / `Small` 4 couplings `[8, 8]`, 1,388
-//!   parameters, 37,973 instructions measured in QEMU; `Tiny` 3 couplings, 1,044, 28,870;
-//!   `Medium` 3,084, 45,032. Any budget then shrinks the hidden widths, drops a hidden layer,
+//!   parameters, 37,341 instructions per `log_prob` measured in QEMU (trained on the whole
+//!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then shrinks the hidden widths, drops a hidden layer,
 //!   drops couplings, drops bins, and at last falls back to the affine and one element-wise
 //!   spline. On the IMU data (recording-level cross-validation, 7 folds × 3 seeds, with the
 //!   per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
@@ -505,7 +505,8 @@ pub const M4F_TARGET: usize = 40_000;
 /// `Spline(2, 16)` and `spline_coupling(2, 16)`: within 2.2% on the 6-D stacks, 3.8% on the
 /// tutorial coupling. Since then flow-core's evaluation has changed by up to 2% on these
 /// stacks (re-measured: the default 4 × `[8, 8]` 37,973 → 37,342, 4 × `[16, 16]` 45,032 →
-/// 44,804, 3 × `[16, 16]` 34,118 → 34,033) and 5% on the tutorial coupling (11,245 → 10,683).
+/// 44,804, 3 × `[16, 16]` 34,118 → 34,033) and 5% on the tutorial coupling (11,245 → 10,683);
+/// the default trained with its current input noise measures 37,341.
 pub fn m4f_instructions(spec: &ModelSpec) -> usize {
     const TABLED: f64 = 495.0;
     let computed = |s: &SplineSpec| 1444.0 + 220.0 * s.bins as f64;

@@ -1,5 +1,6 @@
 //! End-to-end runs of the `flow-train` binary: fit → inspect → eval → sample → plot on
-//! built-in data, a conditional model with groups and anomalies, Pyro imports reproducing
+//! built-in data, the smartwatch IMU file's defaults on new recordings, a conditional model
+//! with groups and anomalies, Pyro imports reproducing
 //! Pyro's recorded log-densities, and the failure paths (bad CSV, import errors, a diverging
 //! run, invalid model files), which must exit non-zero, name the problem and write nothing.
 //!

@@ -1,8 +1,8 @@
 //! End-to-end runs of the `flow-train` binary: fit → inspect → eval → sample → plot on
 //! built-in data, the smartwatch IMU file's defaults on new recordings, a conditional model
-//! with groups and anomalies, Pyro imports reproducing
-//! Pyro's recorded log-densities, and the failure paths (bad CSV, import errors, a diverging
-//! run, invalid model files), which must exit non-zero, name the problem and write nothing.
+//! with groups and anomalies, Pyro imports reproducing Pyro's recorded log-densities, and the
+//! failure paths (bad CSV, import errors, a diverging run, invalid model files), which must
+//! exit non-zero, name the problem and write nothing.
 //!
 //! These are integration tests of the flow-train package so that Cargo builds the binary and
 //! hands its path over in `CARGO_BIN_EXE_flow-train`. Pyro's files are read from

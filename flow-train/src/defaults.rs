@@ -22,9 +22,9 @@
 //!   `[16, 16]` and no cap; `Tiny` has `[8, 8]` and at most `max(b, 3)` couplings.
 //!   6-D (the smartwatch IMU data): no preset / `Small` 4 couplings `[8, 8]`, 1,388
 //!   parameters, 37,341 instructions per `log_prob` measured in QEMU (trained on the whole
-//!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then shrinks the hidden widths, drops a hidden layer,
-//!   drops couplings, drops bins, and at last falls back to the affine and one element-wise
-//!   spline. On the IMU data (recording-level cross-validation, 7 folds × 3 seeds, with the
+//!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then
+//!   shrinks the hidden widths, drops a hidden layer, drops couplings, drops bins, and at last
+//!   falls back to the affine and one element-wise spline. On the IMU data (recording-level cross-validation, 7 folds × 3 seeds, with the
 //!   per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
 //!   folds and with four couplings; K = 2 lost 0.12); with `[16, 16]` a third coupling gained
 //!   0.05 and a fourth 0.08, a sixth lost again; at four couplings the width mattered less
@@ -61,9 +61,10 @@
 //! couplings (7 folds × 3 seeds, every fold better) and about 0.2 with four. Exponent 1 is as
 //! good with two couplings and 0.05 better with four, but widens the density of strong motion
 //! (proxy AUROC `amp2` 0.969 → 0.967); 1.5 is worse. With one width for all rows: 0.5× the
-//! rule (then 1.25 × knn) 0.02 better, 1.5× 0.05 worse; a floor under its decay 0.04 (at 0.1 of the start) to
-//! 0.64 nats worse (at 0.3 — the last steps must fit the data nearly unblurred); a decay with
-//! the square root of the learning rate 0.28 worse, with its square no different.
+//! rule (then 1.25 × knn) 0.02 better, 1.5× 0.05 worse; a floor under its decay 0.04 (at 0.1
+//! of the start) to 0.64 nats worse (at 0.3 — the last steps must fit the data nearly
+//! unblurred); a decay with the square root of the learning rate 0.28 worse, with its square
+//! no different.
 //!
 //! 10% of the rows are held out (as up to 2-D), but only to measure: no early stopping, and
 //! the run ends with its last parameters (`restore_best: false`). On the IMU data,
@@ -198,8 +199,8 @@ impl DataSummary {
         }
     }
 
-    /// The input-noise standard deviation [`auto_config`] trains with, in data units:
-    /// `knn · mean(std)`, at most one mean deviation.
+    /// The base input-noise standard deviation, in data units: `knn · mean(std)`, at most one
+    /// mean deviation; [`auto_config`] trains with it times [`noise_factor`].
     pub fn input_noise(&self) -> f32 {
         let mean_std = self.std.iter().sum::<f64>() / self.dim.max(1) as f64;
         self.knn.min(1.0) as f32 * mean_std as f32

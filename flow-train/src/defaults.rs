@@ -24,8 +24,8 @@
 //!   parameters, 37,341 instructions per `log_prob` measured in QEMU (trained on the whole
 //!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then
 //!   shrinks the hidden widths, drops a hidden layer, drops couplings, drops bins, and at last
-//!   falls back to the affine and one element-wise spline. On the IMU data (recording-level cross-validation, 7 folds × 3 seeds, with the
-//!   per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
+//!   falls back to the affine and one element-wise spline. On the IMU data (recording-level
+//!   cross-validation, 7 folds × 3 seeds, with the per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
 //!   folds and with four couplings; K = 2 lost 0.12); with `[16, 16]` a third coupling gained
 //!   0.05 and a fourth 0.08, a sixth lost again; at four couplings the width mattered less
 //!   than the noise between seeds (`[8, 8]` 4.60, `[10, 10]` 4.59, `[12, 12]` 4.58,

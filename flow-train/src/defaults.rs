@@ -25,10 +25,11 @@
 //!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then
 //!   shrinks the hidden widths, drops a hidden layer, drops couplings, drops bins, and at last
 //!   falls back to the affine and one element-wise spline. On the IMU data (recording-level
-//!   cross-validation, 7 folds × 3 seeds, with the per-row noise below) K = 3 gained 0.03 nats over K = 4 (6 of 7 folds; as much with 4
-//!   folds and with four couplings; K = 2 lost 0.12); with `[16, 16]` a third coupling gained
-//!   0.05 and a fourth 0.08, a sixth lost again; at four couplings the width mattered less
-//!   than the noise between seeds (`[8, 8]` 4.60, `[10, 10]` 4.59, `[12, 12]` 4.58,
+//!   cross-validation, 7 folds × 3 seeds, with the per-row noise below) K = 3 gained 0.03
+//!   nats over K = 4 (6 of 7 folds; as much with 4 folds and with four couplings; K = 2 lost
+//!   0.12); with `[16, 16]` a third coupling gained 0.05 and a fourth 0.08, a sixth lost
+//!   again; at four couplings the width mattered less than the noise between seeds (with the
+//!   input-noise factor 1.25 of then: `[8, 8]` 4.60, `[10, 10]` 4.59, `[12, 12]` 4.58,
 //!   `[16, 16]` 4.59): hence couplings first, then width.
 //!
 //! # Training, 3-D and more

@@ -163,31 +163,6 @@ fn scale(d: &Dataset, m: &[f64], s: &[f64]) -> Dataset {
     Dataset::new(d.dim(), v).unwrap()
 }
 
-/// Per-reading AUROC: the probability that an anomalous reading's score (NLL) exceeds a
-/// normal one's.
-fn auroc(normal: &[f64], anomalous: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = normal
-        .iter()
-        .map(|&v| (v, false))
-        .chain(anomalous.iter().map(|&v| (v, true)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Mann–Whitney with average ranks for ties.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let r = (i + j + 1) as f64 / 2.0;
-        rank_sum += r * all[i..j].iter().filter(|a| a.1).count() as f64;
-        i = j;
-    }
-    let (na, nn) = (anomalous.len() as f64, normal.len() as f64);
-    (rank_sum - na * (na + 1.0) / 2.0) / (na * nn)
-}
-
 /// The synthetic anomalies of a held-out fold (see the module docs), in file units.
 fn anomalies(test: &Dataset, walk: &[bool], mean: &[f64]) -> Vec<(&'static str, Dataset)> {
     let dim = test.dim();
@@ -338,7 +313,7 @@ fn cv(imu: &Imu, seeds: u64, fit: &dyn Fn(&Dataset, &[u32], u64) -> Fit) -> Summ
             sum.train_nll
                 .push(-lpt.iter().sum::<f64>() / lpt.len() as f64 + log_scale);
             let walk: Vec<bool> = te.iter().map(|&i| imu.walking[i]).collect();
-            let normal: Vec<f64> = lp.iter().map(|v| -v).collect();
+
             let mut sets: Vec<Dataset> = anomalies(&test_raw, &walk, &m)
                 .into_iter()
                 .map(|(_, an)| an)
@@ -347,15 +322,11 @@ fn cv(imu: &Imu, seeds: u64, fit: &dyn Fn(&Dataset, &[u32], u64) -> Fit) -> Summ
                 sets.push(imu.data.select(&other));
             }
             for (a, an) in sets.iter().enumerate() {
-                let la: Vec<f64> = model
-                    .log_probs(&scale(an, &m, &s))
-                    .iter()
-                    .map(|v| -v)
-                    .collect();
+                let la = model.log_probs(&scale(an, &m, &s));
                 sum.auc[a].push(if la.is_empty() {
                     f64::NAN
                 } else {
-                    auroc(&normal, &la)
+                    flow_train::export::auroc(&lp, &la)
                 });
             }
             sum.nll.push(nll);

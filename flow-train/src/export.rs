@@ -275,3 +275,46 @@ impl Exported {
         Ok(-lp.iter().sum::<f64>() / lp.len().max(1) as f64)
     }
 }
+
+/// Area under the ROC curve of log-densities as a normality score ("normal rows score
+/// higher"): the probability that a normal row's score exceeds an anomalous row's, ties
+/// counting half (Mann–Whitney U with average ranks). NaN scores count as `-inf`. `eval
+/// --anomalies` prints it for [`Exported::log_probs`]-style scores.
+pub fn auroc(normal: &[f64], anomalous: &[f64]) -> f64 {
+    let fix = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
+    let mut all: Vec<(f64, bool)> = normal
+        .iter()
+        .map(|&v| (fix(v), true))
+        .chain(anomalous.iter().map(|&v| (fix(v), false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0.0f64;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        // Ranks i+1 ..= j share their average.
+        let avg = (i + 1 + j) as f64 / 2.0;
+        rank_sum += avg * all[i..j].iter().filter(|e| e.1).count() as f64;
+        i = j;
+    }
+    let (n, m) = (normal.len() as f64, anomalous.len() as f64);
+    (rank_sum - n * (n + 1.0) / 2.0) / (n * m)
+}
+
+#[cfg(test)]
+mod auroc_tests {
+    use super::auroc;
+
+    #[test]
+    fn auroc_counts_pairs_and_half_ties() {
+        assert_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
+        assert_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
+        assert_eq!(auroc(&[1.0, 1.0], &[1.0]), 0.5);
+        // Pairs (normal, anomalous): (2,1) win, (2,2) tie, (2,3) loss, (5,·) 3 wins → 4.5/6.
+        assert_eq!(auroc(&[2.0, 5.0], &[1.0, 2.0, 3.0]), 4.5 / 6.0);
+        assert_eq!(auroc(&[0.0], &[f64::NAN]), 1.0);
+    }
+}

@@ -81,6 +81,13 @@ fn last_nll(out: &str) -> f64 {
     v.parse().unwrap()
 }
 
+/// The value of the stdout line starting with `key` (e.g. `"auroc "`).
+fn line_value(out: &str, key: &str) -> f64 {
+    let line = out.lines().find_map(|l| l.strip_prefix(key));
+    let line = line.unwrap_or_else(|| panic!("no line {key:?} in {out:?}"));
+    line.parse().unwrap()
+}
+
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -865,13 +872,8 @@ fn imu_defaults_on_new_recordings() {
     let model = dir.join("imu.nflw");
     ok(&["fit", "--data", p(&train_csv), "--out", p(&model), "-q"]);
     let info = ok(&["inspect", "--model", p(&model)]);
-    let params: usize = info
-        .lines()
-        .find_map(|l| l.strip_prefix("params "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(params <= 5_000, "{params}");
+    let params = line_value(&info, "params ");
+    assert!(params <= 5_000.0, "{params}");
     let out = ok(&[
         "eval",
         "--model",
@@ -883,12 +885,7 @@ fn imu_defaults_on_new_recordings() {
         "-q",
     ]);
     let nll = last_nll(&out);
-    let auroc: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("auroc "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let auroc = line_value(&out, "auroc ");
 
     // The Gaussian baseline: mean and (ddof 0) covariance of the training rows, log-density
     // through the Cholesky factor.
@@ -917,23 +914,10 @@ fn imu_defaults_on_new_recordings() {
             + half_log_det
             + 3.0 * (2.0 * std::f64::consts::PI).ln()
     };
-    let normal: Vec<f64> = test.iter().map(gauss_nll).collect();
-    let anomalous: Vec<f64> = amp2.iter().map(gauss_nll).collect();
-    let g_nll = normal.iter().sum::<f64>() / normal.len() as f64;
-    // AUROC: P(an anomalous reading's NLL exceeds a normal one's), ties half.
-    let mut pairs = 0.0;
-    for a in &anomalous {
-        for v in &normal {
-            pairs += if a > v {
-                1.0
-            } else if a == v {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    let g_auroc = pairs / (anomalous.len() * normal.len()) as f64;
+    let normal: Vec<f64> = test.iter().map(|r| -gauss_nll(r)).collect();
+    let anomalous: Vec<f64> = amp2.iter().map(|r| -gauss_nll(r)).collect();
+    let g_nll = -normal.iter().sum::<f64>() / normal.len() as f64;
+    let g_auroc = flow_train::export::auroc(&normal, &anomalous);
     println!(
         "IMU, 8 new recordings: flow NLL {nll:.3}, AUROC {auroc:.4} ({params} parameters); \
          Gaussian NLL {g_nll:.3}, AUROC {g_auroc:.4}"

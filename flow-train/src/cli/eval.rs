@@ -10,6 +10,7 @@ use super::runtime::Runtime;
 use super::table::{read_csv, write_csv, Table};
 use super::{info, model_error, model_inputs, read_model, EvalArgs};
 use anyhow::{bail, Result};
+use flow_train::export::auroc;
 
 /// Each row's log-density (raw units unless `standardized`), or flow-core's error for it.
 pub fn score(
@@ -31,33 +32,6 @@ pub fn score(
             }
         })
         .collect())
-}
-
-/// Area under the ROC curve of the score "normal rows score higher": the probability that a
-/// normal row's score exceeds an anomalous row's, ties counting half (Mann–Whitney U with
-/// average ranks). NaN scores count as `-inf`.
-pub fn auroc(normal: &[f32], anomalous: &[f32]) -> f64 {
-    let fix = |v: f32| if v.is_nan() { f32::NEG_INFINITY } else { v };
-    let mut all: Vec<(f32, bool)> = normal
-        .iter()
-        .map(|&v| (fix(v), true))
-        .chain(anomalous.iter().map(|&v| (fix(v), false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut rank_sum = 0.0f64;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        // Ranks i+1 ..= j share their average.
-        let avg = (i + 1 + j) as f64 / 2.0;
-        rank_sum += avg * all[i..j].iter().filter(|e| e.1).count() as f64;
-        i = j;
-    }
-    let (n, m) = (normal.len() as f64, anomalous.len() as f64);
-    (rank_sum - n * (n + 1.0) / 2.0) / (n * m)
 }
 
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
@@ -127,23 +101,9 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         for b in below {
             info!(quiet, "{b}");
         }
-        println!("auroc {}", auroc(&lp, &bad));
+        let wide = |v: &[f32]| v.iter().map(|&s| s as f64).collect::<Vec<_>>();
+        println!("auroc {}", auroc(&wide(&lp), &wide(&bad)));
     }
     println!("nll {nll}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::auroc;
-
-    #[test]
-    fn auroc_counts_pairs_and_half_ties() {
-        assert_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
-        assert_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
-        assert_eq!(auroc(&[1.0, 1.0], &[1.0]), 0.5);
-        // Pairs (normal, anomalous): (2,1) win, (2,2) tie, (2,3) loss, (5,·) 3 wins → 4.5/6.
-        assert_eq!(auroc(&[2.0, 5.0], &[1.0, 2.0, 3.0]), 4.5 / 6.0);
-        assert_eq!(auroc(&[0.0], &[f32::NAN]), 1.0);
-    }
 }

@@ -1,4 +1,4 @@
-//! Smartwatch IMU readings (`shared/data/imu`): recording-level cross-validation of flow
+//! Smartwatch IMU readings (`data/imu`): recording-level cross-validation of flow
 //! configurations, to estimate the NLL on held-back recordings; the Gaussian-mixture baseline
 //! under the same folds; circles checks of `auto_config`; a model file for the firmware.
 //!
@@ -16,7 +16,7 @@
 //! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words | var words]
 //! ```
 //!
-//! The data directory is `$FLOW_DATA_DIR`, else `shared/data` beside the workspace; the bench
+//! The data directory is `$FLOW_DATA_DIR`, else the repository's `data/`; the bench
 //! reads `imu/imu_train.csv` and `imu/imu_train_rows.csv` (and the circles files).
 //!
 //! **Folds.** The 28 recordings (14 standing, 14 walking) are dealt, stratified by class, into
@@ -71,7 +71,7 @@ use std::ops::ControlFlow;
 fn data_dir() -> std::path::PathBuf {
     match std::env::var_os("FLOW_DATA_DIR") {
         Some(d) => d.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"),
     }
 }
 
@@ -86,7 +86,9 @@ struct Imu {
 fn load() -> Imu {
     let dir = data_dir().join("imu");
     let data = Dataset::load_csv(dir.join("imu_train.csv")).expect("imu_train.csv");
-    let rows = std::fs::read_to_string(dir.join("imu_train_rows.csv")).expect("rows csv");
+    let rows_path = dir.join("imu_train_rows.csv");
+    let rows = std::fs::read_to_string(&rows_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", rows_path.display()));
     let (mut rec, mut walking) = (Vec::new(), Vec::new());
     for line in rows.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();

@@ -1,5 +1,5 @@
 //! Pyro's normalizing-flow tutorial configurations with this engine, side by side with the
-//! recorded Pyro runs (`shared/pyro/results.md`: torch 2.15, pyro-ppl 1.9.2, one thread).
+//! recorded Pyro runs (`docs/pyro-reference-runs.md`: torch 2.15, pyro-ppl 1.9.2, one thread).
 //!
 //! ```text
 //! cargo bench -p flow-train --bench tutorial              # (a), (b), (c) and the default config
@@ -10,7 +10,7 @@
 //! cargo bench -p flow-train --bench tutorial -- parts      # ns/point of (b)'s kernels
 //! ```
 //!
-//! The data directory is `$FLOW_DATA_DIR`, else `shared/data` beside the workspace.
+//! The data directory is `$FLOW_DATA_DIR`, else the repository's `data/`.
 //! Every NLL printed is computed by flow-core's exact `log_prob` (f64) on the exported
 //! parameters; times are the training loop's wall and thread-CPU seconds.
 
@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 fn data_dir() -> std::path::PathBuf {
     match std::env::var_os("FLOW_DATA_DIR") {
         Some(d) => d.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"),
     }
 }
 

@@ -878,7 +878,7 @@ mod tests {
     }
 
     /// End to end on real readings, fast: one standing and one walking recording of the
-    /// smartwatch IMU data (`shared/data/imu`, or `$FLOW_DATA_DIR/imu`), standardized as `fit`
+    /// smartwatch IMU data (`data/imu`, or `$FLOW_DATA_DIR/imu`), standardized as `fit`
     /// does, `Tiny` settings, 300 steps with the recordings as groups (one held out for
     /// validation). The flow learns (its loss falls well below the standard Normal's start),
     /// flow-core scores the export as the engine does, and readings amplified ×3 about the
@@ -888,11 +888,13 @@ mod tests {
         let dir = std::env::var_os("FLOW_DATA_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
             })
             .join("imu");
-        let all = Dataset::load_csv(dir.join("imu_train.csv")).unwrap();
-        let rows = std::fs::read_to_string(dir.join("imu_train_rows.csv")).unwrap();
+        let all = Dataset::load_csv(dir.join("imu_train.csv")).unwrap_or_else(|e| panic!("{e}"));
+        let rows_path = dir.join("imu_train_rows.csv");
+        let rows = std::fs::read_to_string(&rows_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", rows_path.display()));
         // Recording 1 (standing) and 20 (walking).
         let (mut idx, mut groups) = (Vec::new(), Vec::new());
         for (i, line) in rows.lines().skip(1).enumerate() {

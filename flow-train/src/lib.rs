@@ -80,7 +80,7 @@
 //! Measured on this project's machine (AMD EPYC with AVX-512, 2 vCPUs), one thread, thread
 //! CPU seconds of the training loop (wall time equals it on an idle machine); test NLL in
 //! nats per point on the 10 000 test points, computed by flow-core (`f64`) on the exported
-//! parameters; Pyro's numbers from `shared/pyro/results.md` (one thread):
+//! parameters; Pyro's numbers from `docs/pyro-reference-runs.md` (one thread):
 //!
 //! | Pyro tutorial config | Pyro s | here s | speed-up | Pyro test NLL | here, seed 0 | here, over seeds |
 //! |---|---|---|---|---|---|---|

@@ -1,5 +1,5 @@
 //! Parity with Pyro: the parameters Pyro trained in the tutorial runs
-//! (`shared/pyro/trained/*.json`), laid out by this crate, give Pyro's recorded `log_prob`s —
+//! (`tests/pyro-trained/*.json`), laid out by this crate, give Pyro's recorded `log_prob`s —
 //! through flow-core's exact code and through the training engine.
 
 use crate::engine::Engine;
@@ -8,20 +8,12 @@ use crate::isa::Isa;
 use crate::spec::ModelSpec;
 use serde_json::Value;
 
-fn trained(name: &str) -> Option<Value> {
+fn trained(name: &str) -> Value {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pyro/trained")
+        .join("../tests/pyro-trained")
         .join(format!("{name}_params.json"));
-    match std::fs::read_to_string(&p) {
-        Ok(s) => Some(serde_json::from_str(&s).expect("valid JSON")),
-        Err(_) => {
-            eprintln!(
-                "skipped: {} not found (shared/ lies beside the workspace)",
-                p.display()
-            );
-            None
-        }
-    }
+    let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn tensor(v: &Value, key: &str) -> Vec<f32> {
@@ -100,7 +92,7 @@ fn check(v: &Value, spec: &ModelSpec, params: &[f32]) {
 
 #[test]
 fn pyro_a_spline() {
-    let Some(v) = trained("a_spline") else { return };
+    let v = trained("a_spline");
     check(
         &v,
         &ModelSpec::tutorial_spline(2, 16),
@@ -110,9 +102,7 @@ fn pyro_a_spline() {
 
 #[test]
 fn pyro_b_spline_coupling() {
-    let Some(v) = trained("b_spline_coupling") else {
-        return;
-    };
+    let v = trained("b_spline_coupling");
     let mut p = spline_params(&v, "lower_spline.");
     p.extend(dense_params(&v, "upper_spline.", 3));
     check(&v, &ModelSpec::tutorial_coupling(2, 16), &p);
@@ -120,9 +110,7 @@ fn pyro_b_spline_coupling() {
 
 #[test]
 fn pyro_c_conditional() {
-    let Some(v) = trained("c_conditional") else {
-        return;
-    };
+    let v = trained("c_conditional");
     let mut p = spline_params(&v, "0.");
     p.extend(dense_params(&v, "1.", 3));
     check(&v, &ModelSpec::tutorial_joint(8), &p);

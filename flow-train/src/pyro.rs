@@ -386,9 +386,9 @@ mod tests {
     use super::*;
     use flow_core::{Flow, JointFlow, Model};
 
-    fn shared(name: &str) -> String {
+    fn trained(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/pyro/trained")
+            .join("../tests/pyro-trained")
             .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn tutorial_spline_a() {
-        let sd = shared("a_spline_params.json");
+        let sd = trained("a_spline_params.json");
         let bytes = import(
             &sd,
             r#"{"dim": 2, "layers": [{"type": "spline", "count_bins": 16}]}"#,
@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn tutorial_coupling_b() {
-        let sd = shared("b_spline_coupling_params.json");
+        let sd = trained("b_spline_coupling_params.json");
         let bytes = import(
             &sd,
             r#"{"dim": 2, "layers": [{"type": "spline_coupling", "count_bins": 16}]}"#,
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn tutorial_joint_c() {
-        let sd = shared("c_conditional_params.json");
+        let sd = trained("c_conditional_params.json");
         let desc = r#"{"flow": "joint", "dim": 2, "context_dim": 1, "marginal_layers": 1,
             "layers": [{"type": "spline", "prefix": "0.", "count_bins": 8},
                        {"type": "conditional_spline", "prefix": "1.", "count_bins": 8}]}"#;
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_shapes() {
-        let sd = shared("b_spline_coupling_params.json");
+        let sd = trained("b_spline_coupling_params.json");
         let d = |bins: usize, extra: &str| {
             format!(
                 r#"{{"dim": 2, "layers": [{{"type": "spline_coupling", "count_bins": {bins}{extra}}}]}}"#

@@ -5,9 +5,9 @@
 //! exit non-zero, name the problem and write nothing.
 //!
 //! These are integration tests of the flow-train package so that Cargo builds the binary and
-//! hands its path over in `CARGO_BIN_EXE_flow-train`. Pyro's files are read from
-//! `../shared/pyro/trained` beside the workspace (or `$FLOW_SHARED_DIR/pyro/trained`), the
-//! circles test set and the smartwatch IMU file from `../shared/data`.
+//! hands its path over in `CARGO_BIN_EXE_flow-train`. Pyro's trained files are read from the
+//! repository's `tests/pyro-trained`, the circles test set and the smartwatch IMU file from
+//! its `data/`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -17,11 +17,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flow-train"))
 }
 
-fn shared() -> PathBuf {
-    match std::env::var_os("FLOW_SHARED_DIR") {
-        Some(d) => d.into(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    }
+/// The repository's top folder (data in `data/`, Pyro's trained flows in `tests/pyro-trained`).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A file's text; a missing or unreadable file fails the test naming the path.
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A fresh scratch directory per test.
@@ -93,7 +96,7 @@ fn p(path: &Path) -> &str {
 }
 
 fn read_column(path: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = read_text(path);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("log_prob"));
     lines.map(|l| l.parse().unwrap()).collect()
@@ -182,7 +185,7 @@ fn fit_inspect_eval_sample_plot() {
 
     // Raw test values with the model's scaler vs the tutorial-scaled test values as they are:
     // the two scalers agree to ~1e-3, so the NLLs differ by Σ ln(our scale) to ~1e-2.
-    let data = shared().join("data");
+    let data = repo().join("data");
     let raw = dir.join("raw.csv");
     std::fs::copy(data.join("circles_test_raw.csv"), &raw).unwrap();
     let per_row = dir.join("rows.csv");
@@ -251,8 +254,8 @@ fn fit_inspect_eval_sample_plot() {
         "--out",
         p(&s2),
     ]);
-    let text = std::fs::read_to_string(&s1).unwrap();
-    assert_eq!(text, std::fs::read_to_string(&s2).unwrap());
+    let text = read_text(&s1);
+    assert_eq!(text, read_text(&s2));
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("x1,x2"));
     let radii: Vec<f64> = lines
@@ -341,7 +344,7 @@ fn conditional_with_groups_and_anomalies() {
             "--out",
             p(&s),
         ]);
-        let text = std::fs::read_to_string(&s).unwrap();
+        let text = read_text(&s);
         let xs: Vec<f64> = text
             .lines()
             .skip(1)
@@ -406,8 +409,8 @@ fn import_pyro_reproduces_pyro_log_probs() {
         ),
     ];
     for (name, desc) in descriptions {
-        let sd = shared().join(format!("pyro/trained/{name}_params.json"));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&sd).unwrap()).unwrap();
+        let sd = repo().join(format!("tests/pyro-trained/{name}_params.json"));
+        let v: Value = serde_json::from_str(&read_text(&sd)).unwrap();
         let d = dir.join(format!("{name}.json"));
         std::fs::write(&d, desc).unwrap();
         let model = dir.join(format!("{name}.nflw"));
@@ -467,8 +470,8 @@ fn import_pyro_reproduces_pyro_log_probs() {
 #[test]
 fn import_errors_name_the_key_and_write_nothing() {
     let dir = scratch("import-errors");
-    let sd_path = shared().join("pyro/trained/b_spline_coupling_params.json");
-    let sd: Value = serde_json::from_str(&std::fs::read_to_string(&sd_path).unwrap()).unwrap();
+    let sd_path = repo().join("tests/pyro-trained/b_spline_coupling_params.json");
+    let sd: Value = serde_json::from_str(&read_text(&sd_path)).unwrap();
     let desc = dir.join("d.json");
     std::fs::write(
         &desc,
@@ -709,7 +712,7 @@ fn default_fit_reaches_the_target() {
     let t = std::time::Instant::now();
     ok(&["fit", "--data", "circles", "--out", p(&model), "-q"]);
     let secs = t.elapsed().as_secs_f64();
-    let test = shared().join("data/circles_test_scaled.csv");
+    let test = repo().join("data/circles_test_scaled.csv");
     let nll = last_nll(&ok(&[
         "eval",
         "--model",
@@ -804,8 +807,8 @@ fn imu_defaults_on_new_recordings() {
         eprintln!("imu_defaults_on_new_recordings: skipped in a debug build (run with --release)");
         return;
     }
-    let imu = shared().join("data/imu");
-    let text = std::fs::read_to_string(imu.join("imu_train.csv")).unwrap();
+    let imu = repo().join("data/imu");
+    let text = read_text(&imu.join("imu_train.csv"));
     let mut lines = text.lines();
     let header = lines.next().unwrap().to_string();
     let x: Vec<[f64; 6]> = lines
@@ -814,8 +817,7 @@ fn imu_defaults_on_new_recordings() {
             v.try_into().unwrap()
         })
         .collect();
-    let meta: Vec<(u32, bool)> = std::fs::read_to_string(imu.join("imu_train_rows.csv"))
-        .unwrap()
+    let meta: Vec<(u32, bool)> = read_text(&imu.join("imu_train_rows.csv"))
         .lines()
         .skip(1)
         .map(|l| {

@@ -1121,7 +1121,7 @@ fn joint_model_matches_host_on_m0() {
 /// `spline(1) + conditional_spline(1)` on the M0.
 fn pyro_trained(file: &str, description: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pyro/trained")
+        .join("../tests/pyro-trained")
         .join(file);
     let sd = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     flow_train::pyro::import(&sd, description).unwrap()

@@ -1,4 +1,4 @@
-//! Parity with Pyro 1.9.2: every case in the golden folder (`../shared/pyro/golden`, or the
+//! Parity with Pyro 1.9.2: every case in the golden folder (`tests/golden`, or the
 //! folder named by `FLOW_GOLDEN_DIR`) is rebuilt from its unconstrained parameters and checked.
 //!
 //! # Tolerances
@@ -34,7 +34,7 @@ use std::path::PathBuf;
 fn golden_dir() -> PathBuf {
     match std::env::var_os("FLOW_GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/pyro/golden"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden"),
     }
 }
 
@@ -656,7 +656,9 @@ fn pyro_golden_cases() {
     let mut t = Tally::default();
     let mut cases = 0;
     for f in &files {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap())
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+        )
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         if v.get("case_id").is_none() || v.get("kind").is_none() {
             continue; // index.json, checks.json

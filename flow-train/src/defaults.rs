@@ -5,83 +5,34 @@
 //!
 //! * **1-D and 2-D**: [`default_config`](crate::default_config), tuned on Pyro's circles —
 //!   `Spline(1, K=16, B=4)`; for 2-D the joint `p(x₁)·p(x₂|x₁)` with `Spline(1, K=32, B=4)`
-//!   and a conditional spline (K=32, B=4, hidden `[32, 32]`), 5,438 parameters. A smaller
-//!   budget shrinks the bins and hidden widths (2-D `Small`: 4,678; `Tiny`: 1,846).
+//!   and a conditional spline (K=32, B=4, hidden `[32, 32]`). A smaller budget shrinks the
+//!   bins and hidden widths.
 //! * **3-D and more**: spline couplings linked by [`Permutation::Mixing`] (every pair of
 //!   dimensions split by some coupling once there are `b` of them, `b` the bit length of
-//!   `dim`), quadratic, K = 3 bins, small hypernetworks (below), and an ActNorm-style learnable
-//!   affine on the data side ([`LayerSpec::act_norm`], initialized to the data's column means
-//!   and deviations, so the splines' box covers the bulk whatever the units; it learns wider
-//!   scales for heavy-tailed columns, which widens the Gaussian tails beyond the box). The
-//!   bound is the 99% quantile of the standardized `|x|`, rounded up to 0.5, in `[3, 5]`.
-//!   The number of couplings is `b + 1`, and the hypernetworks the widest of `[16, 16]`,
-//!   `[12, 12]`, `[10, 10]`, `[8, 8]` that keep the estimated Cortex-M4F cost
-//!   ([`m4f_instructions`]) within 95% of [`M4F_TARGET`] (40,000 instructions per
-//!   `log_prob`; the estimate is within ~3% of measured counts); only if even `[8, 8]` does
-//!   not fit are there fewer couplings (at least 2). `Medium` keeps `b + 1` couplings with
-//!   `[16, 16]` and no cap; `Tiny` has `[8, 8]` and at most `max(b, 3)` couplings.
-//!   6-D (the smartwatch IMU data): no preset / `Small` 4 couplings `[8, 8]`, 1,388
-//!   parameters, 37,341 instructions per `log_prob` measured in QEMU (trained on the whole
-//!   file); `Tiny` 3 couplings, 1,044, 28,326; `Medium` 3,084, 44,804. Any budget then
-//!   shrinks the hidden widths, drops a hidden layer, drops couplings, drops bins, and at last
-//!   falls back to the affine and one element-wise spline. On the IMU data (recording-level
-//!   cross-validation, 7 folds × 3 seeds, with the per-row noise below) K = 3 gained 0.03
-//!   nats over K = 4 (6 of 7 folds; as much with 4 folds and with four couplings; K = 2 lost
-//!   0.12); with `[16, 16]` a third coupling gained 0.05 and a fourth 0.08, a sixth lost
-//!   again; at four couplings the width mattered less than the noise between seeds (with the
-//!   input-noise factor 1.25 of then: `[8, 8]` 4.60, `[10, 10]` 4.59, `[12, 12]` 4.58,
-//!   `[16, 16]` 4.59): hence couplings first, then width.
+//!   `dim`), quadratic, K = 3 bins, and an ActNorm-style learnable affine on the data side
+//!   ([`LayerSpec::act_norm`]). The bound is the 99% quantile of the standardized `|x|`,
+//!   rounded up to 0.5, in `[3, 5]`. The number of couplings is `b + 1`, and the hypernetworks
+//!   the widest of `[16, 16]`, `[12, 12]`, `[10, 10]`, `[8, 8]` that keep the estimated
+//!   Cortex-M4F cost ([`m4f_instructions`]) within 95% of [`M4F_TARGET`]; only if even
+//!   `[8, 8]` does not fit are there fewer couplings (at least 2). `Medium` keeps `b + 1`
+//!   couplings with `[16, 16]` and no cap; `Tiny` has `[8, 8]` and at most `max(b, 3)`
+//!   couplings. Any budget then shrinks the hidden widths, drops a hidden layer, drops
+//!   couplings, drops bins, and at last falls back to the affine and one element-wise spline.
 //!
 //! # Training, 3-D and more
 //!
 //! Adam at 2e-3 with a cosine decay to 2% over 8,000 steps, minibatches of 256, gradient
-//! clipping at 10, every spline starting as the identity
-//! ([`InitScheme::Identity`]), and Gaussian input noise annealed with the learning rate whose
-//! standard deviation comes from the data: [`DataSummary::knn`] (the median distance to the
-//! 5th nearest neighbour among 1,000 rows, standardized), in data units, times
-//! [`noise_factor`]: 1 for hypernetworks of up to [`NARROW_HIDDEN`] = 12 units a layer,
-//! [`WIDE_NOISE`] = 1.25 for wider ones (which follow the data more closely and need more
-//! blur). The base width is 0.10 deviations on Pyro's 1000 circles points (0.12 was tuned
-//! there; 2-D keeps its own settings) and 0.78 on the IMU readings (the noise stands in for
-//! the differences between recordings; it also covers the sample-and-hold duplicates). On the
-//! IMU data (7 folds × 3 seeds; NLL, proxy AUROC `amp2`), factor 1 against 1.25: `[8, 8]`
-//! (the default) 4.593 / 0.9729 against 4.596 / 0.9714 (4 folds: 4.654 / 0.9707 against
-//! 4.655 / 0.9697; 6 seeds: 4.591 / 0.9728 against 4.595 / 0.9715), `[10, 10]` 4.581 / 0.9734
-//! against 4.591 / 0.9724, `[12, 12]` 4.583 / 0.9741 against 4.578 / 0.9732, 3 couplings
-//! `[8, 8]` (`Tiny`) 4.638 / 0.9702 against 4.636 / 0.9682 — but `[16, 16]` (`Medium`)
-//! 4.620 / 0.9737 against 4.594 / 0.9731. A narrower blur keeps the density of strong motion
-//! lower (better ranked anomalies) at no cost in NLL up to 12 units; 0.875 and 0.75 (with
-//! `[8, 8]`) gain no more `amp2` than the noise between seeds and start to lose NLL, 0.375
-//! loses 0.06.
+//! clipping at 10, every spline starting as the identity ([`InitScheme::Identity`]), and
+//! Gaussian input noise annealed with the learning rate: its width is [`DataSummary::knn`]
+//! (the median distance to the 5th nearest neighbour among 1,000 rows) times
+//! [`noise_factor`], set per row by [`row_noise`] (exponent [`NOISE_ALPHA`]). 10% of the rows
+//! are held out only to measure (no early stopping; the last parameters are kept); they give
+//! the validation NLL and the anomaly thresholds. When rows are held out,
+//! [`TrainConfig::groups`](crate::TrainConfig::groups) decides how: whole groups when set
+//! (e.g. recordings), otherwise random rows.
 //!
-//! That width is then set **per row** ([`row_noise`], exponent [`NOISE_ALPHA`] = 0.5): each
-//! row's own 5th-neighbour distance relative to the median, square-rooted, so rows in dense
-//! regions get narrower noise and rows in sparse ones wider (a variable-bandwidth blur). One
-//! width for all blurs the tight clusters of a sensor at rest as much as the spread of
-//! motion: on the IMU data the per-row widths gained 0.14 nats on new recordings with two
-//! couplings (7 folds × 3 seeds, every fold better) and about 0.2 with four. Exponent 1 is as
-//! good with two couplings and 0.05 better with four, but widens the density of strong motion
-//! (proxy AUROC `amp2` 0.969 → 0.967); 1.5 is worse. With one width for all rows: 0.5× the
-//! rule (then 1.25 × knn) 0.02 better, 1.5× 0.05 worse; a floor under its decay 0.04 (at 0.1
-//! of the start) to 0.64 nats worse (at 0.3 — the last steps must fit the data nearly
-//! unblurred); a decay with the square root of the learning rate 0.28 worse, with its square
-//! no different.
-//!
-//! 10% of the rows are held out (as up to 2-D), but only to measure: no early stopping, and
-//! the run ends with its last parameters (`restore_best: false`). On the IMU data,
-//! cross-validated by recording (the `imu` bench), keeping the best validated parameters
-//! instead cost about 1 nat on new recordings (4 folds × 2 seeds: 5.96 against 4.92) — the
-//! 2–4 held-out recordings are not representative (walking recordings prefer the blurred
-//! model of mid-training, which is far worse on standing ones), and the noise annealed by the
-//! cosine schedule already stops overfitting — while holding the rows out at all costs 0.01
-//! (with the per-row noise) to 0.03 nats against training on everything (7 folds × 3 seeds);
-//! the held-out rows give the reported validation NLL and the anomaly thresholds.
-//!
-//! When rows are held out, [`TrainConfig::groups`](crate::TrainConfig::groups) decides how:
-//! whole groups when set (e.g. recordings), otherwise random rows. For time series without
-//! group ids random rows leak (neighbouring readings sit on both sides), but a contiguous
-//! block would be a guess about the data's order, so the split stays random and the caller
-//! decides.
+//! The cross-validation figures behind each of these choices are in the repository's
+//! `docs/imu.md` (`cargo bench -p flow-train --bench imu` reproduces them).
 
 use crate::init::InitScheme;
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
@@ -887,9 +838,7 @@ mod tests {
     fn imu_two_recordings() {
         let dir = std::env::var_os("FLOW_DATA_DIR")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
-            })
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"))
             .join("imu");
         let all = Dataset::load_csv(dir.join("imu_train.csv")).unwrap_or_else(|e| panic!("{e}"));
         let rows_path = dir.join("imu_train_rows.csv");

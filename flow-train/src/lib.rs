@@ -75,39 +75,9 @@
 //! products over the tile; the weight gradient accumulates lane-wise and is summed once per
 //! step. `f32` `exp`/`ln` are branch-free polynomials (≤ 3 ulp) that vectorize; reported NLLs
 //! always come from flow-core's exact code. The hot code is compiled for AVX-512, AVX2+FMA and
-//! the baseline, chosen at run time ([`Isa`]); one thread, no `rayon`.
-//!
-//! Measured on this project's machine (AMD EPYC with AVX-512, 2 vCPUs), one thread, thread
-//! CPU seconds of the training loop (wall time equals it on an idle machine); test NLL in
-//! nats per point on the 10 000 test points, computed by flow-core (`f64`) on the exported
-//! parameters; Pyro's numbers from `docs/pyro-reference-runs.md` (one thread):
-//!
-//! | Pyro tutorial config | Pyro s | here s | speed-up | Pyro test NLL | here, seed 0 | here, over seeds |
-//! |---|---|---|---|---|---|---|
-//! | (a) `Spline(2, K=16)`, Adam 1e-2, 1001 steps | 2.60 | 0.02–0.03 | 90–130× | 2.616 | 2.585 | |
-//! | (b) `spline_coupling(2, K=16)`, Adam 5e-3, 5002 steps | 31.8 | 0.83–0.90 | 35–38× | 2.034 | 2.035 | mean 2.005 (1.971–2.039), 6 of 8 ≤ 2.034 |
-//! | (c) `spline(1,K=8)` + `conditional_spline(1,K=8)`, Adam 3e-3, 5001 steps | 31.9 | 0.43–0.45 | ~70× | 1.968 | 2.057 | mean 1.990 over seeds 0–5 (1.934–2.057) |
-//!
-//! Full-batch Adam on these models is chaotic (Pyro's own 1- and 2-thread runs differ by 0.02
-//! in (c)), so single-seed NLLs differ by a few hundredths either way.
-//!
-//! Instruction sets, (b): AVX-512 0.83 s, AVX2+FMA 1.6 s, baseline SSE2 2.2 s — hence the
-//! run-time dispatch. Per point and step on AVX-512, (b) costs ~170 ns: hypernet forward 15,
-//! backward 65, upper spline forward 37 and backward 34, lower spline 6.
-//!
-//! `cargo bench -p flow-train --bench tutorial` reruns Pyro's three tutorial configurations and
-//! the default configuration and prints times, speed-ups and test NLLs.
-//!
-//! # The default configuration
-//! [`default_config`] was chosen on the circles data (entropy ≈ 1.76 nats; Pyro's best run
-//! 1.968). Searched (`--bench tutorial -- explore…`): coupling stacks of 2–6 layers,
-//! K = 16/32, B = 3/4, hidden 32/64, batch 128/256, Adam with cosine decay, validation early
-//! stopping — best 1.937, all with train NLL far below test (1.2–1.7: overfitting 1000 points);
-//! weight decay helped little (best 1.915); Gaussian input noise annealed with the learning
-//! rate is what works (1.83–1.86), on the joint `p(x₁)·p(x₂|x₁)` slightly better than on
-//! 4-coupling stacks (1.86); quadratic order, K = 64 and stacked marginal/conditional layers
-//! gave nothing more. The default reaches test NLL 1.847 on average over 5 seeds (1.832–1.862)
-//! in 1.0–1.3 s: better than all of Pyro's runs, but short of 1.80.
+//! the baseline, chosen at run time ([`Isa`]); one thread, no `rayon`. Timings against Pyro and
+//! how the default configuration was chosen: `docs/circles.md` in the repository
+//! (`cargo bench -p flow-train --bench tutorial` reruns them).
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -46,11 +46,11 @@ done
 RUSTDOCFLAGS="-D warnings" cargo doc -p flow-core --no-deps --no-default-features --features coupling --quiet
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
-# --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
+# --- the device harness (outside the workspace; its own config, lock file and target dir) ------
 # Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
-step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
+step "device harness: fmt, clippy (three targets, with the no-panic check binary)"
 (
-    cd flow-firmware-example && cargo fmt --check
+    cd flow-device-bench && cargo fmt --check
     for t in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi; do
         cargo clippy --release --bins --features panic-check --target "$t" --target-dir target \
             -- -D warnings

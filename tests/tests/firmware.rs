@@ -1,5 +1,5 @@
-//! The Cortex-M firmware (`flow-firmware-example`) under QEMU agrees with flow-core on the host
-//! bit for bit, for model files of every kind.
+//! The measurement and parity harness (`flow-device-bench`) under QEMU agrees with flow-core on
+//! the host bit for bit, for model files of every kind.
 //!
 //! The firmware embeds a model file (`FLOW_MODEL`) and is compiled for its geometry (its
 //! `build.rs` parses it). For each build, the host parses the same file, builds the same flow
@@ -31,13 +31,13 @@
 //! installs it.
 
 #[allow(dead_code)]
-#[path = "../../flow-firmware-example/src/errtext.rs"]
+#[path = "../../flow-device-bench/src/errtext.rs"]
 mod errtext;
 #[allow(dead_code)]
-#[path = "../../flow-firmware-example/src/geometry.rs"]
+#[path = "../../flow-device-bench/src/geometry.rs"]
 mod geometry;
 #[allow(dead_code)]
-#[path = "../../flow-firmware-example/src/workload.rs"]
+#[path = "../../flow-device-bench/src/workload.rs"]
 mod workload;
 
 use flow_core::model::{FlowKind, ModelBuilder};
@@ -225,7 +225,13 @@ fn imu_stream(flow: &Flow<6, 3, 24, 8>, model: &Model<'_>) -> Vec<u8> {
         .collect()
 }
 
+/// The harness crate.
 fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow-device-bench")
+}
+
+/// The example crate, whose default model the harness embeds too.
+fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow-firmware-example")
 }
 
@@ -841,6 +847,9 @@ struct Case<'a> {
     host: Host,
     /// Also build and run the template and the fault binary.
     with_template: bool,
+    /// The harness's budget, checked when set: at most this many bytes of flash and
+    /// instructions per `log_prob` (inside the box).
+    budget: Option<(u64, u64)>,
 }
 
 impl<'a> Case<'a> {
@@ -867,6 +876,7 @@ impl<'a> Case<'a> {
             model_bytes: model_bytes as u64,
             host,
             with_template: false,
+            budget: None,
         }
     }
 }
@@ -876,9 +886,9 @@ impl<'a> Case<'a> {
 fn check(case: Case<'_>) {
     let label = case.label;
     let bins: &[&str] = if case.with_template {
-        &["flow-firmware-example", "template", "fault"]
+        &["flow-device-bench", "template", "fault"]
     } else {
-        &["flow-firmware-example"]
+        &["flow-device-bench"]
     };
     let elfs = build(case.target, &case.embed, label, bins, &[]);
     let elf = Elf::read(&elfs[0]);
@@ -911,6 +921,14 @@ fn check(case: Case<'_>) {
         check_calibration(&name, &out.calib);
 
         let lp_instr = metric(&name, &out, "icount_per_log_prob");
+        if let Some((flash, instr)) = case.budget {
+            assert!(
+                elf.flash() <= flash && lp_instr <= instr,
+                "{name}: over the harness's budget: flash {} B (at most {flash}), {lp_instr} \
+                 instructions per log_prob (at most {instr})",
+                elf.flash()
+            );
+        }
         let peak = metric(&name, &out, "stack_peak_bytes");
         let cap = metric(&name, &out, "stack_capacity_bytes");
         assert!(
@@ -1050,9 +1068,16 @@ fn tutorial_case<'a>(label: &'a str, target: &'a str, machines: &'a [Machine]) -
     }
 }
 
+/// The harness's budget on the M4F (Cortex-M4F, `-icount shift=0`): the tutorial coupling in at
+/// most 24 KB of flash and 12,000 instructions per `log_prob`.
+const M4F_BUDGET: (u64, u64) = (24 * 1024, 12_000);
+
 #[test]
 fn cortex_m4f_mps2_an386_matches_host() {
-    check(tutorial_case("tutorial-m4f", M4F, &[MPS2_AN386]));
+    check(Case {
+        budget: Some(M4F_BUDGET),
+        ..tutorial_case("tutorial-m4f", M4F, &[MPS2_AN386])
+    });
 }
 
 #[test]
@@ -1281,7 +1306,7 @@ fn corrupt_model_is_a_load_error_at_run_time() {
         M4F,
         &embed,
         "corrupt-m4f",
-        &["flow-firmware-example"],
+        &["flow-device-bench"],
         &["--features", "error-text"],
     );
     let run = qemu(MPS2_AN386, &elfs[0]);
@@ -1320,7 +1345,7 @@ fn compiled_out_layer_kind_is_a_load_error_at_run_time() {
         M4F,
         &embed,
         "compiled-out-m4f",
-        &["flow-firmware-example"],
+        &["flow-device-bench"],
         &[],
     );
     let run = qemu(MPS2_AN386, &elfs[0]);
@@ -1349,7 +1374,7 @@ fn unparsable_model_fails_the_build() {
             ..Embed::default()
         },
     )
-    .args(["--bin", "flow-firmware-example"])
+    .args(["--bin", "flow-device-bench"])
     .output()
     .expect("run cargo");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1522,12 +1547,12 @@ fn error_texts_equal_flow_core_display() {
 // --- the checked-in default model ------------------------------------------------------------------
 
 /// The firmware's default model is a trained one: Pyro's tutorial architecture fitted on circles
-/// by `flow-train fit` (the command is in flow-firmware-example/README.md), with its scaler and
+/// by `flow-train fit` (the command is in flow-device-bench/README.md), with its scaler and
 /// anomaly thresholds. It runs on the M4F with the host's numbers and flags the stream's
 /// shifted points.
 #[test]
 fn default_model_is_the_trained_circles_model() {
-    let path = firmware_dir().join("models/circles_coupling.nflw");
+    let path = example_dir().join("models/circles_coupling.nflw");
     let bytes = std::fs::read(&path).expect("read models/circles_coupling.nflw");
     let model = Model::parse(&bytes).expect("the default model parses");
     let g = Geometry::of(&model).unwrap();

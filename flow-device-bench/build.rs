@@ -5,7 +5,7 @@
 //!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one; and an empty
 //!   `device.x` for cortex-m-rt's `device` feature (the interrupt table is `src/vectors.rs`).
 //! - `FLOW_MODEL`: the model file to embed (relative paths are relative to this crate), default
-//!   `models/circles_coupling.nflw`. It is parsed here with flow-core: a file that does not parse fails
+//!   `../flow-firmware-example/models/circles_coupling.nflw` (the example's model). It is parsed here with flow-core: a file that does not parse fails
 //!   the build with flow-core's error. Its geometry (`src/geometry.rs`: kind, `D`, `C`, `d₁`,
 //!   and the capacities `L`, `H`, `K`) goes to `$OUT_DIR/geometry.rs` and the kind to
 //!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
@@ -91,7 +91,7 @@ fn main() {
     let model_path = path_var(
         &manifest,
         "FLOW_MODEL",
-        Some("models/circles_coupling.nflw"),
+        Some("../flow-firmware-example/models/circles_coupling.nflw"),
     )
     .expect("FLOW_MODEL has a default");
     let bytes = read("FLOW_MODEL", &model_path);

@@ -1,6 +1,7 @@
 //! Picks the memory layout for the target, and compiles the firmware for the model it embeds.
 //!
-//! - `memory.x`: `memory/microbit.x` (256K flash, 16K RAM) for `thumbv6m-none-eabi`, else
+//! - `memory.x`: `memory/microbit.x` (256K flash, 16K RAM) for `thumbv6m-none-eabi`,
+//!   `memory/sifive_e.x` (flash at 0x2040_0000, 16K RAM) for `riscv32*`, else
 //!   `memory/cortex-m-64k.x` (256K flash, 64K RAM: lm3s6965evb, mps2-an385/an386), copied to
 //!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one; and an empty
 //!   `device.x` for cortex-m-rt's `device` feature (the interrupt table is `src/vectors.rs`).
@@ -70,6 +71,8 @@ fn main() {
     // --- memory layout ---
     let memory = if target.starts_with("thumbv6m") {
         "memory/microbit.x"
+    } else if target.starts_with("riscv32") {
+        "memory/sifive_e.x"
     } else {
         "memory/cortex-m-64k.x"
     };

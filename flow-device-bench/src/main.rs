@@ -11,7 +11,12 @@
 mod errtext;
 mod model;
 mod out;
+#[cfg(target_arch = "arm")]
 mod rt;
+#[cfg(target_arch = "riscv32")]
+#[path = "rt_riscv.rs"]
+mod rt;
+#[cfg(target_arch = "arm")]
 mod vectors;
 // Which stream type is used depends on `FLOW_STREAM`; the other one is dead code.
 #[allow(dead_code)]
@@ -19,8 +24,11 @@ mod workload;
 
 use core::hint::black_box;
 
+#[cfg(target_arch = "arm")]
 use cortex_m_rt::entry;
 use flow_core::Error;
+#[cfg(target_arch = "riscv32")]
+use riscv_rt::entry;
 
 use model::{FlowT, C, D};
 use out::{key, metric, say, Line};

@@ -381,11 +381,17 @@ const MICROBIT: Machine = Machine {
     name: "microbit",
     cpu: None,
 };
+/// The HiFive1's FE310 (RISC-V): the harness prints on UART0 (`qemu_uart`).
+const SIFIVE_E: Machine = Machine {
+    name: "sifive_e",
+    cpu: None,
+};
 
 const M4F: &str = "thumbv7em-none-eabihf";
 const M3: &str = "thumbv7m-none-eabi";
 const M0: &str = "thumbv6m-none-eabi";
 const RV32IMAC: &str = "riscv32imac-unknown-none-elf";
+const RV32IMC: &str = "riscv32imc-unknown-none-elf";
 
 struct Run {
     code: Option<i32>,
@@ -395,6 +401,9 @@ struct Run {
 
 /// Runs `elf` on `machine` under `timeout`, with instruction counting (`-icount shift=0`).
 fn qemu(machine: Machine, elf: &Path) -> Run {
+    if machine.name == SIFIVE_E.name {
+        return qemu_uart(machine, elf);
+    }
     require_qemu();
     let mut cmd = Command::new("timeout");
     cmd.args([
@@ -434,6 +443,71 @@ fn qemu(machine: Machine, elf: &Path) -> Run {
         run.stdout
     );
     run
+}
+
+/// Runs the RISC-V harness `elf` on `machine` (`qemu-system-riscv32`, `-icount shift=0`, no
+/// semihosting) and reads its UART: QEMU does not exit by itself, so the run is ended at `done`
+/// (status 0) or a `load-error`, `trap` or `panic` line (status 1); QEMU stopping before
+/// either gives its own status (124 on the timeout, a failure).
+fn qemu_uart(machine: Machine, elf: &Path) -> Run {
+    use std::io::BufRead;
+    let ok = Command::new("qemu-system-riscv32")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "qemu-system-riscv32 is not installed; scripts/test-all.sh installs it (qemu-system-misc)"
+    );
+    let mut child = Command::new("timeout")
+        .args(["--kill-after=5", QEMU_TIMEOUT_S, "qemu-system-riscv32"])
+        .args([
+            "-machine",
+            machine.name,
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .args(["-serial", "stdio", "-icount", "shift=0", "-kernel"])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run timeout qemu-system-riscv32");
+    let lines = std::io::BufReader::new(child.stdout.take().expect("QEMU's stdout")).lines();
+    let (mut stdout, mut code) = (String::new(), None);
+    for line in lines {
+        let line = line.expect("read QEMU's output");
+        stdout.push_str(&line);
+        stdout.push('\n');
+        match line.split_whitespace().next() {
+            Some("done") => code = Some(0),
+            Some("load-error" | "trap" | "panic") => code = Some(1),
+            _ => continue,
+        }
+        break;
+    }
+    if code.is_some() {
+        // SIGTERM to `timeout`, which passes it on to QEMU.
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+    }
+    let status = child.wait().expect("wait for QEMU");
+    let code = code.or(status.code());
+    assert_ne!(
+        code,
+        Some(124),
+        "QEMU ({}) timed out after {QEMU_TIMEOUT_S} s on {}; output:\n{stdout}",
+        machine.name,
+        elf.display()
+    );
+    Run {
+        code,
+        stdout,
+        stderr: String::new(),
+    }
 }
 
 // --- results: the host's, and the device's as printed ----------------------------------------
@@ -718,9 +792,9 @@ impl Elf {
         self.sections.get(s).map_or(0, |v| v.1)
     }
 
-    /// `.vector_table + .text + .rodata + .data`.
+    /// `.vector_table + .text + .rodata + .data`, and the RP2040's `.boot2`.
     fn flash(&self) -> u64 {
-        [".vector_table", ".text", ".rodata", ".data"]
+        [".boot2", ".vector_table", ".text", ".rodata", ".data"]
             .iter()
             .map(|s| self.size(s))
             .sum()
@@ -1084,6 +1158,24 @@ fn cortex_m4f_mps2_an386_matches_host() {
 #[test]
 fn cortex_m3_soft_float_matches_host() {
     check(tutorial_case("tutorial-m3", M3, &[LM3S6965EVB, MPS2_AN385]));
+}
+
+/// RISC-V without an FPU (soft float), on the HiFive1's FE310 in QEMU: the same numbers.
+#[test]
+fn riscv32imac_sifive_e_matches_host() {
+    check(Case {
+        with_template: false,
+        ..tutorial_case("tutorial-rv32imac", RV32IMAC, &[SIFIVE_E])
+    });
+}
+
+/// The same code for `riscv32imc` (no atomics), on the same machine.
+#[test]
+fn riscv32imc_sifive_e_matches_host() {
+    check(Case {
+        with_template: false,
+        ..tutorial_case("tutorial-rv32imc", RV32IMC, &[SIFIVE_E])
+    });
 }
 
 #[test]
@@ -1887,6 +1979,42 @@ fn example_joint_model_on_netduinoplus2_matches_host() {
         &host,
         "example-joint-netduinoplus2",
     );
+}
+
+/// The boards flashed with probe-rs (defmt over RTT): no hardware here, so they are built and
+/// linked with the example's default model, and their flash and static RAM must fit the chip's
+/// (`memory/<board>.x`). The Pico's image starts with its 256-byte second-stage boot loader.
+#[test]
+fn example_probe_rs_boards_build_link_and_fit() {
+    let model = example_dir().join("models/circles_coupling.nflw");
+    // (board, target, flash, RAM)
+    let boards = [
+        ("nrf52840-dk", M4F, 1024 * 1024, 256 * 1024),
+        ("rp-pico", M0, 2048 * 1024, 256 * 1024),
+        ("nucleo-f401re", M4F, 512 * 1024, 96 * 1024),
+    ];
+    let mut report = String::new();
+    for (name, target, flash, ram) in boards {
+        let board = Board { name, target };
+        let elf = example_build(board, &model, None, &format!("example-{name}"))
+            .unwrap_or_else(|e| panic!("building the example for {name}:\n{e}"));
+        let e = Elf::read(&elf);
+        assert!(
+            e.symbols.iter().any(|s| s.0 == "_SEGGER_RTT"),
+            "{name}: no RTT control block"
+        );
+        assert!(
+            e.flash() <= flash && e.static_ram() < ram,
+            "{name}: {}",
+            e.describe()
+        );
+        if name == "rp-pico" {
+            assert_eq!(e.size(".boot2"), 256, "{name}: the boot loader");
+        }
+        let _ = writeln!(report, "example {name} ({target}): {}", e.describe());
+    }
+    print!("{report}");
+    std::fs::write(work_dir().join("report-example-probe-rs.txt"), &report).expect("write report");
 }
 
 /// A model that does not load fails the example's build with flow-core's error in words.

@@ -9,7 +9,7 @@
 //!
 //! | build | model | target, machines |
 //! |---|---|---|
-//! | tutorial | `spline_coupling(2, 16)`, hidden [20, 20], scaler, thresholds | `thumbv7em-none-eabihf` on `mps2-an386` (M4F), `thumbv7m-none-eabi` on `lm3s6965evb` and `mps2-an385` (M3), `thumbv6m-none-eabi` on `microbit` (M0) |
+//! | tutorial | `spline_coupling(2, 16)`, hidden [20, 20], scaler, thresholds | `thumbv7em-none-eabihf` on `mps2-an386` (M4F), `thumbv7m-none-eabi` on `lm3s6965evb` and `mps2-an385` (M3), `thumbv6m-none-eabi` on `microbit` (M0), `riscv32imac-unknown-none-elf` and `riscv32imc-unknown-none-elf` on `sifive_e` (RISC-V, UART output) |
 //! | conditional | conditional spline + permute + conditional coupling, `D = C = 2` | M4F |
 //! | joint | `p(x₁)·p(x₂ \| x₁)` on `R³` | M0 |
 //! | imu6 | plain 6-D (two couplings, a permutation), stream from a `FLOW_STREAM` file | M4F |
@@ -25,10 +25,21 @@
 //! flow-core's `Display`; the checked-in default `models/circles_coupling.nflw` (trained by
 //! `flow-train fit`) runs with the host's numbers.
 //!
+//! The M4F's tutorial run also checks the harness's budget: flash ≤ 24 KB, ≤ 12,000
+//! instructions per `log_prob`.
+//!
+//! **The example** (`flow-firmware-example`, the tests named `example_*`): built for its four
+//! QEMU boards — `mps2-an386` (semihosting), `netduinoplus2`, `microbit` and `hifive1` (their
+//! UARTs, QEMU without semihosting) — and run through its own runner `qemu-run.sh`, its decimal
+//! `log_prob`s, threshold, flags and samples equal flow-core's on the host bit for bit (the
+//! decimals read back as the same `f32`); a corrupt model fails its build with the loader's
+//! message, and embedded unchecked it prints `error: <message>` and fails the run; the three
+//! probe-rs boards build, link and fit their chips.
+//!
 //! Each run prints its measurements (instructions per load, `log_prob` and sample; flash, RAM,
 //! stack; the template's apart) and writes them to `report-<label>.txt` in the test's temporary
-//! directory. `qemu-system-arm` missing is a failure, not a skip: `scripts/test-all.sh`
-//! installs it.
+//! directory. QEMU missing (`qemu-system-arm`, `qemu-system-riscv32`) is a failure, not a skip:
+//! `scripts/test-all.sh` installs it.
 
 #[allow(dead_code)]
 #[path = "../../flow-device-bench/src/errtext.rs"]

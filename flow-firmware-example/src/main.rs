@@ -12,6 +12,7 @@
 mod board;
 mod decimal;
 mod inputs;
+mod text;
 
 use decimal::{Dec, List, EXACT};
 use flow_core::{Error, Model};
@@ -39,14 +40,14 @@ type Flow = flow_core::JointFlow<'static, D, L, H, K>;
 #[board::entry]
 fn main() -> ! {
     board::init();
-    say!("flow-firmware-example on {}", board::NAME);
+    say!("flow-firmware-example on ", board::NAME);
     match run() {
         Ok(()) => {
             say!("done");
             board::exit(true)
         }
         Err(e) => {
-            say!("error: {e}");
+            say!("error: ", e);
             board::exit(false)
         }
     }
@@ -66,20 +67,13 @@ fn load() -> Result<(Model<'static>, Flow), Error> {
 
 fn run() -> Result<(), Error> {
     let (model, flow) = load()?;
-    say!(
-        "model: {D}-D flow, {} layers, {} parameters, {} bytes",
-        model.header().layers,
-        model.param_count(),
-        model.file_size()
-    );
+    let (layers, params, bytes) = (model.header().layers, model.param_count(), model.file_size());
+    say!("model: ", D, "-D flow, ", layers, " layers, ", params, " parameters, ", bytes, " bytes");
     // Densities in raw units: the flow's, less the scaler's log-scales.
     let shift = model.raw_log_det::<f32>();
     let threshold = model.threshold(QUANTILE).map(|t| t + shift);
     match threshold {
-        Some(t) => say!(
-            "threshold log_prob {} (1 % of the training data lie below)",
-            Dec(t)
-        ),
+        Some(t) => say!("threshold log_prob ", Dec(t), " (1 % of the training data lie below)"),
         None => say!("threshold none stored: nothing is flagged"),
     }
 
@@ -92,20 +86,20 @@ fn run() -> Result<(), Error> {
                 let unusual = threshold.is_some_and(|t| lp < t);
                 flagged += usize::from(unusual);
                 let note = if unusual { "  <- anomaly" } else { "" };
-                say!("reading {i} {} log_prob {}{note}", List(&x, 6), Dec(lp));
+                say!("reading ", i, " ", List(&x, 6), " log_prob ", Dec(lp), note);
             }
             Err(e) => {
                 flagged += 1;
-                say!("reading {i} {} not scored ({e})  <- anomaly", List(&x, 6));
+                say!("reading ", i, " ", List(&x, 6), " not scored (", e, ")  <- anomaly");
             }
         }
     }
-    say!("flagged {flagged} of {}", READINGS.len());
+    say!("flagged ", flagged, " of ", READINGS.len());
 
     let mut rng = Pcg64::seed_from_u64(SAMPLE_SEED);
     for i in 0..SAMPLES {
         let x = model.unstandardize(&flow.sample::<f32, _>(&mut rng)?);
-        say!("sample {i} {}", List(&x, EXACT));
+        say!("sample ", i, " ", List(&x, EXACT));
     }
     Ok(())
 }

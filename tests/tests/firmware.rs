@@ -1618,6 +1618,8 @@ fn error_texts_equal_flow_core_display() {
         let mut s = String::new();
         errtext::error(&mut s, &e);
         assert_eq!(s, e.to_string(), "{e:?}");
+        // The example's own copy of the texts (flow-firmware-example/src/text.rs).
+        assert_eq!(shown(&e), s, "the example's text of {e:?}");
         // The codes tell every error apart, and are what the table in errtext.rs says.
         let c = device_code(&e);
         assert!(!c.starts_with("E0"), "{e:?} has no code");
@@ -2068,10 +2070,23 @@ fn example_load_error_at_run_time_is_reported_in_words() {
     }
 }
 
-/// The example's decimal printer (no core float formatting).
+/// The example's line writer (what `say!` prints, flow-core's errors in words); `decimal.rs`
+/// uses it as `crate::text`.
+#[allow(dead_code, unused_macros)]
+#[path = "../../flow-firmware-example/src/text.rs"]
+mod text;
+
+/// The example's decimal printer (integer arithmetic only, no core float formatting).
 #[allow(dead_code)]
 #[path = "../../flow-firmware-example/src/decimal.rs"]
 mod example_decimal;
+
+/// What the example prints for `item`.
+fn shown<T: text::Show + ?Sized>(item: &T) -> String {
+    let mut line = text::Line::new();
+    item.show(&mut line);
+    String::from_utf8(line.as_bytes().to_vec()).expect("the example prints UTF-8")
+}
 
 /// Every `f32` the example prints with 9 digits reads back as itself: edge cases and 2,000,000
 /// random bit patterns (every exponent, subnormals); 6 digits are within 5·10⁻⁶ relative.
@@ -2098,22 +2113,31 @@ fn example_decimals_read_back_as_the_same_f32() {
     let mut rng = Pcg32::seed_from_u64(0xDEC);
     values.extend((0..2_000_000).map(|_| f32::from_bits(rng.next_u32())));
     for v in values.into_iter().filter(|v| !v.is_nan()) {
-        let s = Dec(v).to_string();
+        let s = shown(&Dec(v));
         let back: f32 = s
             .parse()
             .unwrap_or_else(|e| panic!("{v:e} printed as {s:?}: {e}"));
         assert_eq!(back.to_bits(), v.to_bits(), "{v:e} printed as {s}");
         if v.is_finite() && v != 0.0 {
-            let short = List(&[v], 6).to_string();
+            let short = shown(&List(&[v], 6));
             let back: f64 = short.trim_matches(['[', ']']).parse().unwrap();
             let rel = ((back - f64::from(v)) / f64::from(v)).abs();
             assert!(rel <= 5e-6, "{v:e} printed to 6 digits as {short}");
         }
     }
-    assert_eq!(Dec(f32::NAN).to_string(), "NaN");
-    assert_eq!(Dec(-2.5).to_string(), "-2.5");
-    assert_eq!(Dec(-3530.6714).to_string(), "-3530.67139");
-    assert_eq!(Dec(f32::EPSILON).to_string(), "1.1920929e-7");
-    assert_eq!(Dec(0.000_123_456_79).to_string(), "0.00012345679");
-    assert_eq!(List(&[0.7, 25.0], 6).to_string(), "[0.7, 25]");
+    assert_eq!(shown(&Dec(f32::NAN)), "NaN");
+    assert_eq!(shown(&Dec(-2.5)), "-2.5");
+    assert_eq!(shown(&Dec(-3530.6714)), "-3530.67139");
+    assert_eq!(shown(&Dec(f32::EPSILON)), "1.1920929e-7");
+    assert_eq!(shown(&Dec(0.000_123_456_79)), "0.00012345679");
+    assert_eq!(shown(&List(&[0.7, 25.0], 6)), "[0.7, 25]");
+    assert_eq!(shown(&Dec(1.0e9)), "1e9");
+    assert_eq!(shown(&Dec(-123_456_790.0)), "-123456792");
+    assert_eq!(shown(&Dec(f32::MAX)), "3.40282347e38");
+    assert_eq!(shown(&Dec(f32::from_bits(1))), "1.40129846e-45");
+    assert_eq!(shown(&List(&[], 6)), "[]");
+    assert_eq!(shown(&0u32), "0");
+    assert_eq!(shown(&u32::MAX), "4294967295");
+    assert_eq!(shown(&text::Hex(0xdead_beef)), "0xdeadbeef");
+    assert_eq!(shown(&text::Hex(0x0012_abcd)), "0x0012abcd");
 }

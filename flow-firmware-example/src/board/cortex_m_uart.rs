@@ -12,12 +12,12 @@ pub fn exit(_ok: bool) -> ! {
 
 #[exception]
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    crate::say!("error: hard fault at pc {:#010x}", ef.pc());
+    crate::say!("error: hard fault at pc ", crate::text::Hex(ef.pc()));
     exit(false)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::say!("error: panic: {info}");
+    crate::board::say_panic(info);
     exit(false)
 }

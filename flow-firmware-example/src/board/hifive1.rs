@@ -24,8 +24,8 @@ pub fn init() {
     }
 }
 
-pub fn send(s: &str) {
-    super::send_with(s, |b| {
+pub fn send(line: &[u8]) {
+    super::send_with(line, |b| {
         // SAFETY: as in `init`; waits while the FIFO is full (txdata bit 31), then writes.
         unsafe {
             while read_volatile(UART0_TXDATA) & 1 << 31 != 0 {}
@@ -46,12 +46,12 @@ pub fn exit(_ok: bool) -> ! {
 fn exception_handler(_: &riscv_rt::TrapFrame) -> ! {
     let cause = riscv::register::mcause::read().bits();
     let pc = riscv::register::mepc::read();
-    crate::say!("error: trap, mcause {cause}, pc {pc:#010x}");
+    crate::say!("error: trap, mcause ", cause, ", pc ", crate::text::Hex(pc as u32));
     exit(false)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::say!("error: panic: {info}");
+    crate::board::say_panic(info);
     exit(false)
 }

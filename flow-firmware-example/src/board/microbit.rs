@@ -28,8 +28,8 @@ pub fn init() {
     }
 }
 
-pub fn send(s: &str) {
-    super::send_with(s, |b| {
+pub fn send(line: &[u8]) {
+    super::send_with(line, |b| {
         // SAFETY: as in `init`; writes a byte, waits until it is sent.
         unsafe {
             write_volatile(EVENTS_TXDRDY, 0);

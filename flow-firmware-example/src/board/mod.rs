@@ -17,52 +17,17 @@ mod imp;
 
 pub use imp::{entry, exit, init, send, NAME};
 
-/// A line of output being written (`say!`): up to 256 bytes, the rest cut off.
-pub struct Line {
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Line {
-    pub const fn new() -> Self {
-        Self {
-            buf: [0; 256],
-            len: 0,
-        }
-    }
-
-    /// The line's text.
-    pub fn as_str(&self) -> &str {
-        // Only whole `str`s are appended (`write_str`), so the bytes are UTF-8.
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buf.len() - self.len;
-        let mut n = s.len().min(room);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Prints one line: `say!("log_prob {lp}")`.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let mut line = $crate::board::Line::new();
-        let _ = core::fmt::Write::write_fmt(&mut line, format_args!($($arg)*));
-        $crate::board::send(line.as_str());
-    }};
-}
-
-/// Writes `s` and a newline to a UART through `put` (one byte at a time).
+/// Prints a panic as `error: panic at src/file.rs:12: message` (the message when it is a
+/// plain string: formatting it would bring in `core::fmt`).
 #[allow(dead_code)]
-pub fn send_with(s: &str, put: impl Fn(u8)) {
-    s.bytes().chain(Some(b'\n')).for_each(put);
+pub fn say_panic(info: &core::panic::PanicInfo) {
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    let message = info.message().as_str().unwrap_or("(formatted message)");
+    crate::say!("error: panic at ", file, ":", line, ": ", message);
+}
+
+/// Writes `line` and a newline to a UART through `put` (one byte at a time).
+#[allow(dead_code)]
+pub fn send_with(line: &[u8], put: impl Fn(u8)) {
+    line.iter().copied().chain(Some(b'\n')).for_each(put);
 }

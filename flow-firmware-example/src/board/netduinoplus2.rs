@@ -37,8 +37,8 @@ pub fn init() {
     }
 }
 
-pub fn send(s: &str) {
-    super::send_with(s, |b| {
+pub fn send(line: &[u8]) {
+    super::send_with(line, |b| {
         // SAFETY: as in `init`; waits for TXE (SR bit 7), then writes the data register.
         unsafe {
             while read_volatile(USART1_SR) & 1 << 7 == 0 {}

@@ -22,8 +22,8 @@ pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
 pub fn init() {}
 
-pub fn send(s: &str) {
-    defmt::println!("{=str}", s);
+pub fn send(line: &[u8]) {
+    defmt::println!("{=[u8]:a}", line);
 }
 
 /// After `done` the core sleeps; after an error it panics (probe-rs stops with a failure).

@@ -9,9 +9,9 @@ pub const NAME: &str = "mps2-an386 (QEMU, semihosting)";
 
 pub fn init() {}
 
-pub fn send(s: &str) {
+pub fn send(line: &[u8]) {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_all(s.as_bytes());
+        let _ = out.write_all(line);
         let _ = out.write_all(b"\n");
     }
 }
@@ -30,12 +30,12 @@ pub fn exit(ok: bool) -> ! {
 
 #[exception]
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    crate::say!("error: hard fault at pc {:#010x}", ef.pc());
+    crate::say!("error: hard fault at pc ", crate::text::Hex(ef.pc()));
     exit(false)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::say!("error: panic: {info}");
+    crate::board::say_panic(info);
     exit(false)
 }

@@ -14,6 +14,8 @@
 #[cfg_attr(feature = "hifive1", path = "hifive1.rs")]
 #[cfg_attr(feature = "rtt", path = "rtt.rs")]
 mod imp;
+#[cfg(feature = "cortex-m-vectors")]
+mod vectors;
 
 pub use imp::{entry, exit, init, send, NAME};
 

@@ -26,6 +26,13 @@ pub fn send(line: &[u8]) {
     defmt::println!("{=[u8]:a}", line);
 }
 
+/// `defmt::panic!`: its message is logged, then a hard fault stops the core (probe-rs stops
+/// with a failure). A core panic does the same through panic-probe, without its message.
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    panic_probe::hard_fault()
+}
+
 /// After `done` the core sleeps; after an error it panics (probe-rs stops with a failure).
 pub fn exit(ok: bool) -> ! {
     if !ok {

@@ -1,175 +1,166 @@
-//! Picks the memory layout for the target, and compiles the firmware for the model it embeds.
+//! Checks the embedded model at build time and compiles the example for it.
 //!
-//! - `memory.x`: `memory/microbit.x` (256K flash, 16K RAM) for `thumbv6m-none-eabi`, else
-//!   `memory/cortex-m-64k.x` (256K flash, 64K RAM: lm3s6965evb, mps2-an385/an386), copied to
-//!   `OUT_DIR` so that the linker's `INCLUDE memory.x` finds the right one; and an empty
-//!   `device.x` for cortex-m-rt's `device` feature (the interrupt table is `src/vectors.rs`).
-//! - `FLOW_MODEL`: the model file to embed (relative paths are relative to this crate), default
-//!   `models/circles_coupling.nflw`. It is parsed here with flow-core: a file that does not parse fails
-//!   the build with flow-core's error. Its geometry (`src/geometry.rs`: kind, `D`, `C`, `d₁`,
-//!   and the capacities `L`, `H`, `K`) goes to `$OUT_DIR/geometry.rs` and the kind to
-//!   `cfg(flow_kind = "plain" | "conditional" | "joint")`, so the firmware is compiled for
-//!   exactly this model.
-//!   The layer kinds compiled in (this crate's features `affine`, `exp`, `spline`,
-//!   `coupling`, `permute`, `conditional-spline`, and `quadratic` for that spline order,
-//!   passed on to flow-core; default `coupling`, the default model's) must include the model's, else the build fails naming the features
-//!   to add.
-//! - `FLOW_MODEL_UNCHECKED`: embed this file's bytes instead, as they are, without parsing
-//!   them; the geometry still comes from `FLOW_MODEL`. For testing the firmware's run-time
-//!   load error (a corrupted copy of `FLOW_MODEL`), or a model known to share its geometry.
-//! - `FLOW_STREAM`: a binary file of little-endian `f32` rows of `D` values (`D + C` for a
-//!   conditional flow: `x`, then the context), in the model's raw units, to score as the
-//!   anomaly stream instead of the built-in one; sets `cfg(flow_stream_file)`.
-//!
-//! - `$OUT_DIR/tables.bin`: the knot tables of the embedded model's fixed-parameter splines
-//!   (element-wise splines, couplings' lower splines), computed here with flow-core
-//!   (`flow_core::flow::write_tables`), followed by their seal for the model file
-//!   (`flow_core::flow::table_seal`), and embedded in flash next to the model; the firmware
-//!   hands them to the loaded flow's `set_sealed_tables`, which checks the seal and that every
-//!   table is well formed.
-//!
-//! The absolute paths of the embedded files are passed to the compiler as `FLOW_MODEL_FILE` and
-//! `FLOW_STREAM_FILE` for `include_bytes!`. A change of any variable or file rebuilds.
+//! - The board (exactly one board feature) picks `memory/<board>.x`, copied to `OUT_DIR` as
+//!   `memory.x` for the linker script.
+//! - `FLOW_MODEL` names the model file (relative to this crate; default
+//!   `models/circles_coupling.nflw`). It is parsed here with flow-core: a file that does not
+//!   load fails the build with flow-core's error in words, and so does a model whose layer
+//!   kinds this build leaves out (naming the features to add).
+//! - `$OUT_DIR/geometry.rs`: the model's kind and the sizes its flow type needs (`D`, `L`,
+//!   `H`, `K`); `$OUT_DIR/tables.bin`: the knot tables of its fixed splines with their seal
+//!   (`flow_core::flow::write_tables`, `table_seal`), handed to the flow at run time.
 
-#[path = "src/geometry.rs"]
-mod geometry;
+use flow_core::model::{FlowKind, LayerRecord};
+use flow_core::{Model, Order};
+use std::path::PathBuf;
+use std::{env, fs, process::exit};
 
-use std::path::{Path, PathBuf};
-use std::process::exit;
-use std::{env, fs};
+const BOARDS: [&str; 7] = [
+    "mps2-an386",
+    "netduinoplus2",
+    "microbit",
+    "hifive1",
+    "nrf52840-dk",
+    "rp-pico",
+    "nucleo-f401re",
+];
 
-/// Fails the build with `msg` (cargo shows the build script's stderr).
 fn fail(msg: String) -> ! {
     eprintln!("error: {msg}");
     exit(1)
 }
 
-/// The file named by the variable `var` (relative to the crate), or `default`.
-fn path_var(manifest: &Path, var: &str, default: Option<&str>) -> Option<PathBuf> {
-    println!("cargo:rerun-if-env-changed={var}");
-    let p = match env::var_os(var) {
-        Some(p) if !p.is_empty() => manifest.join(PathBuf::from(p)),
-        _ => manifest.join(default?),
-    };
-    let p = p
-        .canonicalize()
-        .unwrap_or_else(|e| fail(format!("{var}: {}: {e}", p.display())));
-    println!("cargo:rerun-if-changed={}", p.display());
-    Some(p)
-}
-
-fn read(var: &str, p: &Path) -> Vec<u8> {
-    fs::read(p).unwrap_or_else(|e| fail(format!("{var}: {}: {e}", p.display())))
+fn feature(f: &str) -> bool {
+    let var = format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"));
+    env::var_os(var).is_some()
 }
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let target = env::var("TARGET").unwrap_or_default();
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
-    // --- memory layout ---
-    let memory = if target.starts_with("thumbv6m") {
-        "memory/microbit.x"
-    } else {
-        "memory/cortex-m-64k.x"
+    // --- the board and its memory layout ---
+    let boards: Vec<&str> = BOARDS.iter().copied().filter(|b| feature(b)).collect();
+    let [board] = boards[..] else {
+        fail(format!(
+            "choose one board with `--features <board>` (one of {}); `cargo <board>` or \
+             scripts/run-firmware.sh do it for you (got {boards:?})",
+            BOARDS.join(", ")
+        ))
     };
-    fs::copy(manifest.join(memory), out.join("memory.x")).expect("copy memory.x");
-    // cortex-m-rt's `device` feature includes `device.x`; src/vectors.rs needs no entries.
-    fs::write(
-        out.join("device.x"),
-        "/* src/vectors.rs: all interrupts are DefaultHandler */\n",
-    )
-    .expect("write device.x");
+    let memory = manifest.join("memory").join(format!("{board}.x"));
+    fs::copy(&memory, out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory");
+    // The runtime's link script (cortex-m-rt's includes `memory.x`, riscv-rt's needs it
+    // first), and defmt's for the RTT boards.
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("riscv32") {
+        println!("cargo:rustc-link-arg=-Tmemory.x");
+    }
+    println!("cargo:rustc-link-arg=-Tlink.x");
+    // cortex-m-rt's link script includes `device.x`, where a chip's crate names its interrupt
+    // handlers; the example's one-slot interrupt table (src/board/vectors.rs) names none.
+    if feature("cortex-m-vectors") {
+        fs::write(out.join("device.x"), "/* no interrupt handlers: src/board/vectors.rs */\n")
+            .expect("write device.x");
+    }
+    if feature("rtt") {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
 
-    // --- the model and the geometry compiled for it ---
-    println!(
-        "cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"conditional\", \"joint\"))"
-    );
-    println!("cargo::rustc-check-cfg=cfg(flow_stream_file)");
-    let model_path = path_var(
-        &manifest,
-        "FLOW_MODEL",
-        Some("models/circles_coupling.nflw"),
-    )
-    .expect("FLOW_MODEL has a default");
-    let bytes = read("FLOW_MODEL", &model_path);
-    let model = flow_core::Model::parse(&bytes)
-        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
-    let geometry = geometry::Geometry::of(&model)
-        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
-    // The layer kinds compiled in (this crate's features, passed on to flow-core) must cover
-    // the model's; without one the firmware could only print `load-error`.
-    let needed = geometry::features(&model)
-        .unwrap_or_else(|e| fail(format!("FLOW_MODEL {}: {e}", model_path.display())));
-    let enabled = |f: &str| {
-        env::var_os(format!(
-            "CARGO_FEATURE_{}",
-            f.to_uppercase().replace('-', "_")
-        ))
-        .is_some()
+    // --- the model, checked here ---
+    println!("cargo:rerun-if-env-changed=FLOW_MODEL");
+    let path = match env::var_os("FLOW_MODEL") {
+        Some(p) if !p.is_empty() => manifest.join(p),
+        _ => manifest.join("models/circles_coupling.nflw"),
     };
-    let missing: Vec<&str> = needed.iter().copied().filter(|f| !enabled(f)).collect();
-    if !missing.is_empty() {
+    println!("cargo:rerun-if-changed={}", path.display());
+    let name = path.display();
+    let bytes = fs::read(&path).unwrap_or_else(|e| fail(format!("FLOW_MODEL {name}: {e}")));
+    let model = Model::parse(&bytes).unwrap_or_else(|e| fail(format!("FLOW_MODEL {name}: {e}")));
+    let h = model.header();
+    if h.kind == FlowKind::Conditional {
         fail(format!(
-            "FLOW_MODEL {} has layer kinds this build leaves out: build with `--features {}` \
-             (exactly the model's: `--no-default-features --features {}`; every kind: \
-             `--features all-layers`)",
-            model_path.display(),
-            missing.join(","),
-            needed.join(","),
+            "FLOW_MODEL {name} is a conditional flow: the example scores plain and joint \
+             flows (flow-device-bench runs conditional ones)"
         ));
     }
-    fs::write(out.join("geometry.rs"), geometry.rust_source()).expect("write geometry.rs");
-    println!("cargo::rustc-cfg=flow_kind=\"{}\"", geometry.kind_name());
-
-    let embedded = match path_var(&manifest, "FLOW_MODEL_UNCHECKED", None) {
-        Some(p) => {
-            println!(
-                "cargo::warning=embedding FLOW_MODEL_UNCHECKED {} as is (geometry from {})",
-                p.display(),
-                model_path.display()
-            );
-            p
+    let (mut hidden, mut bins, mut missing) = (0, 2, Vec::new());
+    for r in model.records() {
+        let r = r.unwrap_or_else(|e| fail(format!("FLOW_MODEL {name}: {e}")));
+        let (kind, spline) = match r {
+            LayerRecord::Affine { .. } => ("affine", None),
+            LayerRecord::Exp { .. } => ("exp", None),
+            LayerRecord::Spline { spline, .. } => ("spline", Some(spline)),
+            LayerRecord::Coupling { spline, .. } => ("coupling", Some(spline)),
+            LayerRecord::Permute { .. } => ("permute", None),
+            LayerRecord::ConditionalSpline { spline, .. } => ("conditional-spline", Some(spline)),
+        };
+        let quadratic = spline.is_some_and(|s| s.order == Order::Quadratic);
+        for f in [Some(kind), quadratic.then_some("quadratic")]
+            .into_iter()
+            .flatten()
+        {
+            if !feature(f) && !missing.contains(&f) {
+                missing.push(f);
+            }
         }
-        None => model_path,
-    };
-    println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
-
-    // --- the knot tables of the embedded model's fixed-parameter splines ---
-    // Computed by flow-core's own f32 code (libm, as on the device) and sealed for the model
-    // file (its CRC): the firmware hands them to `set_sealed_tables`, which checks the seal and
-    // that every table is well formed. An embedded file that does not parse gets none (its
-    // load fails before they are looked at).
-    let embedded_bytes = read("FLOW_MODEL", &embedded);
-    let tables = flow_core::Model::parse(&embedded_bytes)
-        .ok()
-        .and_then(|m| {
-            let layers = m.layers().collect::<Result<Vec<_>, _>>().ok()?;
-            let n: usize = layers.iter().map(flow_core::Layer::table_len).sum();
-            let mut out = vec![0u8; 4 * n];
-            let (mut xs, mut ys) = (vec![0f32; geometry.bins], vec![0f32; geometry.bins]);
-            flow_core::flow::write_tables(&layers, &mut out, &mut xs, &mut ys)?;
-            let seal = flow_core::flow::table_seal(m.checksum(), &out);
-            out.extend_from_slice(&seal.to_le_bytes());
-            Some(out)
-        })
-        .unwrap_or_default();
-    fs::write(out.join("tables.bin"), tables).expect("write tables.bin");
-
-    // --- the anomaly stream ---
-    if let Some(p) = path_var(&manifest, "FLOW_STREAM", None) {
-        let n = read("FLOW_STREAM", &p).len();
-        let row = 4 * geometry.stream_row();
-        if n == 0 || !n.is_multiple_of(row) {
-            fail(format!(
-                "FLOW_STREAM {}: {n} bytes is not a whole number of rows of {} f32 ({row} bytes)",
-                p.display(),
-                geometry.stream_row()
-            ));
-        }
-        println!("cargo::rustc-cfg=flow_stream_file");
-        println!("cargo:rustc-env=FLOW_STREAM_FILE={}", p.display());
     }
+    if !missing.is_empty() {
+        fail(format!(
+            "FLOW_MODEL {name} has layer kinds this build leaves out: add `--features {}`",
+            missing.join(",")
+        ));
+    }
+    let layers: Vec<_> = model.layers().collect::<Result<_, _>>().unwrap();
+    for l in &layers {
+        hidden = hidden.max(l.max_hidden());
+        bins = bins.max(l.bins());
+    }
+    let (n, marginal) = (usize::from(h.layers), usize::from(h.marginal_layers));
+    let l = match h.kind {
+        FlowKind::Joint => marginal.max(n - marginal),
+        _ => n,
+    };
+    let kind = if h.kind == FlowKind::Joint {
+        "joint"
+    } else {
+        "plain"
+    };
+    println!("cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"joint\"))");
+    println!("cargo::rustc-cfg=flow_kind=\"{kind}\"");
+    let geometry = format!(
+        "/// The model's dimension.\npub const D: usize = {};\n\
+         /// Its layers (of the larger part of a joint flow).\npub const L: usize = {};\n\
+         /// Its widest hidden layer.\npub const H: usize = {hidden};\n\
+         /// Its most spline bins.\npub const K: usize = {bins};\n",
+        h.dim,
+        l.max(1),
+    );
+    fs::write(out.join("geometry.rs"), geometry).unwrap();
+
+    // --- the knot tables of the fixed splines, sealed for this model file ---
+    let len: usize = layers.iter().map(flow_core::Layer::table_len).sum();
+    let mut tables = vec![0u8; 4 * len];
+    let (mut xs, mut ys) = (vec![0f32; bins], vec![0f32; bins]);
+    flow_core::flow::write_tables(&layers, &mut tables, &mut xs, &mut ys)
+        .unwrap_or_else(|| fail(format!("FLOW_MODEL {name}: its knot tables do not compute")));
+    let seal = flow_core::flow::table_seal(model.checksum(), &tables);
+    tables.extend_from_slice(&seal.to_le_bytes());
+    fs::write(out.join("tables.bin"), tables).unwrap();
+    // `FLOW_MODEL_UNCHECKED`: embed this file as it is instead (the tables and sizes still
+    // come from `FLOW_MODEL`); for testing the run-time load error.
+    println!("cargo:rerun-if-env-changed=FLOW_MODEL_UNCHECKED");
+    let embedded = match env::var_os("FLOW_MODEL_UNCHECKED") {
+        Some(p) if !p.is_empty() => {
+            println!("cargo::warning=embedding FLOW_MODEL_UNCHECKED as it is");
+            manifest.join(p)
+        }
+        _ => path.clone(),
+    };
+    println!("cargo:rerun-if-changed={}", embedded.display());
+    let embedded = embedded
+        .canonicalize()
+        .unwrap_or_else(|e| fail(format!("{}: {e}", embedded.display())));
+    println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
 }

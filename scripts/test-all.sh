@@ -7,13 +7,18 @@ step() { printf '\n=== %s\n' "$*"; }
 
 # --- set-up: cross targets, QEMU, the fuzzer ------------------------------------------------
 step "set-up"
-rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi >/dev/null 2>&1
+rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi \
+    riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf >/dev/null 2>&1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if ! command -v qemu-system-arm >/dev/null 2>&1; then
-    echo "installing qemu-system-arm"
+# QEMU for the Cortex-M boards (qemu-system-arm) and the RISC-V one (qemu-system-misc).
+qemu_packages=()
+command -v qemu-system-arm >/dev/null 2>&1 || qemu_packages+=(qemu-system-arm)
+command -v qemu-system-riscv32 >/dev/null 2>&1 || qemu_packages+=(qemu-system-misc)
+if [ ${#qemu_packages[@]} -gt 0 ]; then
+    echo "installing ${qemu_packages[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${qemu_packages[@]}" >/dev/null
 fi
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
@@ -40,17 +45,21 @@ for f in coupling spline,quadratic ""; do
     cargo build -p flow-core --release --target thumbv7em-none-eabihf --no-default-features --features "$f"
 done
 cargo build -p flow-core --release --target thumbv6m-none-eabi --no-default-features --features coupling
+# RISC-V (the HiFive1's rv32imac, and rv32imc without atomics).
+for t in riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf; do
+    cargo build -p flow-core --release --target "$t"
+done
 for f in coupling spline,quadratic affine,exp,permute conditional-spline "" alloc; do
     cargo clippy -p flow-core --no-default-features --features "$f" -- -D warnings
 done
 RUSTDOCFLAGS="-D warnings" cargo doc -p flow-core --no-deps --no-default-features --features coupling --quiet
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
-# --- the firmware crate (outside the workspace; its own config, lock file and target dir) ------
+# --- the device harness (outside the workspace; its own config, lock file and target dir) ------
 # Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
-step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
+step "device harness: fmt, clippy (five targets, with the no-panic check binary on Cortex-M)"
 (
-    cd flow-firmware-example && cargo fmt --check
+    cd flow-device-bench && cargo fmt --check
     for t in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi; do
         cargo clippy --release --bins --features panic-check --target "$t" --target-dir target \
             -- -D warnings
@@ -59,11 +68,31 @@ step "firmware: fmt, clippy (three targets, with the no-panic check binary)"
     # errors as text instead of codes.
     cargo clippy --release --bins --features panic-check,all-layers,error-text --target-dir target \
         -- -D warnings
+    # RISC-V: the flow firmware only (the template, fault and no-panic binaries are Cortex-M's).
+    for t in riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf; do
+        cargo clippy --release --bin flow-device-bench --target "$t" --target-dir target -- -D warnings
+    done
+)
+
+# --- the example (outside the workspace too) ----------------------------------------------------
+# Its four QEMU boards run in tests/tests/firmware.rs, which also builds, links and sizes the
+# three probe-rs boards (no hardware here).
+step "example: fmt, clippy (seven boards)"
+(
+    cd flow-firmware-example && cargo fmt --check
+    for b in mps2-an386 netduinoplus2 microbit hifive1 nrf52840-dk rp-pico nucleo-f401re; do
+        cargo clippy --release --features "$b" --config "boards/$b.toml" -- -D warnings
+    done
 )
 
 # --- every test -----------------------------------------------------------------------------
 step "tests"
 cargo test --workspace --release
+
+# --- the README's first model on a board ---------------------------------------------------------
+step "the README's model on the example (hifive1 in QEMU)"
+cargo run --release -p flow-train -- fit --data circles --out out/circles.nflw --quiet
+scripts/run-firmware.sh hifive1 out/circles.nflw
 
 # --- fuzz smoke run of the model loader (about a minute) ------------------------------------
 step "fuzz smoke run"

@@ -11,7 +11,8 @@ mod errtext;
 #[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../out.rs"]
 mod out;
-#[allow(dead_code)]
+// (The calibration is not used here.)
+#[allow(dead_code, unused_imports)]
 #[path = "../rt.rs"]
 mod rt;
 #[path = "../vectors.rs"]

@@ -5,13 +5,37 @@
 //! functions are a few hundred bytes and do all the firmware prints.
 
 use crate::errtext::{self, Text};
+#[cfg(target_arch = "arm")]
 use core::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(target_arch = "arm")]
 use cortex_m_semihosting::{nr, syscall};
 
 /// The semihosting handle of the host's stdout, plus one (0: not opened yet).
+#[cfg(target_arch = "arm")]
 static STDOUT: AtomicUsize = AtomicUsize::new(0);
 
+/// RISC-V (`sifive_e`): UART0's `txdata` and `txctrl` registers.
+#[cfg(target_arch = "riscv32")]
+const UART0_TXDATA: *mut u32 = 0x1001_3000 as _;
+#[cfg(target_arch = "riscv32")]
+const UART0_TXCTRL: *mut u32 = 0x1001_3008 as _;
+
+/// Writes `bytes` to UART0 (enabling its transmitter first): each byte when the FIFO has room
+/// (`txdata` bit 31 clear).
+#[cfg(target_arch = "riscv32")]
+fn host_write(bytes: &[u8]) {
+    // SAFETY: writes and reads of the UART's documented registers; nothing else uses them.
+    unsafe {
+        core::ptr::write_volatile(UART0_TXCTRL, 1);
+        for &b in bytes {
+            while core::ptr::read_volatile(UART0_TXDATA) & 1 << 31 != 0 {}
+            core::ptr::write_volatile(UART0_TXDATA, u32::from(b));
+        }
+    }
+}
+
 /// Writes `bytes` to the host's stdout (nothing without a semihosting host).
+#[cfg(target_arch = "arm")]
 fn host_write(bytes: &[u8]) {
     let mut fd = STDOUT.load(Ordering::Relaxed);
     if fd == 0 {

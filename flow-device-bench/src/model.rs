@@ -1,6 +1,6 @@
 //! The model seam: the embedded model file and the flow type compiled for it.
 //!
-//! `build.rs` parses the model file (`FLOW_MODEL`, default `models/circles_coupling.nflw`) on the host
+//! `build.rs` parses the model file (`FLOW_MODEL`, default: the example's `models/circles_coupling.nflw`) on the host
 //! and generates the constants included below — kind, `D`, `C`, `SPLIT` and the capacities
 //! `L`, `H`, `K` — so [`FlowT`] is exactly the model's flow type with the smallest scratch.
 //! At run time [`load`] validates the embedded bytes with [`Model::parse`] (magic, version,

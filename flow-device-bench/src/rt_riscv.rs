@@ -1,0 +1,230 @@
+//! The firmware's runtime on RISC-V (QEMU `sifive_e`, the HiFive1's FE310), in place of the
+//! Cortex-M `rt.rs`: the same interface (ending the run, the instruction counter and its
+//! calibration, stack painting) for the flow firmware `src/main.rs`.
+//!
+//! - Output goes to UART0 (`out.rs`); there is no semihosting, so QEMU does not exit by
+//!   itself: the host test ends the run at `done`, or at a `load-error`, `trap` or `panic`
+//!   line.
+//! - [`Ticker`] reads `minstret`, the retired-instruction counter: under QEMU's
+//!   `-icount shift=0` it counts instructions (without `-icount`, QEMU returns host time).
+//!   The calibration ([`Calibration`]) measures the ratio all the same (1.000 here).
+//! - Stack painting as on Cortex-M, over riscv-rt's stack region (`_estack` to
+//!   `_stack_start`).
+//!
+//! The compiler's own `memcpy`/`memset` (compiler-builtins) are used; the one-slot vector
+//! table is Cortex-M only.
+
+use core::arch::asm;
+use core::hint::black_box;
+use core::ptr::addr_of;
+
+use crate::out::Line;
+
+// --- ending the run ----------------------------------------------------------------------------
+
+/// Waits for the host to end the run (after `done`).
+pub fn exit_success() -> ! {
+    loop {
+        riscv::asm::wfi();
+    }
+}
+
+/// Waits for the host to end the run; the line printed before (`load-error`, `trap`, `panic`)
+/// is the failure.
+#[inline(never)]
+pub fn exit_failure() -> ! {
+    loop {
+        riscv::asm::wfi();
+    }
+}
+
+/// Prints `trap mcause=0x<8 hex digits> pc=0x<…>` (an illegal instruction, a bad access, a
+/// stray `ebreak`) and stops.
+#[export_name = "ExceptionHandler"]
+fn exception_handler(_: &riscv_rt::TrapFrame) -> ! {
+    use crate::errtext::Text;
+    let mut l = Line::start("trap mcause=0x");
+    l.hex8(riscv::register::mcause::read().bits() as u32);
+    l.str(" pc=0x");
+    l.hex8(riscv::register::mepc::read() as u32);
+    l.send();
+    exit_failure()
+}
+
+/// Prints `panic <file>:<line>` and stops.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use crate::errtext::Text;
+    let mut l = Line::start("panic");
+    if let Some(loc) = info.location() {
+        l.str(" ");
+        l.str(loc.file());
+        l.str(":");
+        l.dec(loc.line());
+    }
+    l.send();
+    exit_failure()
+}
+
+// --- instruction counting ----------------------------------------------------------------------
+
+/// The retired-instruction counter `minstret` (low 32 bits).
+pub struct Ticker;
+
+impl Ticker {
+    /// The counter runs from reset; nothing to start.
+    pub fn start() -> Self {
+        Self
+    }
+
+    /// Runs `f` and returns its result and the instructions it took (spans below `2^32`).
+    #[inline(always)]
+    pub fn ticks<R>(&mut self, f: impl FnOnce() -> R) -> (R, u32) {
+        let start = now();
+        let r = black_box(f());
+        (r, now().wrapping_sub(start))
+    }
+}
+
+/// `minstret`'s low 32 bits.
+#[inline(never)]
+fn now() -> u32 {
+    let v: u32;
+    // SAFETY: reads a CSR that machine mode may read.
+    unsafe { asm!("csrr {}, minstret", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// `n` iterations of a two-instruction loop (`addi; bnez`): exactly `2n` instructions.
+#[inline(never)]
+pub fn spin(n: u32) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: only touches the register holding `n`.
+    unsafe {
+        asm!(
+            "2:",
+            "addi {0}, {0}, -1",
+            "bnez {0}, 2b",
+            inout(reg) n => _,
+            options(nomem, nostack),
+        );
+    }
+}
+
+// The calibration, shared with the Cortex-M runtime.
+#[path = "calib.rs"]
+mod calib;
+pub use calib::Calibration;
+
+// --- stack painting ----------------------------------------------------------------------------
+
+extern "C" {
+    /// Top of the stack (initial SP), from riscv-rt's linker script.
+    static _stack_start: u32;
+    /// Lowest address of the stack region, from riscv-rt's linker script.
+    static _estack: u32;
+}
+
+/// The word the free stack is painted with.
+pub const PAINT: u32 = 0xCCCC_CCCC;
+
+fn stack_top() -> usize {
+    addr_of!(_stack_start) as usize
+}
+
+fn stack_bottom() -> usize {
+    addr_of!(_estack) as usize
+}
+
+/// Writes [`PAINT`] to every word from the bottom of the stack region up to the caller's stack
+/// pointer; a naked function, no frame of its own.
+#[unsafe(naked)]
+extern "C" fn paint() {
+    // SAFETY: writes only below the caller's SP, memory no live frame uses (no interrupt is
+    // enabled); touches t0-t2 (caller-saved).
+    core::arch::naked_asm!(
+        "la t0, {bottom}",
+        "li t1, {pattern}",
+        "mv t2, sp",
+        "2:",
+        "bgeu t0, t2, 3f",
+        "sw t1, 0(t0)",
+        "addi t0, t0, 4",
+        "j 2b",
+        "3:",
+        "ret",
+        bottom = sym _estack,
+        pattern = const PAINT as i32,
+    );
+}
+
+/// The current stack pointer.
+#[inline(always)]
+fn sp() -> usize {
+    let sp: usize;
+    // SAFETY: reads SP into a register.
+    unsafe { asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
+/// The lowest stack address written since the last paint (the stack top if none).
+fn lowest_used() -> usize {
+    let (mut p, top) = (stack_bottom(), stack_top());
+    // SAFETY: reads aligned words of the stack region, which is RAM.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    p
+}
+
+/// Peak stack use by painting, as in `rt.rs`.
+pub struct StackMeter {
+    peak: usize,
+}
+
+impl StackMeter {
+    /// Paints the free stack; call first thing in `main`.
+    #[inline(always)]
+    pub fn start() -> Self {
+        paint();
+        Self { peak: 0 }
+    }
+
+    #[inline(never)]
+    fn update(&mut self) -> usize {
+        let low = lowest_used();
+        self.peak = self.peak.max(stack_top() - low);
+        low
+    }
+
+    /// Runs `f` on freshly painted stack; returns its result and the bytes it used below the
+    /// stack pointer it was called at.
+    #[inline(always)]
+    pub fn phase<R>(&mut self, f: impl FnOnce() -> R) -> (R, usize) {
+        self.update();
+        paint();
+        let at = sp();
+        let r = black_box(f());
+        let low = self.update();
+        (r, at.saturating_sub(low))
+    }
+
+    /// Peak bytes of stack used since start (from the stack top).
+    pub fn peak(&mut self) -> usize {
+        self.update();
+        self.peak
+    }
+
+    /// Bytes of stack in use at the caller.
+    #[inline(always)]
+    pub fn depth(&self) -> usize {
+        stack_top() - sp()
+    }
+
+    /// Size of the stack region.
+    pub fn capacity(&self) -> usize {
+        stack_top() - stack_bottom()
+    }
+}

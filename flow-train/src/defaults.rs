@@ -377,7 +377,6 @@ fn training(data: &Dataset, s: &DataSummary, spec: &ModelSpec) -> TrainConfig {
         schedule: Schedule::Cosine {
             final_fraction: 0.02,
         },
-        max_seconds: Some(60.0),
         init_scheme: InitScheme::Identity,
         ..TrainConfig::default()
     }
@@ -887,9 +886,7 @@ mod tests {
     fn imu_two_recordings() {
         let dir = std::env::var_os("FLOW_DATA_DIR")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
-            })
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"))
             .join("imu");
         let all = Dataset::load_csv(dir.join("imu_train.csv")).unwrap_or_else(|e| panic!("{e}"));
         let rows_path = dir.join("imu_train_rows.csv");

@@ -20,6 +20,13 @@ if [ ${#qemu_packages[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${qemu_packages[@]}" >/dev/null
 fi
+# qemu-x86_64 (user mode) runs the trainer on an emulated CPU without AVX: the test that
+# `fit --isa portable` writes the same bytes on every x86-64 machine (flow-train/tests/cli.rs).
+if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then
+    echo "installing qemu-user"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-user >/dev/null
+fi
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
 fi
@@ -94,13 +101,21 @@ step "the README's model on the example (hifive1 in QEMU)"
 cargo run --release -p flow-train -- fit --data circles --out out/circles.nflw --quiet
 scripts/run-firmware.sh hifive1 out/circles.nflw
 
-# --- fuzz smoke run of the model loader (about a minute) ------------------------------------
-step "fuzz smoke run"
-(
-    cd flow-core/fuzz
-    mkdir -p corpus/model_parse
-    cargo +nightly fuzz run model_parse corpus/model_parse seeds -- \
-        -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 2>&1 | tail -n 6
-    test "${PIPESTATUS[0]}" -eq 0
-)
-echo "fuzz smoke run: no crash"
+# --- fuzz smoke runs (under 3 minutes): the model loader, the CSV reader, import-pyro's JSON --
+# Each target runs FUZZ_SECONDS (default 60 for the loader, 45 for the others) from its seeds.
+fuzz() { # <crate dir> <target> <seconds>
+    (
+        cd "$1"
+        mkdir -p "corpus/$2"
+        seeds=seeds
+        [ -d "seeds/$2" ] && seeds="seeds/$2"
+        cargo +nightly fuzz run "$2" "corpus/$2" "$seeds" -- \
+            -max_total_time="$3" -print_final_stats=1 2>&1 | tail -n 6
+        test "${PIPESTATUS[0]}" -eq 0
+    )
+    echo "fuzz $2: no crash"
+}
+step "fuzz smoke runs"
+fuzz flow-core/fuzz model_parse "${FUZZ_SECONDS:-60}"
+fuzz flow-train/fuzz csv_read "${FUZZ_SECONDS:-45}"
+fuzz flow-train/fuzz import_pyro "${FUZZ_SECONDS:-45}"

@@ -328,7 +328,6 @@ fn training(data: &Dataset, s: &DataSummary, spec: &ModelSpec) -> TrainConfig {
         schedule: Schedule::Cosine {
             final_fraction: 0.02,
         },
-        max_seconds: Some(60.0),
         init_scheme: InitScheme::Identity,
         ..TrainConfig::default()
     }

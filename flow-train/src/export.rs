@@ -105,7 +105,7 @@ pub struct Exported {
 }
 
 fn ferr(e: flow_core::Error) -> TrainError {
-    TrainError::Export(format!("{e:?}"))
+    TrainError::Export(format!("{e}"))
 }
 
 fn weights(b: &[u8]) -> Result<Weights<'_>, TrainError> {

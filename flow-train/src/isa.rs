@@ -37,6 +37,15 @@ impl Isa {
         Isa::Baseline
     }
 
+    /// The name the command line uses: `portable`, `avx2`, `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
     /// Whether this CPU can run `self`.
     pub fn is_supported(self) -> bool {
         match self {

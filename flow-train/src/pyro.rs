@@ -137,7 +137,11 @@ impl StateDict {
                 .map(|x| x.as_f64().map(|x| x as f32))
                 .collect::<Option<Vec<f32>>>()
                 .ok_or_else(|| ImportError::Json(format!("`{k}`: values are not numbers")))?;
-            let n: usize = shape.iter().product();
+            let Some(n) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+                return Err(ImportError::Json(format!(
+                    "`{k}`: shape {shape:?} holds more values than a machine word counts"
+                )));
+            };
             if n != values.len() {
                 return Err(ImportError::Json(format!(
                     "`{k}`: shape {shape:?} holds {n} values, found {}",

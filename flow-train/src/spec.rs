@@ -35,7 +35,7 @@ impl SplineSpec {
     /// The validated flow-core shape.
     pub fn shape(&self) -> Result<SplineShape, crate::TrainError> {
         SplineShape::new(self.bins, self.bound, self.order)
-            .map_err(|e| crate::TrainError::Spec(format!("spline shape: {e:?}")))
+            .map_err(|e| crate::TrainError::Spec(format!("spline shape: {e}")))
     }
 
     /// Unconstrained parameters per dimension: `4K - 1` (linear) or `3K - 1` (quadratic).

@@ -5,12 +5,16 @@
 //! so it is a density of the raw values. `--standardized` scores values that are already in
 //! the flow's space (no scaler applied, no Jacobian). The last line of stdout is
 //! `nll <value>` (nats per row); with `--anomalies` it is preceded by `auroc <value>`.
+//! `--json` prints the same figures (and the threshold counts) as one JSON object instead;
+//! `--per-row -` writes the per-row CSV to stdout and the figures to stderr.
 
+use super::files::is_std;
 use super::runtime::Runtime;
 use super::table::{read_csv, write_csv, Table};
-use super::{info, model_error, model_inputs, read_model, EvalArgs};
+use super::{info, model_error, model_inputs, one_stdin, read_model, EvalArgs};
 use anyhow::{bail, Result};
 use flow_train::export::auroc;
+use serde_json::json;
 
 /// Each row's log-density (raw units unless `standardized`), or flow-core's error for it.
 pub fn score(
@@ -35,6 +39,11 @@ pub fn score(
 }
 
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
+    one_stdin(&[Some(&a.data), a.anomalies.as_deref()])?;
+    let per_row_stdout = a.per_row.as_deref().is_some_and(is_std);
+    if per_row_stdout && a.json {
+        bail!("--per-row - and --json both write to standard output: choose one");
+    }
     let bytes = read_model(&a.model)?;
     let mut rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
     let table = read_csv(&a.data)?;
@@ -67,9 +76,14 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     }
     if let Some(p) = &a.per_row {
         write_csv(p, &["log_prob".to_string()], &lp)?;
-        info!(quiet, "wrote {}", p.display());
+        if !per_row_stdout {
+            info!(quiet, "wrote {}", p.display());
+        }
     }
     let nll = -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len() as f64;
+    let mut figures = serde_json::Map::new();
+    figures.insert("rows".into(), json!(lp.len()));
+    let mut auroc_value = None;
     if let Some(path) = &a.anomalies {
         let t = read_csv(path)?;
         let bad: Vec<f32> = score(&mut rt, &t, &a.context_columns, a.standardized)?
@@ -79,7 +93,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         if bad.is_empty() {
             bail!("{}: no rows", t.source);
         }
-        let below: Vec<String> = rt
+        let below: Vec<(f32, usize, usize)> = rt
             .model
             .thresholds()
             .map(|(q, thr)| {
@@ -90,20 +104,49 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
                 };
                 let flagged = bad.iter().filter(|&&s| s < thr + shift).count();
                 let normal = lp.iter().filter(|&&s| s < thr + shift).count();
-                format!(
-                    "below the {}% threshold: {flagged}/{} anomalous, {normal}/{} normal",
-                    q * 100.0,
-                    bad.len(),
-                    lp.len()
-                )
+                (q, flagged, normal)
             })
             .collect();
-        for b in below {
-            info!(quiet, "{b}");
+        for (q, flagged, normal) in &below {
+            info!(
+                quiet,
+                "below the {}% threshold: {flagged}/{} anomalous, {normal}/{} normal",
+                q * 100.0,
+                bad.len(),
+                lp.len()
+            );
         }
+        figures.insert("anomalous_rows".into(), json!(bad.len()));
+        figures.insert(
+            "below_thresholds".into(),
+            below
+                .iter()
+                .map(|&(q, flagged, normal)| {
+                    json!({"quantile": q, "anomalous": flagged, "normal": normal})
+                })
+                .collect(),
+        );
         let wide = |v: &[f32]| v.iter().map(|&s| s as f64).collect::<Vec<_>>();
-        println!("auroc {}", auroc(&wide(&lp), &wide(&bad)));
+        let value = auroc(&wide(&lp), &wide(&bad));
+        figures.insert("auroc".into(), json!(value));
+        auroc_value = Some(value);
     }
-    println!("nll {nll}");
+    figures.insert("nll".into(), json!(nll));
+    if a.json {
+        println!("{}", serde_json::Value::Object(figures));
+        return Ok(());
+    }
+    // With the per-row CSV on stdout, the figures go to stderr.
+    let emit = |line: String| {
+        if per_row_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    if let Some(v) = auroc_value {
+        emit(format!("auroc {v}"));
+    }
+    emit(format!("nll {nll}"));
     Ok(())
 }

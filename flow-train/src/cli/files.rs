@@ -1,13 +1,78 @@
-//! Writing output files atomically.
+//! Reading inputs (`-` is standard input) and writing outputs: regular files atomically, `-`
+//! to standard output, and into an existing pipe or device (`/dev/stdout`, a FIFO) as it is.
 
 use anyhow::{Context, Result};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed
-/// to disk, then renamed over `path`. A failure at any point leaves an existing `path`
-/// untouched and removes the temporary file. Creates the parent directory if needed.
+/// Whether `path` is `-`, standard input or output.
+pub fn is_std(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The bytes of `path`, or of standard input for `-`; an error names the file.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if is_std(path) {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut v)
+            .context("reading standard input")?;
+        return Ok(v);
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Whether `path` is the file standard output goes to (`/dev/stdout` when it is redirected to
+/// a file): writing to it through a descriptor of its own would overwrite what standard
+/// output writes, so it is written through standard output.
+#[cfg(unix)]
+fn is_stdout(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(path) else {
+        return false;
+    };
+    let stdout = std::io::stdout();
+    let Ok(fd) = stdout.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+}
+
+#[cfg(not(unix))]
+fn is_stdout(_: &Path) -> bool {
+    false
+}
+
+/// Writes `bytes` to `path`: `-` is standard output, and so is the file standard output goes
+/// to. An existing path that is not a regular
+/// file (a pipe, a terminal, `/dev/null`), or is a symbolic link (`/dev/stdout` links to the
+/// process's descriptor, whatever that is), is opened and written into, never replaced.
+/// Otherwise the write is atomic: into a temporary file in the same directory, flushed to
+/// disk, then renamed over `path`; a failure at any point leaves an existing `path` untouched
+/// and removes the temporary file. Creates the parent directory if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if is_std(path) || is_stdout(path) {
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(bytes)
+            .and_then(|()| out.flush())
+            .context("writing to standard output");
+    }
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if link || special {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.flush()))
+            .with_context(|| format!("writing {}", path.display()));
+    }
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
@@ -56,6 +121,24 @@ mod tests {
         assert!(write_atomic(&dir.join("sub"), b"x").is_err());
         let n = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(n, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A symbolic link is written through, not replaced by a regular file.
+    #[cfg(unix)]
+    #[test]
+    fn writes_through_links() {
+        let dir = std::env::temp_dir().join(format!("flow-train-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (target, link) = (dir.join("target.csv"), dir.join("link.csv"));
+        std::fs::write(&target, b"old, longer than the new text").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -34,14 +34,14 @@
 
 use super::runtime::Runtime;
 use super::table::Table;
-use super::{files::write_atomic, info, FitArgs, FlowArg, OrderArg, PresetArg};
+use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, OrderArg, PresetArg};
 use anyhow::{bail, Context, Result};
 use flow_core::model::ModelBuilder;
 use flow_core::Order;
 use flow_train::defaults::{auto_config, auto_training, AutoOptions, Preset};
 use flow_train::train::{split_groups, split_indices};
 use flow_train::{
-    synth, train, Dataset, Exported, FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec,
+    synth, train, Dataset, Exported, FlowSpec, Isa, LayerSpec, ModelSpec, Permutation, SplineSpec,
     StopReason,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -261,6 +261,44 @@ fn conditional_spec(
     }
 }
 
+/// `--flow auto` with context columns: the largest of a ladder of conditional models (spline
+/// bins, hidden sizes) within `budget` parameters; the first, without a budget, is the
+/// default (K = 32, hidden [32, 32]). `d = 1`: one conditional spline; more: a conditional
+/// spline and 2 conditional couplings.
+fn auto_conditional(d: usize, c: usize, budget: Option<usize>, seed: u64) -> Result<ModelSpec> {
+    let layers = if d == 1 { 1 } else { 2 };
+    let ladder: [(usize, &[usize]); 12] = [
+        (32, &[32, 32]),
+        (32, &[24, 24]),
+        (24, &[24, 24]),
+        (16, &[24, 24]),
+        (16, &[16, 16]),
+        (16, &[12, 12]),
+        (12, &[12, 12]),
+        (8, &[8, 8]),
+        (8, &[8]),
+        (8, &[4]),
+        (4, &[4]),
+        (4, &[2]),
+    ];
+    let spec = |(k, h): (usize, &[usize])| {
+        conditional_spec(d, c, layers, h, SplineSpec::linear(k, 4.0), seed)
+    };
+    let limit = budget.unwrap_or(usize::MAX);
+    match ladder
+        .iter()
+        .map(|&r| spec(r))
+        .find(|s| s.param_count() <= limit)
+    {
+        Some(s) => Ok(s),
+        None => bail!(
+            "no conditional model of {d} data and {c} context column(s) fits in {limit} \
+             parameters (the smallest has {})",
+            spec(ladder[ladder.len() - 1]).param_count()
+        ),
+    }
+}
+
 /// Folds the context scaler into the first layer of every hypernetwork that reads the
 /// context, so the stored model takes the raw context: `W' = W / s`, `b' = b - W·m/s` on the
 /// context inputs (computed in `f64`, rounded to `f32`).
@@ -413,9 +451,65 @@ fn describe(spec: &ModelSpec, kind: Kind) -> String {
     }
 }
 
+/// The instruction set `--isa` asks for; one this CPU lacks is an error.
+fn isa(arg: IsaArg) -> Result<Isa> {
+    let want = match arg {
+        IsaArg::Auto => return Ok(Isa::detect()),
+        IsaArg::Portable => Isa::Baseline,
+        IsaArg::Avx2 => Isa::Avx2,
+        IsaArg::Avx512 => Isa::Avx512,
+    };
+    if !want.is_supported() {
+        bail!(
+            "--isa {}: this CPU does not have it (it has {}; --isa portable runs everywhere)",
+            want.name(),
+            Isa::detect().name()
+        );
+    }
+    Ok(want)
+}
+
+/// The architecture options' ranges, each an error naming the allowed range.
+fn check_ranges(a: &FitArgs) -> Result<()> {
+    if let Some(k) = a.bins {
+        if !(2..=1000).contains(&k) {
+            bail!("--bins must be between 2 and 1000 (got {k})");
+        }
+    }
+    if let Some(b) = a.bound {
+        if !(b.is_finite() && b > 0.0) {
+            bail!("--bound must be a positive number (got {b})");
+        }
+    }
+    if let Some(h) = &a.hidden {
+        if let Some(z) = h.iter().find(|&&z| z == 0 || z > 1024) {
+            bail!("--hidden sizes must be between 1 and 1024 (got {z})");
+        }
+    }
+    if a.max_params == Some(0) {
+        bail!("--max-params must be at least 1");
+    }
+    if let Some(s) = a.max_seconds {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--max-seconds must be a positive number of seconds (got {s})");
+        }
+    }
+    if let Some(e) = a.epochs {
+        if !(e.is_finite() && e > 0.0) {
+            bail!("--epochs must be a positive number (got {e})");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     let t0 = Instant::now();
     let standardize = !a.no_standardize;
+    if super::files::is_std(&a.out) {
+        bail!("--out -: fit writes a model file (binary), not to standard output");
+    }
+    check_ranges(a)?;
+    let isa = isa(a.isa)?;
     let table = load(a)?;
     let groups = groups(a, &table)?;
     let rows = table.rows();
@@ -530,6 +624,10 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         PresetArg::Small => Preset::Small,
         PresetArg::Medium => Preset::Medium,
     });
+    let budget = match (a.max_params, preset.map(Preset::budget)) {
+        (Some(m), Some(p)) => Some(m.min(p)),
+        (m, p) => m.or(p),
+    };
     let (spec, mut cfg) = if a.flow == FlowArg::Auto && c == 0 {
         auto_config(
             &data_only,
@@ -540,8 +638,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         )?
     } else {
         let spec = if a.flow == FlowArg::Auto {
-            let layers = if d == 1 { 1 } else { 2 };
-            conditional_spec(d, c, layers, &[32, 32], SplineSpec::linear(32, 4.0), a.seed)
+            auto_conditional(d, c, budget, a.seed)?
         } else {
             let bins = a.bins.unwrap_or(16);
             let bound = a.bound.unwrap_or(4.0);
@@ -560,11 +657,11 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         (spec, cfg)
     };
     spec.validate()?;
-    let budget = a.max_params.or(preset.map(Preset::budget));
     if let Some(max) = budget {
         if spec.param_count() > max {
             bail!(
-                "the model has {} parameters, over the limit of {max}",
+                "the model has {} parameters, over the limit of {max} (--max-params); a \
+                 smaller model: fewer --layers, --bins or --hidden",
                 spec.param_count()
             );
         }
@@ -592,9 +689,10 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             cfg.restore_best = true;
         }
     }
-    if let Some(s) = a.max_seconds {
-        cfg.max_seconds = if s > 0.0 { Some(s) } else { None };
-    }
+    // Only the user sets a wall-clock limit: with one, a loaded machine stops earlier and
+    // writes a different model.
+    cfg.max_seconds = a.max_seconds;
+    cfg.isa = Some(isa);
     if let Some(s) = a.steps {
         cfg.steps = s;
     }
@@ -618,6 +716,24 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     );
     info!(quiet, "model: {}", describe(&spec, kind));
     info!(quiet, "parameters: {}", spec.param_count());
+    // Suspicious data: warnings, or errors with --strict (nothing written).
+    let raw_names: Vec<String> = order.iter().map(|&j| table.columns[j].clone()).collect();
+    let warnings =
+        super::checks::suspicious(&raw, &raw_names, |i| table.place(i), spec.param_count());
+    for w in &warnings {
+        eprintln!(
+            "{}: {}: {w}",
+            if a.strict { "error" } else { "warning" },
+            table.source
+        );
+    }
+    if a.strict && !warnings.is_empty() {
+        bail!(
+            "--strict: {} problem(s) with the data (above); {} was not written",
+            warnings.len(),
+            a.out.display()
+        );
+    }
     info!(
         quiet,
         "split: {} training rows, {} validation rows{}; {}",
@@ -636,13 +752,21 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     );
     info!(
         quiet,
-        "training: {} steps, Adam lr {}, batch {}, seed {}{}",
+        "training: {} steps, Adam lr {}, batch {}, seed {}, instruction set {}{}; {}",
         cfg.steps,
         cfg.lr,
         cfg.batch_size.map_or("full".to_string(), |b| b.to_string()),
         cfg.seed,
+        isa.name(),
+        if a.isa == IsaArg::Auto {
+            " (detected)"
+        } else {
+            ""
+        },
         cfg.max_seconds
-            .map_or(String::new(), |s| format!(", time limit {s} s"))
+            .map_or("no time limit".to_string(), |s| format!(
+                "time limit {s} s (the result depends on the machine's speed)"
+            ))
     );
     if !val_idx.is_empty() {
         info!(
@@ -714,10 +838,10 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         validated && (cfg.restore_best || matches!(m.stop, StopReason::NonFinite { .. }));
     info!(
         quiet,
-        "stopped: {stop}, after {} steps in {:.2} s ({:?}); kept the parameters of step {} ({})",
+        "stopped: {stop}, after {} steps in {:.2} s ({}); kept the parameters of step {} ({})",
         m.steps_done,
         m.seconds,
-        m.isa,
+        m.isa.name(),
         m.kept_step,
         if restored {
             "best validation"
@@ -854,10 +978,17 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         let rt = Runtime::new(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
         let x: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[c..].to_vec()).collect();
         let cx: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[..c].to_vec()).collect();
-        let files = super::plot::draw(rt, &x, &cx, &names[..d], &names[d..], dir, a.seed)
-            .context("drawing the plots")?;
-        for f in files {
+        let name = a.out.file_name().map_or_else(
+            || a.out.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        let title = super::plot::model_title(&rt, &name);
+        let (files, notes) =
+            super::plot::draw(rt, &x, &cx, &names[..d], &names[d..], dir, a.seed, &title)
+                .context("drawing the plots")?;
+        for (f, note) in files.iter().zip(&notes) {
             info!(quiet, "wrote {}", f.display());
+            info!(quiet, "{note}");
         }
     }
     info!(quiet, "fit took {:.1} s", t0.elapsed().as_secs_f64());

@@ -22,10 +22,10 @@ pub fn run(a: &ImportArgs, quiet: bool) -> Result<()> {
     write_atomic(&a.out, &bytes)?;
     info!(
         quiet,
-        "wrote {} ({} bytes): {:?} flow, dim {}, {} layers, {} parameters",
+        "wrote {} ({} bytes): {} flow, dim {}, {} layers, {} parameters",
         a.out.display(),
         bytes.len(),
-        rt.kind(),
+        format!("{:?}", rt.kind()).to_lowercase(),
         rt.dim(),
         rt.model.header().layers,
         rt.model.param_count()

@@ -1,10 +1,12 @@
-//! `inspect`: what a model file holds. An invalid file is flow-core's typed error.
+//! `inspect`: what a model file holds, as text lines or (`--json`) one JSON object with the
+//! same figures. An invalid file is flow-core's error, in words.
 
 use super::runtime::Runtime;
 use super::{model_error, read_model, InspectArgs};
 use anyhow::Result;
 use flow_core::model::{FlowKind, Hidden, LayerRecord, SplineDesc};
 use flow_core::Order;
+use serde_json::json;
 
 fn spline(s: &SplineDesc) -> String {
     format!(
@@ -67,18 +69,41 @@ pub fn run(a: &InspectArgs) -> Result<()> {
     let rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
     let m = &rt.model;
     let h = m.header();
-    println!("file: {} ({} bytes)", a.model.display(), m.file_size());
-    let kind = match h.kind {
-        FlowKind::Plain => "plain p(x)".to_string(),
-        FlowKind::Conditional => format!("conditional p(x | c), context {}", h.context_dim),
-        FlowKind::Joint => format!(
-            "joint p(x1)·p(x2|x1), x1 = the first {} of {} dims",
-            h.context_dim, h.dim
+    // The text lines, and the same figures for --json.
+    let mut text = Vec::new();
+    let mut j = serde_json::Map::new();
+    text.push(format!(
+        "file: {} ({} bytes)",
+        a.model.display(),
+        m.file_size()
+    ));
+    j.insert("file".into(), json!(a.model.display().to_string()));
+    j.insert("bytes".into(), json!(m.file_size()));
+    let (kind, kind_word) = match h.kind {
+        FlowKind::Plain => ("plain p(x)".to_string(), "plain"),
+        FlowKind::Conditional => (
+            format!("conditional p(x | c), context {}", h.context_dim),
+            "conditional",
+        ),
+        FlowKind::Joint => (
+            format!(
+                "joint p(x1)·p(x2|x1), x1 = the first {} of {} dims",
+                h.context_dim, h.dim
+            ),
+            "joint",
         ),
     };
-    println!("kind: {kind}");
-    println!("dim: {}", h.dim);
-    println!("layers: {}", h.layers);
+    text.push(format!("kind: {kind}"));
+    j.insert("kind".into(), json!(kind_word));
+    match h.kind {
+        FlowKind::Conditional => j.insert("context_dim".into(), json!(h.context_dim)),
+        FlowKind::Joint => j.insert("x1_dim".into(), json!(h.context_dim)),
+        FlowKind::Plain => None,
+    };
+    text.push(format!("dim: {}", h.dim));
+    j.insert("dim".into(), json!(h.dim));
+    text.push(format!("layers: {}", h.layers));
+    let mut layers = Vec::new();
     for (i, r) in m.records().enumerate() {
         let r = r.map_err(|e| model_error(&a.model, e))?;
         let part = match h.kind {
@@ -86,35 +111,67 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             FlowKind::Joint => "x2 | x1",
             _ => "",
         };
-        println!(
-            "  {i:>2} {part}{}{}",
+        let desc = layer(&r);
+        text.push(format!(
+            "  {i:>2} {part}{}{desc}",
             if part.is_empty() { "" } else { " " },
-            layer(&r)
-        );
+        ));
+        layers.push(json!({
+            "part": part.trim(),
+            "description": desc.split_whitespace().collect::<Vec<_>>().join(" "),
+            "params": r.param_count(),
+        }));
     }
+    j.insert("layers".into(), json!(layers));
     let (d, c) = rt.columns();
     if d.is_empty() {
-        println!("columns: (not stored)");
+        text.push("columns: (not stored)".into());
     } else if c.is_empty() {
-        println!("columns: {}", d.join(", "));
+        text.push(format!("columns: {}", d.join(", ")));
     } else {
-        println!("columns: {}; context: {}", d.join(", "), c.join(", "));
+        text.push(format!(
+            "columns: {}; context: {}",
+            d.join(", "),
+            c.join(", ")
+        ));
     }
+    j.insert("columns".into(), json!(d));
+    j.insert("context_columns".into(), json!(c));
     if rt.has_scaler() {
         let (mean, scale): (Vec<f32>, Vec<f32>) = (0..rt.dim()).filter_map(|j| m.scaler(j)).unzip();
-        println!("scaler: mean {mean:?}, scale {scale:?} (the flow models (raw - mean) / scale)");
+        text.push(format!(
+            "scaler: mean {mean:?}, scale {scale:?} (the flow models (raw - mean) / scale)"
+        ));
+        j.insert("scaler".into(), json!({"mean": mean, "scale": scale}));
     } else {
-        println!("scaler: none");
+        text.push("scaler: none".into());
+        j.insert("scaler".into(), serde_json::Value::Null);
     }
-    let t: Vec<String> = m
-        .thresholds()
-        .map(|(q, lp)| format!("{}%: {lp}", q * 100.0))
-        .collect();
-    if t.is_empty() {
-        println!("thresholds: none");
+    let thresholds: Vec<(f32, f32)> = m.thresholds().collect();
+    if thresholds.is_empty() {
+        text.push("thresholds: none".into());
     } else {
-        println!("thresholds (log p, flow space): {}", t.join(", "));
+        let t: Vec<String> = thresholds
+            .iter()
+            .map(|(q, lp)| format!("{}%: {lp}", q * 100.0))
+            .collect();
+        text.push(format!("thresholds (log p, flow space): {}", t.join(", ")));
     }
-    println!("params {}", m.param_count());
+    j.insert(
+        "thresholds".into(),
+        thresholds
+            .iter()
+            .map(|&(q, lp)| json!({"quantile": q, "log_prob": lp}))
+            .collect(),
+    );
+    text.push(format!("params {}", m.param_count()));
+    j.insert("params".into(), json!(m.param_count()));
+    if a.json {
+        println!("{}", serde_json::Value::Object(j));
+    } else {
+        for line in text {
+            println!("{line}");
+        }
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The command line: argument definitions and dispatch. Each command is its own module.
 
+mod checks;
 mod eval;
 mod files;
 mod fit;
@@ -75,6 +76,21 @@ pub enum OrderArg {
     Quadratic,
 }
 
+/// The instruction set of the training loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsaArg {
+    /// The best this CPU has (AVX-512, AVX2 + FMA, or portable): the fastest, but the model's
+    /// bytes depend on which one it is.
+    Auto,
+    /// The compile target's baseline (SSE2 on x86-64), no FMA: the same bytes on every
+    /// machine of the architecture.
+    Portable,
+    /// x86-64 AVX2 + FMA (an error on a CPU without them).
+    Avx2,
+    /// x86-64 AVX-512 (an error on a CPU without it).
+    Avx512,
+}
+
 /// Model size presets for `--flow auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
@@ -86,11 +102,29 @@ pub enum PresetArg {
     Medium,
 }
 
+/// What `fit --help` says about reproducibility.
+const FIT_REPRODUCIBILITY: &str = "\
+Reproducibility: the same data, seed and options write the same model file, byte for byte, \
+however loaded the machine is: there is no wall-clock limit unless --max-seconds is given. \
+What can still change the bytes is the instruction set the training loops run with: --isa \
+auto (the default) picks the best this CPU has (AVX-512, AVX2 + FMA, or the portable \
+baseline), and each rounds differently; --isa portable writes identical files on every \
+x86-64 machine.
+
+Before training, fit warns on stderr about suspicious data (a constant column, a value more \
+than 1,000 MADs from its column's median, more than half the rows exact duplicates, fewer rows \
+than the model has parameters); --strict makes them errors.
+
+Options marked [default: auto] are set by the automatic configuration, from the data and the \
+architecture (--flow auto's, or the explicit one); fit prints on stderr what it chose.";
+
 #[derive(Debug, Args)]
+#[command(after_long_help = FIT_REPRODUCIBILITY)]
 pub struct FitArgs {
-    /// Training data: a CSV file with a header line, or the built-in `circles` or `moons`
-    /// (scikit-learn's make_circles / make_moons; write `./circles` for a file of that name).
-    #[arg(long, value_name = "CSV|circles|moons")]
+    /// Training data: a CSV file with a header line (`-` for standard input), or the built-in
+    /// `circles` or `moons` (scikit-learn's make_circles / make_moons; write `./circles` for a
+    /// file of that name).
+    #[arg(long, value_name = "CSV|-|circles|moons")]
     pub data: String,
     /// The model file to write (atomically, only after training succeeded).
     #[arg(long, value_name = "MODEL")]
@@ -102,38 +136,44 @@ pub struct FitArgs {
     /// Architecture.
     #[arg(long, value_enum, default_value_t = FlowArg::Auto, help_heading = "Model")]
     pub flow: FlowArg,
-    /// Number of layers (see --flow for what a layer is and the defaults).
+    /// Number of layers of an explicit --flow [default: see --flow, which says what a layer
+    /// is; --flow auto chooses].
     #[arg(long, help_heading = "Model")]
     pub layers: Option<usize>,
-    /// Spline bins K [default: 16].
+    /// Spline bins K of an explicit --flow, 2 to 1000 [default: 16; --flow auto chooses].
     #[arg(long, help_heading = "Model")]
     pub bins: Option<usize>,
-    /// Spline order [default: linear].
+    /// Spline order of an explicit --flow [default: linear; --flow auto: linear].
     #[arg(long, value_enum, help_heading = "Model")]
     pub order: Option<OrderArg>,
-    /// Spline box [-B, B] in the flow's (standardized) space; identity outside [default: 4].
-    #[arg(long, help_heading = "Model")]
+    /// Spline box [-B, B] in the flow's (standardized) space, identity outside; B > 0, for an
+    /// explicit --flow [default: 4; --flow auto chooses].
+    #[arg(long, allow_negative_numbers = true, help_heading = "Model")]
     pub bound: Option<f32>,
-    /// Hidden layer sizes of the hypernetworks, comma-separated [default: 32,32].
+    /// Hidden layer sizes of the hypernetworks of an explicit --flow, comma-separated
+    /// [default: 32,32; --flow auto chooses].
     #[arg(long, value_delimiter = ',', num_args = 1.., help_heading = "Model")]
     pub hidden: Option<Vec<usize>>,
-    /// Size preset for --flow auto.
+    /// Size preset for --flow auto [default: auto: the circles-tuned model for 2-D, small for
+    /// 3-D and more; unbounded for conditional models].
     #[arg(long, value_enum, help_heading = "Model")]
     pub preset: Option<PresetArg>,
-    /// Upper bound on the number of parameters (an error if the architecture has more).
+    /// Upper bound on the number of parameters: --flow auto picks a model within it, an
+    /// explicit --flow with more is an error [default: none].
     #[arg(long, value_name = "N", help_heading = "Model")]
     pub max_params: Option<usize>,
 
-    /// Optimizer steps [default: from the automatic configuration].
+    /// Optimizer steps [default: auto].
     #[arg(long, conflicts_with = "epochs", help_heading = "Training")]
     pub steps: Option<usize>,
-    /// Passes over the training rows (converted to steps with the batch size).
+    /// Passes over the training rows (converted to steps with the batch size) [default: none;
+    /// --steps applies].
     #[arg(long, help_heading = "Training")]
     pub epochs: Option<f64>,
-    /// Adam's (peak) learning rate.
+    /// Adam's (peak) learning rate [default: auto].
     #[arg(long, help_heading = "Training")]
     pub lr: Option<f32>,
-    /// Rows per step; 0 for the full batch.
+    /// Rows per step; 0 for the full batch [default: auto].
     #[arg(long, help_heading = "Training")]
     pub batch_size: Option<usize>,
     /// Seed of the initialization, the validation split, the shuffles and the built-in data.
@@ -142,17 +182,24 @@ pub struct FitArgs {
     /// Fraction of the rows (or of the groups) held out for validation: their NLL is reported
     /// and the anomaly thresholds come from them; up to 2-D the defaults also stop early and
     /// keep the best validated parameters, for 3-D and more they keep the last ones. 0 trains
-    /// on every row.
+    /// on every row [default: auto].
     #[arg(long, help_heading = "Training")]
     pub val_fraction: Option<f32>,
     /// Stop after this many validation checks without improvement and keep the best validated
-    /// parameters (whatever the defaults keep); 0 never stops early.
+    /// parameters (whatever the defaults keep); 0 never stops early [default: auto].
     #[arg(long, help_heading = "Training")]
     pub patience: Option<usize>,
-    /// Wall-time limit of the training loop in seconds; 0 for none [default: from the
-    /// automatic configuration].
+    /// Wall-time limit of the training loop in seconds: a loaded machine then stops earlier
+    /// and writes a different model [default: none].
     #[arg(long, help_heading = "Training")]
     pub max_seconds: Option<f64>,
+    /// Instruction set of the training loops; `portable` writes the same bytes on every
+    /// machine (see the end of --help).
+    #[arg(long, value_enum, default_value_t = IsaArg::Auto, help_heading = "Training")]
+    pub isa: IsaArg,
+    /// Treat the warnings about suspicious data as errors: exit 1 and write nothing.
+    #[arg(long, help_heading = "Training")]
+    pub strict: bool,
 
     /// CSV columns that are the context c of a conditional model p(x | c), comma-separated.
     #[arg(long, value_delimiter = ',', num_args = 1.., help_heading = "Data")]
@@ -192,15 +239,17 @@ pub struct EvalArgs {
     /// The model file.
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
-    /// Rows to score (CSV with a header). Values are in RAW units: when the model stores a
-    /// scaler, it is applied and log-densities are in raw units (see --standardized).
+    /// Rows to score (CSV with a header; `-` for standard input). Values are in RAW units:
+    /// when the model stores a scaler, it is applied and log-densities are in raw units (see
+    /// --standardized).
     #[arg(long, value_name = "CSV")]
     pub data: PathBuf,
-    /// Write each row's log-density to this CSV (column `log_prob`).
+    /// Write each row's log-density to this CSV (column `log_prob`; `-` for standard output,
+    /// instead of the figures).
     #[arg(long, value_name = "OUT.csv")]
     pub per_row: Option<PathBuf>,
-    /// Anomalous rows: also print `auroc <value>`, the probability that a normal row scores
-    /// higher than an anomalous one (ties count half).
+    /// Anomalous rows (`-` for standard input): also print `auroc <value>`, the probability
+    /// that a normal row scores higher than an anomalous one (ties count half).
     #[arg(long, value_name = "ANOMALOUS.csv")]
     pub anomalies: Option<PathBuf>,
     /// The CSV columns holding the context of a conditional model [default: the column names
@@ -211,6 +260,9 @@ pub struct EvalArgs {
     /// scaler; log-densities are in that space.
     #[arg(long)]
     pub standardized: bool,
+    /// Print the figures as one JSON object on stdout instead of text lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -224,7 +276,8 @@ pub struct SampleArgs {
     /// Seed of the generator (PCG-64).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The CSV file to write (header: the model's column names, or x1, x2, …).
+    /// The CSV file to write (header: the model's column names, or x1, x2, …; `-` for
+    /// standard output).
     #[arg(long, value_name = "CSV")]
     pub out: PathBuf,
     /// The context of a conditional model, comma-separated (required for those).
@@ -240,6 +293,9 @@ pub struct InspectArgs {
     /// The model file.
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
+    /// Print the figures as one JSON object on stdout instead of text lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -247,7 +303,8 @@ pub struct PlotArgs {
     /// The model file.
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
-    /// Data to compare with (CSV with a header, raw units as for `eval`).
+    /// Data to compare with (CSV with a header, raw units as for `eval`; `-` for standard
+    /// input).
     #[arg(long, value_name = "CSV")]
     pub data: PathBuf,
     /// Directory for the PNG files.
@@ -301,16 +358,24 @@ pub fn read_model(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
 }
 
-/// Wraps a flow-core error with the file it concerns.
-pub fn model_error(path: &std::path::Path, e: flow_core::Error) -> anyhow::Error {
-    anyhow::anyhow!("{}: {e} ({e:?})", path.display())
+/// `--data` and `--anomalies` cannot both read standard input.
+pub fn one_stdin(paths: &[Option<&std::path::Path>]) -> anyhow::Result<()> {
+    if paths.iter().flatten().filter(|p| files::is_std(p)).count() > 1 {
+        anyhow::bail!("only one input can be `-` (standard input)");
+    }
+    Ok(())
 }
 
-/// Informational output (suppressed by --quiet).
+/// Wraps a flow-core error with the file it concerns, in words (flow-core's `Display`).
+pub fn model_error(path: &std::path::Path, e: flow_core::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}: {e}", path.display())
+}
+
+/// Informational output, on stderr (suppressed by --quiet); results go to stdout.
 macro_rules! info {
     ($quiet:expr, $($t:tt)*) => {
         if !$quiet {
-            println!($($t)*);
+            eprintln!($($t)*);
         }
     };
 }

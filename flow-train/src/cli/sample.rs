@@ -2,7 +2,7 @@
 
 use super::runtime::Runtime;
 use super::table::write_csv;
-use super::{info, model_error, read_model, SampleArgs};
+use super::{files::is_std, info, model_error, read_model, SampleArgs};
 use anyhow::{bail, Result};
 use rand_core::SeedableRng;
 
@@ -54,7 +54,11 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         quiet,
         "wrote {} samples to {} ({})",
         a.count,
-        a.out.display(),
+        if is_std(&a.out) {
+            "standard output".to_string()
+        } else {
+            a.out.display().to_string()
+        },
         if a.standardized || !rt.has_scaler() {
             "flow space"
         } else {

@@ -8,7 +8,7 @@
 //! Columns a command does not use (an id, a label) may hold anything. The `csv` crate does the
 //! quoting and the line accounting.
 
-use super::files::write_atomic;
+use super::files::{is_std, read_input, write_atomic};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -104,6 +104,14 @@ impl Table {
         Ok(v32)
     }
 
+    /// Where row `i` is, for messages: `line N` of a file, `row N` (1-based) of built-in data.
+    pub fn place(&self, i: usize) -> String {
+        match &self.cells {
+            Cells::Numbers(_) => format!("row {}", i + 1),
+            Cells::Text { lines, .. } => format!("line {}", lines[i]),
+        }
+    }
+
     /// Column `j` as text.
     pub fn text(&self, j: usize) -> Vec<String> {
         let w = self.columns.len();
@@ -114,10 +122,15 @@ impl Table {
     }
 }
 
-/// Reads a CSV file with a header line.
+/// Reads a CSV file with a header line (`-`: standard input, named `<stdin>` in messages).
 pub fn read_csv(path: &Path) -> Result<Table> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_csv(&text, &path.display().to_string())
+    let text = read_input(path)?;
+    let source = if is_std(path) {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
+    parse_csv(&text, &source)
 }
 
 /// Parses CSV bytes (see [`read_csv`]); `source` names them in messages.

@@ -112,6 +112,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod cost;
 pub mod data;
 pub mod defaults;
 mod dense;

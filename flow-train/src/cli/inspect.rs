@@ -5,6 +5,7 @@ use super::{model_error, read_model, InspectArgs};
 use anyhow::Result;
 use flow_core::model::{FlowKind, Hidden, LayerRecord, SplineDesc};
 use flow_core::Order;
+use flow_train::cost::DeviceCost;
 
 fn spline(s: &SplineDesc) -> String {
     format!(
@@ -115,6 +116,16 @@ pub fn run(a: &InspectArgs) -> Result<()> {
     } else {
         println!("thresholds (log p, flow space): {}", t.join(", "));
     }
+    device_cost(m).map_err(|e| model_error(&a.model, e))?;
     println!("params {}", m.param_count());
+    Ok(())
+}
+
+/// The expected cost on a Cortex-M4F (`flow_train::cost`; docs/device-cost.md).
+fn device_cost(m: &flow_core::Model<'_>) -> Result<(), flow_core::Error> {
+    let c = DeviceCost::of_model(m)?;
+    println!("flash_bytes {}", c.flash_bytes);
+    println!("ram_bytes {}", c.ram_bytes);
+    println!("m4f_instructions {}", c.m4f_instructions);
     Ok(())
 }

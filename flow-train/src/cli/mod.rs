@@ -123,6 +123,14 @@ pub struct FitArgs {
     /// Upper bound on the number of parameters (an error if the architecture has more).
     #[arg(long, value_name = "N", help_heading = "Model")]
     pub max_params: Option<usize>,
+    /// Upper bound on the estimated Cortex-M4F instructions per log_prob (the cost model
+    /// `inspect` prints, docs/device-cost.md): --flow auto picks the best architecture within it.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_instructions: Option<usize>,
+    /// Upper bound on the estimated flash bytes (model file and flow-core code, as `inspect`
+    /// prints them): --flow auto picks the best architecture within it.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_flash_bytes: Option<usize>,
 
     /// Optimizer steps [default: from the automatic configuration].
     #[arg(long, conflicts_with = "epochs", help_heading = "Training")]

@@ -12,7 +12,9 @@ use super::{info, model_error, model_inputs, read_model, EvalArgs};
 use anyhow::{bail, Result};
 use flow_train::export::auroc;
 
-/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it.
+/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it: the
+/// single-threaded reference of [`score_parallel`] (its test).
+#[cfg(test)]
 pub fn score(
     rt: &mut Runtime<'_>,
     table: &Table,
@@ -34,9 +36,25 @@ pub fn score(
         .collect())
 }
 
+/// [`score`] on `threads` threads (`None`: every core) through flow-core's compiled flows
+/// with their knot tables: the same values, bit for bit (`score.rs`).
+pub fn score_parallel(
+    bytes: &[u8],
+    rt: &Runtime<'_>,
+    table: &Table,
+    context_columns: &[String],
+    standardized: bool,
+    threads: Option<u16>,
+) -> Result<Vec<Result<f32, flow_core::Error>>> {
+    let (x, cx, _, _) = model_inputs(rt, table, context_columns)?;
+    let threads = threads.map_or_else(super::score::threads, usize::from);
+    super::score::score_rows(bytes, &x, &cx, standardized, threads)
+        .map_err(|e| anyhow::anyhow!("{}: flow-core: {e}", table.source))
+}
+
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     let bytes = read_model(&a.model)?;
-    let mut rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
+    let rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
     let table = read_csv(&a.data)?;
     let how = match (a.standardized, rt.has_scaler()) {
         (false, true) => {
@@ -55,7 +73,11 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         table.rows(),
         table.source
     );
-    let lp: Vec<f32> = score(&mut rt, &table, &a.context_columns, a.standardized)?
+    let scored = |t: &Table| {
+        let (ctx, std) = (&a.context_columns, a.standardized);
+        score_parallel(&bytes, &rt, t, ctx, std, a.threads)
+    };
+    let lp: Vec<f32> = scored(&table)?
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
@@ -72,7 +94,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     let nll = -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len() as f64;
     if let Some(path) = &a.anomalies {
         let t = read_csv(path)?;
-        let bad: Vec<f32> = score(&mut rt, &t, &a.context_columns, a.standardized)?
+        let bad: Vec<f32> = scored(&t)?
             .into_iter()
             .map(|r| r.unwrap_or(f32::NEG_INFINITY))
             .collect();

@@ -8,6 +8,7 @@ mod inspect;
 mod plot;
 mod runtime;
 mod sample;
+mod score;
 mod table;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -219,6 +220,9 @@ pub struct EvalArgs {
     /// scaler; log-densities are in that space.
     #[arg(long)]
     pub standardized: bool,
+    /// Threads to score with [default: the machine's cores]. The values do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]

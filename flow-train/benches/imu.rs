@@ -527,6 +527,7 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
         &AutoOptions {
             preset,
             max_params: None,
+            ..AutoOptions::default()
         },
     )
     .expect("auto_config");
@@ -803,6 +804,7 @@ fn circles(words: &[String], seeds: u64) {
                 &AutoOptions {
                     preset,
                     max_params: None,
+                    ..AutoOptions::default()
                 },
             )
             .unwrap()
@@ -895,6 +897,7 @@ fn write_model(imu: &Imu, words: &[String]) {
             &AutoOptions {
                 preset,
                 max_params: None,
+                ..AutoOptions::default()
             },
         )
         .unwrap()
@@ -1031,6 +1034,7 @@ fn main() {
             let opts = AutoOptions {
                 preset,
                 max_params: None,
+                ..AutoOptions::default()
             };
             // As `fit` with its defaults: no group ids (`groups` passes the recordings, as
             // `fit --rows-per-group 100` would).

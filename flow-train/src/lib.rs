@@ -82,6 +82,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod cost;
 pub mod data;
 pub mod defaults;
 mod dense;

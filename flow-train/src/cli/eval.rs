@@ -16,7 +16,9 @@ use anyhow::{bail, Result};
 use flow_train::export::auroc;
 use serde_json::json;
 
-/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it.
+/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it: the
+/// single-threaded reference of [`score_parallel`] (its test).
+#[cfg(test)]
 pub fn score(
     rt: &mut Runtime<'_>,
     table: &Table,
@@ -38,6 +40,22 @@ pub fn score(
         .collect())
 }
 
+/// [`score`] on `threads` threads (`None`: every core) through flow-core's compiled flows
+/// with their knot tables: the same values, bit for bit (`score.rs`).
+pub fn score_parallel(
+    bytes: &[u8],
+    rt: &Runtime<'_>,
+    table: &Table,
+    context_columns: &[String],
+    standardized: bool,
+    threads: Option<u16>,
+) -> Result<Vec<Result<f32, flow_core::Error>>> {
+    let (x, cx, _, _) = model_inputs(rt, table, context_columns)?;
+    let threads = threads.map_or_else(super::score::threads, usize::from);
+    super::score::score_rows(bytes, &x, &cx, standardized, threads)
+        .map_err(|e| anyhow::anyhow!("{}: flow-core: {e}", table.source))
+}
+
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     one_stdin(&[Some(&a.data), a.anomalies.as_deref()])?;
     let per_row_stdout = a.per_row.as_deref().is_some_and(is_std);
@@ -45,7 +63,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         bail!("--per-row - and --json both write to standard output: choose one");
     }
     let bytes = read_model(&a.model)?;
-    let mut rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
+    let rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
     let table = read_csv(&a.data)?;
     let how = match (a.standardized, rt.has_scaler()) {
         (false, true) => {
@@ -64,7 +82,11 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         table.rows(),
         table.source
     );
-    let lp: Vec<f32> = score(&mut rt, &table, &a.context_columns, a.standardized)?
+    let scored = |t: &Table| {
+        let (ctx, std) = (&a.context_columns, a.standardized);
+        score_parallel(&bytes, &rt, t, ctx, std, a.threads)
+    };
+    let lp: Vec<f32> = scored(&table)?
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
@@ -86,7 +108,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     let mut auroc_value = None;
     if let Some(path) = &a.anomalies {
         let t = read_csv(path)?;
-        let bad: Vec<f32> = score(&mut rt, &t, &a.context_columns, a.standardized)?
+        let bad: Vec<f32> = scored(&t)?
             .into_iter()
             .map(|r| r.unwrap_or(f32::NEG_INFINITY))
             .collect();

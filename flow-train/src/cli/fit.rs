@@ -36,7 +36,7 @@ use super::runtime::Runtime;
 use super::table::Table;
 use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, OrderArg, PresetArg};
 use anyhow::{bail, Context, Result};
-use flow_core::model::ModelBuilder;
+use flow_core::model::{FlowKind, ModelBuilder};
 use flow_core::Order;
 use flow_train::defaults::{auto_config, auto_training, AutoOptions, Preset};
 use flow_train::train::{split_groups, split_indices};
@@ -634,6 +634,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             &AutoOptions {
                 preset,
                 max_params: a.max_params,
+                max_instructions: a.max_instructions,
+                max_flash_bytes: a.max_flash_bytes,
             },
         )?
     } else {
@@ -671,6 +673,31 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         (ModelSpec::Flow(_), _) => Kind::Plain,
         (ModelSpec::Joint { marginal, .. }, _) => Kind::Joint(marginal.dim),
     };
+    let device = flow_train::cost::spec_cost_as(
+        &spec,
+        match kind {
+            Kind::Plain => FlowKind::Plain,
+            Kind::Joint(_) => FlowKind::Joint,
+            Kind::Conditional(_) => FlowKind::Conditional,
+        },
+    );
+    if let Some(max) = a.max_instructions {
+        if device.m4f_instructions > max as u64 {
+            bail!(
+                "the model needs an estimated {} Cortex-M4F instructions per log_prob, over \
+                 the limit of {max}",
+                device.m4f_instructions
+            );
+        }
+    }
+    if let Some(max) = a.max_flash_bytes {
+        if device.flash_bytes > max as u64 {
+            bail!(
+                "the model needs an estimated {} flash bytes, over the limit of {max}",
+                device.flash_bytes
+            );
+        }
+    }
 
     cfg.seed = a.seed;
     cfg.validation_fraction = val_fraction;
@@ -734,6 +761,14 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             a.out.display()
         );
     }
+    info!(
+        quiet,
+        "device cost (estimated, Cortex-M4F; docs/device-cost.md): {} instructions per \
+         log_prob, {} flash bytes, {} RAM bytes",
+        device.m4f_instructions,
+        device.flash_bytes,
+        device.ram_bytes
+    );
     info!(
         quiet,
         "split: {} training rows, {} validation rows{}; {}",

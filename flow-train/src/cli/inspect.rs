@@ -6,6 +6,7 @@ use super::{model_error, read_model, InspectArgs};
 use anyhow::Result;
 use flow_core::model::{FlowKind, Hidden, LayerRecord, SplineDesc};
 use flow_core::Order;
+use flow_train::cost::DeviceCost;
 use serde_json::json;
 
 fn spline(s: &SplineDesc) -> String {
@@ -164,6 +165,16 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             .map(|&(q, lp)| json!({"quantile": q, "log_prob": lp}))
             .collect(),
     );
+    // The expected cost on a Cortex-M4F (`flow_train::cost`; docs/device-cost.md).
+    let cost = DeviceCost::of_model(m).map_err(|e| model_error(&a.model, e))?;
+    for (key, v) in [
+        ("flash_bytes", cost.flash_bytes),
+        ("ram_bytes", cost.ram_bytes),
+        ("m4f_instructions", cost.m4f_instructions),
+    ] {
+        text.push(format!("{key} {v}"));
+        j.insert(key.into(), json!(v));
+    }
     text.push(format!("params {}", m.param_count()));
     j.insert("params".into(), json!(m.param_count()));
     if a.json {

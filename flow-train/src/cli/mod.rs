@@ -9,6 +9,7 @@ mod inspect;
 mod plot;
 mod runtime;
 mod sample;
+mod score;
 mod table;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -162,6 +163,14 @@ pub struct FitArgs {
     /// explicit --flow with more is an error [default: none].
     #[arg(long, value_name = "N", help_heading = "Model")]
     pub max_params: Option<usize>,
+    /// Upper bound on the estimated Cortex-M4F instructions per log_prob (the cost model
+    /// `inspect` prints, docs/device-cost.md): --flow auto picks the best architecture within it.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_instructions: Option<usize>,
+    /// Upper bound on the estimated flash bytes (model file and flow-core code, as `inspect`
+    /// prints them): --flow auto picks the best architecture within it.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_flash_bytes: Option<usize>,
 
     /// Optimizer steps [default: auto].
     #[arg(long, conflicts_with = "epochs", help_heading = "Training")]
@@ -263,6 +272,9 @@ pub struct EvalArgs {
     /// Print the figures as one JSON object on stdout instead of text lines.
     #[arg(long)]
     pub json: bool,
+    /// Threads to score with [default: the machine's cores]. The values do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]

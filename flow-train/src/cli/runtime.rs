@@ -219,6 +219,7 @@ impl<'a> Runtime<'a> {
 
     /// `log p(raw | ctx)` in raw units: the scaler applied and its Jacobian added, as
     /// flow-core's [`Model::log_prob_raw`]. The context is used as given.
+    #[cfg_attr(not(test), allow(dead_code))] // eval's single-threaded reference (tests)
     pub fn log_prob_raw(&mut self, raw: &[f32], ctx: &[f32]) -> Result<f32, Error> {
         let x = self.standardize(raw);
         Ok(self.log_prob(&x, ctx)? + self.model.raw_log_det::<f32>())

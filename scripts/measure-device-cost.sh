@@ -1,6 +1,6 @@
 #!/bin/sh
 # Re-measures the device cost table (docs/device-cost.md) and re-fits the cost model's
-# coefficients (flow-train/src/cost.rs): builds the firmware example for each model of
+# coefficients (flow-train/src/cost.rs): builds the measurement harness (flow-device-bench) for each model of
 # tests/tests/cost_model.rs (`measure_cost_table`), runs it in QEMU mps2-an386 with
 # -icount shift=0, writes the table to $1 (default device-cost.tsv) and fits it.
 # About half a minute per model on a 2-core machine. Needs qemu-system-arm and the

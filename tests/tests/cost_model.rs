@@ -1,6 +1,6 @@
 //! The device cost model (`flow_train::cost`, what `inspect` prints) against the measurement
-//! harness: the Cortex-M4F firmware (`flow-firmware-example`) built for a model file and run
-//! in QEMU `mps2-an386` with `-icount shift=0`.
+//! harness (`flow-device-bench`): the Cortex-M4F firmware built for a model file and run in
+//! QEMU `mps2-an386` with `-icount shift=0`.
 //!
 //! * `cost_model_matches_the_harness`: the example models — the firmware's default
 //!   `models/circles_coupling.nflw`, Pyro's trained tutorial flows (a) `Spline(2, 16)`, (b)
@@ -23,7 +23,7 @@
 //! missing is a failure (`scripts/test-all.sh` installs it).
 
 #[allow(dead_code)]
-#[path = "../../flow-firmware-example/src/geometry.rs"]
+#[path = "../../flow-device-bench/src/geometry.rs"]
 mod geometry;
 
 use flow_core::model::ModelBuilder;
@@ -54,7 +54,7 @@ struct Measured {
 /// counting, and reads the figures.
 fn measure(label: &str, model: &[u8]) -> Measured {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let harness = root.join("flow-firmware-example");
+    let harness = root.join("flow-device-bench");
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cost-model");
     std::fs::create_dir_all(&work).expect("create the test's work directory");
     let path = work.join(format!("{label}.nflw"));
@@ -71,7 +71,7 @@ fn measure(label: &str, model: &[u8]) -> Measured {
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(&harness)
         .args(["build", "--release", "--target", target, "--bin"])
-        .args(["flow-firmware-example", "--bin", "template"])
+        .args(["flow-device-bench", "--bin", "template"])
         .args(["--no-default-features", "--features", &features])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -102,7 +102,7 @@ fn measure(label: &str, model: &[u8]) -> Measured {
         ])
         .args(["-cpu", "cortex-m4", "-nographic", "-semihosting-config"])
         .args(["enable=on,target=native", "-icount", "shift=0", "-kernel"])
-        .arg(bin("flow-firmware-example"))
+        .arg(bin("flow-device-bench"))
         .stdin(Stdio::null())
         .output()
         .expect("run qemu-system-arm (scripts/test-all.sh installs it)");
@@ -121,7 +121,7 @@ fn measure(label: &str, model: &[u8]) -> Measured {
     };
     Measured {
         instructions: metric("icount_per_log_prob"),
-        flash: elf_flash(&bin("flow-firmware-example")) - elf_flash(&bin("template")),
+        flash: elf_flash(&bin("flow-device-bench")) - elf_flash(&bin("template")),
         ram: metric("flow_struct_bytes") + metric("stack_log_prob_bytes"),
     }
 }

@@ -23,8 +23,7 @@
 //! validator of its own (the same accept set as `core::str::from_utf8`, tested against it)
 //! and kept as its bytes, so that a loader that never reads it as text links no other.
 
-use crate::error::{Error, Feature};
-use crate::model::FormatError;
+use crate::error::{Error, Feature, FormatError};
 
 /// Why a part does not decode: small enough to travel in a register (unlike [`Error`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,10 @@
 //! Outside `[-B, B]` the spline is the identity and contributes no parameter gradient. The bin
 //! search follows flow-core's absolute `1e-6` rule exactly.
 //!
+//! The bin formulas themselves are flow-core's ([`flow_core::spline::bin`], their always
+//! inlined `…_inlined` form), evaluated with [`Lanes`]: the trainer's vectorizable `ln` and a `pick` that computes both branches and
+//! blends, so that the per-point loops compile to SIMD code. The adjoints are this file's own.
+//!
 //! Two evaluation modes share the per-point math:
 //! * [`SharedSpline`]: parameters shared by all points (the element-wise `Spline` layer and a
 //!   coupling's lower spline). Knots are computed once per step; per-point adjoints are summed
@@ -25,11 +29,42 @@
 
 use crate::float::{fmax, sel, sigmoid, Float};
 use crate::tile::{zero, Row, T};
+use flow_core::spline::bin::{Bin, BinOps};
+use flow_core::spline::{MIN_BIN_WIDTH, MIN_DERIVATIVE, MIN_LAMBDA, SEARCH_EPS};
+use flow_core::{Order, SplineShape};
 
 /// Points per register chunk in the selection loops.
 const V: usize = 16;
-use flow_core::spline::{MIN_BIN_WIDTH, MIN_DERIVATIVE, MIN_LAMBDA, SEARCH_EPS};
-use flow_core::{Order, SplineShape};
+
+/// The trainer's [`BinOps`] for flow-core's bin formulas: [`Float`]'s functions (branch-free
+/// approximations for `f32`) and a `pick` that computes both sides and blends, so that a loop
+/// over points vectorizes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lanes;
+
+impl<F: Float> BinOps<F> for Lanes {
+    #[inline(always)]
+    fn lit(v: f64) -> F {
+        F::of(v)
+    }
+    #[inline(always)]
+    fn ln(v: F) -> F {
+        v.ln()
+    }
+    #[inline(always)]
+    fn sqrt(v: F) -> F {
+        v.sqrt()
+    }
+    #[inline(always)]
+    fn abs(v: F) -> F {
+        v.abs()
+    }
+    #[inline(always)]
+    fn pick<R: Copy>(c: bool, a: impl FnOnce() -> R, b: impl FnOnce() -> R) -> R {
+        let (a, b) = (a(), b());
+        sel(c, a, b)
+    }
+}
 
 /// The quantities of one bin (or their adjoints).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -44,6 +79,12 @@ pub(crate) struct BinQ<F> {
 }
 
 impl<F: Float> BinQ<F> {
+    /// flow-core's [`Bin`] of these quantities.
+    #[inline(always)]
+    pub(crate) fn bin(&self) -> Bin<F> {
+        Bin::new(self.xk, self.dx, self.yk, self.dy, self.d0, self.d1)
+    }
+
     #[inline(always)]
     fn masked(self, keep: bool) -> Self {
         let z = F::ZERO;
@@ -122,30 +163,12 @@ impl<F: Float> QRows<F> {
     }
 }
 
-/// `(x, log|dx/dy|)` of the linear-rational inverse in bin `q` (flow-core's operation order).
+/// `(x, log|dx/dy|)` of the linear-rational inverse in bin `q` (flow-core's formula).
 #[inline(always)]
 pub(crate) fn inv_linear<F: Float>(q: &BinQ<F>, y: F) -> (F, F) {
-    let one = F::ONE;
-    let l = q.lam;
-    let s = q.dy / q.dx;
-    let wb = (q.d0 / q.d1).sqrt();
-    let oml = one - l;
-    let wc = (l * q.d0 + oml * wb * q.d1) / s;
-    let ya = q.yk;
-    let yb = q.dy + q.yk;
-    let yc = (oml * ya + l * wb * yb) / (oml + l * wb);
-    let lo = y <= yc;
-    let num = sel(lo, l * (ya - y), (wc - l * wb) * y + l * wb * yb - wc * yc);
-    let den = sel(
-        lo,
-        (wc - one) * y + ya - wc * yc,
-        (wc - wb) * y + wb * yb - wc * yc,
-    );
-    let dnum = sel(lo, wc * l * (yc - ya), wb * wc * oml * (yb - yc));
-    let theta = num / den;
-    let x = theta * q.dx + q.xk;
-    let lden = den.abs().ln();
-    (x, (dnum * q.dx).ln() - (lden + lden))
+    q.bin()
+        .linear_inlined::<Lanes>(q.lam)
+        .inverse_inlined::<Lanes>(y, true)
 }
 
 /// Adjoints of [`inv_linear`]: given `gx = ∂L/∂x` and `gld = ∂L/∂log|dx/dy|`, returns
@@ -154,15 +177,14 @@ pub(crate) fn inv_linear<F: Float>(q: &BinQ<F>, y: F) -> (F, F) {
 pub(crate) fn inv_linear_grad<F: Float>(q: &BinQ<F>, y: F, gx: F, gld: F) -> (BinQ<F>, F) {
     let one = F::ONE;
     let two = F::of(2.0);
-    let (l, d0, d1, dx, dy, ya) = (q.lam, q.d0, q.d1, q.dx, q.dy, q.yk);
-    let s = dy / dx;
+    let (l, d0, d1, dx, ya) = (q.lam, q.d0, q.d1, q.dx, q.yk);
+    let bin = q.bin();
+    let s = bin.s;
     let r = d0 / d1;
-    let wb = r.sqrt();
+    let lb = bin.linear_inlined::<Lanes>(l);
+    let (wb, wc, yb, yc) = (lb.wb, lb.wc, lb.yb, lb.yc);
     let oml = one - l;
-    let wc = (l * d0 + oml * wb * d1) / s;
-    let yb = dy + ya;
     let ycd = oml + l * wb;
-    let yc = (oml * ya + l * wb * yb) / ycd;
     let lo = y <= yc;
     // num = a1·y + a0, den = b1·y + b0 in either branch.
     let a1 = sel(lo, -l, wc - l * wb);
@@ -242,25 +264,10 @@ pub(crate) fn inv_linear_grad<F: Float>(q: &BinQ<F>, y: F, gx: F, gld: F) -> (Bi
     )
 }
 
-/// `(x, log|dx/dy|)` of the rational-quadratic inverse in bin `q` (flow-core's operation order).
+/// `(x, log|dx/dy|)` of the rational-quadratic inverse in bin `q` (flow-core's formula).
 #[inline(always)]
 pub(crate) fn inv_quad<F: Float>(q: &BinQ<F>, y: F) -> (F, F) {
-    let one = F::ONE;
-    let s = q.dy / q.dx;
-    let delta = y - q.yk;
-    let c = q.d0 + q.d1 - (s + s);
-    let a = delta * c + q.dy * (s - q.d0);
-    let b = q.dy * q.d0 - delta * c;
-    let qq = -s * delta;
-    let disc = b * b - F::of(4.0) * a * qq;
-    let disc = sel(disc > F::ZERO, disc, F::ZERO);
-    let theta = (qq + qq) / (-b - disc.sqrt());
-    let x = theta * q.dx + q.xk;
-    let t = theta * (one - theta);
-    let den = s + c * t;
-    let om = one - theta;
-    let num = s * s * (q.d1 * theta * theta + (s + s) * t + q.d0 * om * om);
-    (x, -(num.ln() - (den.ln() + den.ln())))
+    q.bin().quadratic_inverse_inlined::<Lanes>(y, true)
 }
 
 /// Adjoints of [`inv_quad`], as [`inv_linear_grad`]. `lam` gets no gradient.
@@ -948,5 +955,98 @@ fn softmax_knots_bwd<F: Float>(
                 o[l] = pc[l] * (ai - dot[l]);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flow_core::spline::{eval, knots_in_place, sigmoid, softplus, Direction, RawParams};
+
+    fn lcg(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*state >> 11) as f64 / (1u64 << 53) as f64) * 6.0 - 3.0
+    }
+
+    /// The trainer's per-point inverse and flow-core's `eval` agree bit for bit, `x` and
+    /// `log|dx/dy|`, on a grid over the box, for both orders and several random splines: the
+    /// trainer is given flow-core's knots, derivatives and `λ`s, and both evaluate flow-core's
+    /// bin formulas, with the same `ln` (libm's) in `f64`. (`f32` training uses a faster `ln`
+    /// on purpose.)
+    #[test]
+    fn trainer_inverse_equals_flow_core_bit_for_bit() {
+        let mut st = 7u64;
+        let bound = 3.0f32;
+        let b = bound as f64;
+        let mut points = 0usize;
+        for order in [Order::Linear, Order::Quadratic] {
+            for k in [2usize, 5, 8, 16] {
+                let shape = SplineShape::new(k, bound, order).unwrap();
+                for _ in 0..8 {
+                    let u: Vec<f64> = (0..4 * k).map(|_| lcg(&mut st)).collect();
+                    let lambdas = match order {
+                        Order::Linear => &u[3 * k - 1..4 * k - 1],
+                        Order::Quadratic => &u[..0],
+                    };
+                    let raw = RawParams {
+                        widths: &u[..k],
+                        heights: &u[k..2 * k],
+                        derivatives: &u[2 * k..3 * k - 1],
+                        lambdas,
+                    };
+                    // flow-core's knots `x_0 = -B, x_1 … x_K`, derivatives and λs.
+                    let mut xs = vec![-b; k + 1];
+                    let mut ys = vec![-b; k + 1];
+                    xs[1..].copy_from_slice(raw.widths);
+                    ys[1..].copy_from_slice(raw.heights);
+                    knots_in_place(&mut xs[1..], b);
+                    knots_in_place(&mut ys[1..], b);
+                    let end = 1.0 - MIN_DERIVATIVE;
+                    let d = |i: usize| {
+                        if i == 0 || i == k {
+                            end
+                        } else {
+                            MIN_DERIVATIVE + softplus(raw.derivatives[i - 1])
+                        }
+                    };
+                    let lam = |i: usize| {
+                        lambdas
+                            .get(i)
+                            .map_or(0.0, |&l| (1.0 - 2.0 * MIN_LAMBDA) * sigmoid(l) + MIN_LAMBDA)
+                    };
+                    let (mut sx, mut sy) = (vec![0.0; k], vec![0.0; k]);
+                    for i in 0..=600 {
+                        let y = -b + 2.0 * b * i as f64 / 600.0;
+                        let want =
+                            eval(&shape, &raw, y, Direction::Inverse, true, &mut sx, &mut sy)
+                                .unwrap();
+                        // Pyro's search on the y knots, as flow-core and the trainer do it.
+                        let bin = (1..k).take_while(|&j| y >= ys[j] + SEARCH_EPS).count();
+                        let q = BinQ {
+                            xk: xs[bin],
+                            dx: xs[bin + 1] - xs[bin],
+                            yk: ys[bin],
+                            dy: ys[bin + 1] - ys[bin],
+                            d0: d(bin),
+                            d1: d(bin + 1),
+                            lam: lam(bin),
+                        };
+                        let got = match order {
+                            Order::Linear => inv::<f64, true>(&q, y),
+                            Order::Quadratic => inv::<f64, false>(&q, y),
+                        };
+                        assert_eq!(
+                            (got.0.to_bits(), got.1.to_bits()),
+                            (want.0.to_bits(), want.1.to_bits()),
+                            "{order:?} K={k} y={y}: trainer {got:?}, flow-core {want:?}"
+                        );
+                        points += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(points, 2 * 4 * 8 * 601);
     }
 }

@@ -659,7 +659,7 @@ fn pyro_golden_cases() {
         let v: Value = serde_json::from_str(
             &std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
         )
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         if v.get("case_id").is_none() || v.get("kind").is_none() {
             continue; // index.json, checks.json
         }

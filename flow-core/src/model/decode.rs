@@ -3,8 +3,8 @@
 
 use super::format::{Preamble, Tail};
 use super::{FlowKind, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
+use crate::chain::Layer;
 use crate::error::{Error, Feature};
-use crate::flow::Layer;
 use crate::nn::MAX_HIDDEN_LAYERS;
 use crate::spline::Order;
 use crate::weights::Weights;

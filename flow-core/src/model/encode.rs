@@ -70,7 +70,7 @@ pub use builder::ModelBuilder;
 #[cfg(feature = "alloc")]
 mod builder {
     use super::*;
-    use crate::flow::Layer;
+    use crate::chain::Layer;
     use crate::model::{FlowKind, Hidden, ParamRef, SplineDesc};
     use crate::nn::MAX_HIDDEN_LAYERS;
     use crate::spline::SplineShape;

@@ -3,10 +3,10 @@
 
 use super::{FlowKind, FormatError};
 use crate::affine::{Affine, Exp};
-use crate::conditional::ConditionalSpline;
+use crate::chain::Layer;
+use crate::conditional_spline::ConditionalSpline;
 use crate::coupling::SplineCoupling;
 use crate::error::{Error, Feature, LayerError};
-use crate::flow::Layer;
 use crate::nn::{DenseNN, MAX_HIDDEN_LAYERS};
 use crate::permute::Permute;
 use crate::spline::{Order, Spline, SplineShape};

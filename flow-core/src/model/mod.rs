@@ -73,9 +73,10 @@
 //! Bottom-up: `format` (the parts of a file as types), `decode` (the loader's decoder of
 //! them), [`Model`] here, and `encode` (the writer: [`encode`] and `ModelBuilder`).
 
+use crate::chain::{fits, push_layer, Chain, Layer};
 use crate::conditional::{ConditionalFlow, JointFlow};
 use crate::error::{Error, LayerError};
-use crate::flow::{fits, push_layer, Chain, Flow, Layer};
+use crate::flow::Flow;
 use crate::real::Real;
 use crate::weights::Weights;
 use crate::wire::Reader;
@@ -101,10 +102,7 @@ pub const MAGIC: [u8; 4] = *b"NFLW";
 /// The format version this crate writes, and the newest it reads.
 pub const FORMAT_VERSION: u16 = 1;
 
-/// The CRC the file ends with: CRC-32/ISO-HDLC (the CRC-32 of zlib, PNG and Ethernet).
-/// Computed bit by bit, without a table: 1 KB less flash, for a check that runs once per load.
-pub(crate) const CRC: crc::Crc<u32, crc::NoTable> =
-    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+pub(crate) use crate::wire::CRC;
 
 /// A validated model file, borrowing its bytes.
 #[derive(Clone, Copy, Debug)]
@@ -185,7 +183,7 @@ impl<'a> Model<'a> {
     /// Checks that the layers chain and the metadata fits; with `build`, also appends every
     /// layer to the chain it belongs to after the checks of a chain of the flow built (a
     /// parsed model passes the file's own checks, so the first error is the flow's, as
-    /// [`Chain::from_layers`](crate::flow::Chain::from_layers) would find it).
+    /// [`Chain::from_layers`](crate::chain::Chain::from_layers) would find it).
     fn check_structure(&self, mut build: Option<Build<'a, '_>>) -> Result<(), Error> {
         let h = &self.header;
         let (dim, ctx) = (usize::from(h.dim), usize::from(h.context_dim));
@@ -364,7 +362,7 @@ impl<'a> Model<'a> {
 
     /// The chain of a plain or conditional flow on `dim` dimensions with context size
     /// `context` and the capacities `(H, K)`: the layers, checked as
-    /// [`Chain::from_layers`](crate::flow::Chain::from_layers) checks them.
+    /// [`Chain::from_layers`](crate::chain::Chain::from_layers) checks them.
     fn chain<const L: usize>(
         &self,
         dim: usize,

@@ -1,94 +1,16 @@
-//! [`ConditionalSpline`]: an element-wise spline whose parameters a hypernetwork computes from a
-//! context vector (Pyro's `conditional_spline`).
-//!
-//! `y_i = h_θ(x_i)` with `θ = NN(context)`, the hypernetwork's output split as
-//! `[widths | heights | derivatives | lambdas]`, row-major per dimension.
-//!
-//! Also the conditional flows built from such layers: [`ConditionalFlow`] (with
-//! [`Conditioned`], a flow with its context fixed) and [`JointFlow`], the tutorial's
-//! `p(x₁)·p(x₂ | x₁)`.
+//! The conditional flows: [`ConditionalFlow`] (with [`Conditioned`], a flow with its context
+//! fixed) and [`JointFlow`], the tutorial's `p(x₁)·p(x₂ | x₁)`; their layers may be
+//! [`ConditionalSpline`]s and conditional couplings.
 
-use crate::coupling::HyperOut;
+use crate::chain::{unseal, Chain, Layer};
+pub use crate::conditional_spline::ConditionalSpline;
+use crate::density::Density;
 use crate::error::{Error, LayerError};
-use crate::flow::{unseal, Chain, Layer};
-use crate::nn::DenseNN;
 use crate::real::Real;
-use crate::spline::{eval_all, Direction, SplineShape};
+use crate::spline::Direction;
 use crate::weights::Weights;
-use crate::workspace::{Scratch, Workspace};
+use crate::workspace::Workspace;
 use rand_core::RngCore;
-
-/// A conditional element-wise spline (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ConditionalSpline<'a> {
-    dim: usize,
-    shape: SplineShape,
-    nn: DenseNN<'a>,
-}
-
-impl<'a> ConditionalSpline<'a> {
-    /// A `dim`-dimensional conditional spline; `nn` maps the context to `dim ×
-    /// shape.params_per_dim()` outputs.
-    pub fn new(dim: usize, shape: SplineShape, nn: DenseNN<'a>) -> Result<Self, Error> {
-        if dim == 0 {
-            return Err(Error::InvalidLayer(LayerError::ZeroDim));
-        }
-        if nn.output_len() != dim.saturating_mul(shape.params_per_dim()) {
-            return Err(Error::InvalidLayer(LayerError::HypernetShape));
-        }
-        Ok(Self::of(dim, shape, nn))
-    }
-
-    /// [`new`](Self::new) without its checks, for a caller that built `nn` with the output
-    /// size they check (the model loader: a network of output 0, for `dim` 0, is an error).
-    #[inline]
-    pub(crate) fn of(dim: usize, shape: SplineShape, nn: DenseNN<'a>) -> Self {
-        Self { dim, shape, nn }
-    }
-
-    /// Dimension.
-    #[inline]
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Context size (the hypernetwork's input size).
-    #[inline]
-    pub fn context_dim(&self) -> usize {
-        self.nn.input()
-    }
-
-    /// Bins, bound, order.
-    #[inline]
-    pub fn shape(&self) -> &SplineShape {
-        &self.shape
-    }
-
-    /// The hypernetwork.
-    #[inline]
-    pub fn hypernet(&self) -> &DenseNN<'a> {
-        &self.nn
-    }
-
-    #[allow(clippy::too_many_arguments)] // internal: a layer's inputs and scratch
-    pub(crate) fn apply<T: Real>(
-        &self,
-        v: &mut [T],
-        ctx: &[T],
-        lds: &mut [T],
-        dir: Direction,
-        want_log_det: bool,
-        s: &mut Scratch<'_, T>,
-        check: bool,
-    ) -> Result<T, Error> {
-        if check && ctx.len() != self.context_dim() {
-            return Err(Error::InvalidLayer(LayerError::Context));
-        }
-        let last = self.nn.hidden(ctx, &[], s.h0, s.h1, check)?;
-        let out = HyperOut::new(&self.nn, last);
-        eval_all(&self.shape, &out, v, lds, dir, want_log_det, (s.xs, s.ys))
-    }
-}
 
 /// A conditional normalizing flow `p(x | c)` on `R^D` with a context `c ∈ R^C`: layers may be
 /// conditional (context size `C`) or not. [`condition`](Self::condition) fixes a context and
@@ -436,5 +358,41 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         let lp1 = self.marginal.sample(rng, v1, &[], l1, want, &mut s)?;
         let lp2 = self.conditional.sample(rng, v2, v1, l2, want, &mut s)?;
         Ok((v, lp1 + lp2))
+    }
+}
+
+impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: usize> Density<D, C>
+    for ConditionalFlow<'_, D, C, L, H, K>
+{
+    #[inline]
+    fn log_prob<T: Real>(&self, x: &[T; D], context: &[T; C]) -> Result<T, Error> {
+        ConditionalFlow::log_prob(self, x, context)
+    }
+
+    #[inline]
+    fn sample<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        context: &[T; C],
+    ) -> Result<[T; D], Error> {
+        self.condition(context).sample(rng)
+    }
+}
+
+impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
+    for JointFlow<'_, D, L, H, K>
+{
+    #[inline]
+    fn log_prob<T: Real>(&self, x: &[T; D], _: &[T; 0]) -> Result<T, Error> {
+        JointFlow::log_prob(self, x)
+    }
+
+    #[inline]
+    fn sample<T: Real, R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        _: &[T; 0],
+    ) -> Result<[T; D], Error> {
+        JointFlow::sample(self, rng)
     }
 }

@@ -1,4 +1,10 @@
-//! The crate's one error type.
+//! The crate's errors: [`Error`] and the kinds it names, [`FormatError`] among them. The bottom
+//! of the crate: it imports nothing of it.
+//!
+//! Every message is written once, as a `&'static str` ([`Error::text`], [`FormatError::text`],
+//! [`LayerError::text`], [`Capacity::text`], [`Feature::name`], [`FlowKind::name`]), with `{}`
+//! where a number or a name goes. `Display` fills the slots in order; a device that prints
+//! errors without `core::fmt` can print the same texts, its own numbers in the slots.
 
 use core::fmt;
 
@@ -40,7 +46,7 @@ pub enum Error {
     /// A layer description is invalid.
     InvalidLayer(LayerError),
     /// A model file is invalid.
-    Format(crate::model::FormatError),
+    Format(FormatError),
     /// The model needs a layer kind or spline order that this build of flow-core leaves out:
     /// enable that cargo feature.
     Unsupported(Feature),
@@ -132,20 +138,85 @@ pub enum LayerError {
     Tables,
 }
 
-impl fmt::Display for Capacity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+/// Why a byte string is not a valid model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatError {
+    /// The file ends before a part is complete.
+    Truncated,
+    /// The first four bytes are not [`MAGIC`](crate::model::MAGIC).
+    Magic,
+    /// The file's format version is newer than this reader's.
+    Version {
+        /// Version in the file.
+        found: u16,
+        /// Newest version this reader supports.
+        supported: u16,
+    },
+    /// The stored CRC does not match the content.
+    Checksum {
+        /// CRC stored in the file.
+        stored: u32,
+        /// CRC computed over the content.
+        computed: u32,
+    },
+    /// A part does not decode.
+    Malformed,
+    /// Bytes remain between the metadata and the CRC.
+    TrailingBytes,
+    /// The header's layer counts are inconsistent.
+    LayerCount,
+    /// The file holds another kind of flow than the one asked for.
+    Kind {
+        /// Kind asked for.
+        expected: FlowKind,
+        /// Kind in the file.
+        found: FlowKind,
+    },
+    /// The metadata does not fit the model (scaler or threshold sizes, values).
+    Metadata,
+    /// The output buffer is too small to encode into.
+    BufferTooSmall,
+}
+
+/// What the layers of a model make together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FlowKind {
+    /// `p(x)`: a [`Flow`](crate::Flow).
+    Plain,
+    /// `p(x | c)`: a [`ConditionalFlow`](crate::ConditionalFlow) with context size
+    /// `context_dim`.
+    Conditional,
+    /// `p(x₁)·p(x₂ | x₁)`: a [`JointFlow`](crate::JointFlow) with `x₁` of size `context_dim`.
+    Joint,
+}
+
+impl FlowKind {
+    /// Its name in messages: `Plain`, `Conditional`, `Joint`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FlowKind::Plain => "Plain",
+            FlowKind::Conditional => "Conditional",
+            FlowKind::Joint => "Joint",
+        }
+    }
+}
+
+impl Capacity {
+    /// What it counts, as the messages name it.
+    pub const fn text(self) -> &'static str {
+        match self {
             Capacity::Layers => "layers",
             Capacity::Hidden => "hidden width",
             Capacity::Bins => "spline bins",
             Capacity::HiddenLayers => "hidden layers",
-        })
+        }
     }
 }
 
-impl fmt::Display for LayerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LayerError {
+    /// The message.
+    pub const fn text(self) -> &'static str {
+        match self {
             LayerError::Bins => "bin count must be at least 2 and at most 1000",
             LayerError::Bound => "spline bound must be finite and positive",
             LayerError::Split => "coupling split must be in 1..dim",
@@ -155,40 +226,133 @@ impl fmt::Display for LayerError {
             LayerError::HypernetShape => "hypernetwork input/output size does not fit the layer",
             LayerError::Context => "context size does not match the layer",
             LayerError::Tables => "precomputed knot tables do not match the flow",
-        })
+        }
+    }
+}
+
+impl FormatError {
+    /// The message, `{}` where a field goes, in the order of the fields: `Version`'s two
+    /// versions in decimal, `Checksum`'s two CRCs as `0x` and 8 hex digits, `Kind`'s two
+    /// [`FlowKind::name`]s.
+    pub const fn text(self) -> &'static str {
+        match self {
+            FormatError::Truncated => "file is truncated",
+            FormatError::Magic => "not a model file (bad magic)",
+            FormatError::Version { .. } => {
+                "format version {} is newer than the supported version {}"
+            }
+            FormatError::Checksum { .. } => "checksum mismatch: stored {}, computed {}",
+            FormatError::Malformed => "malformed content",
+            FormatError::TrailingBytes => "unexpected bytes before the checksum",
+            FormatError::LayerCount => "inconsistent layer counts",
+            FormatError::Kind { .. } => "expected a {} flow, the file holds a {} flow",
+            FormatError::Metadata => "metadata does not fit the model",
+            FormatError::BufferTooSmall => "output buffer too small",
+        }
+    }
+}
+
+impl Error {
+    /// The message, `{}` where a field goes, in the order of the fields: numbers in decimal,
+    /// [`Capacity::text`], [`LayerError::text`], the [`FormatError`]'s own message
+    /// ([`FormatError::text`] with its slots filled) and [`Feature::name`].
+    pub const fn text(self) -> &'static str {
+        match self {
+            Error::NonFiniteInput => "input contains NaN or infinity",
+            Error::Numerical => "computation produced NaN",
+            Error::OutOfSupport => "point outside the support of the transform",
+            Error::DimensionMismatch { .. } => "dimension mismatch: expected {}, found {}",
+            Error::Capacity { .. } => "capacity exceeded: {} needs {}, compiled limit is {}",
+            Error::ParameterCount { .. } => "wrong parameter count: expected {}, found {}",
+            Error::NonFiniteParameter => "a parameter is NaN or infinite",
+            Error::InvalidLayer(_) => "invalid layer: {}",
+            Error::Format(_) => "invalid model file: {}",
+            Error::Unsupported(_) => {
+                "the model needs flow-core's feature `{}`, which this build leaves out"
+            }
+        }
+    }
+}
+
+/// Writes `text` with its `{}` slots filled by `args`, in order.
+fn fill(f: &mut fmt::Formatter<'_>, text: &str, args: &[&dyn fmt::Display]) -> fmt::Result {
+    let mut args = args.iter();
+    let mut parts = text.split("{}");
+    if let Some(first) = parts.next() {
+        f.write_str(first)?;
+    }
+    for part in parts {
+        if let Some(a) = args.next() {
+            a.fmt(f)?;
+        }
+        f.write_str(part)?;
+    }
+    Ok(())
+}
+
+/// A CRC as `0x` and 8 lowercase hex digits.
+struct Hex(u32);
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#010x}", self.0)
+    }
+}
+
+impl fmt::Display for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl fmt::Display for LayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl fmt::Display for FlowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text();
+        match *self {
+            FormatError::Version { found, supported } => fill(f, text, &[&found, &supported]),
+            FormatError::Checksum { stored, computed } => {
+                fill(f, text, &[&Hex(stored), &Hex(computed)])
+            }
+            FormatError::Kind { expected, found } => fill(f, text, &[&expected, &found]),
+            _ => f.write_str(text),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text();
         match self {
-            Error::NonFiniteInput => f.write_str("input contains NaN or infinity"),
-            Error::Numerical => f.write_str("computation produced NaN"),
-            Error::OutOfSupport => f.write_str("point outside the support of the transform"),
-            Error::DimensionMismatch { expected, found } => {
-                write!(f, "dimension mismatch: expected {expected}, found {found}")
-            }
+            Error::DimensionMismatch { expected, found }
+            | Error::ParameterCount { expected, found } => fill(f, text, &[expected, found]),
             Error::Capacity {
                 what,
                 needed,
                 limit,
-            } => write!(
-                f,
-                "capacity exceeded: {what} needs {needed}, compiled limit is {limit}"
-            ),
-            Error::ParameterCount { expected, found } => write!(
-                f,
-                "wrong parameter count: expected {expected}, found {found}"
-            ),
-            Error::NonFiniteParameter => f.write_str("a parameter is NaN or infinite"),
-            Error::InvalidLayer(e) => write!(f, "invalid layer: {e}"),
-            Error::Format(e) => write!(f, "invalid model file: {e}"),
-            Error::Unsupported(feat) => write!(
-                f,
-                "the model needs flow-core's feature `{}`, which this build leaves out",
-                feat.name()
-            ),
+            } => fill(f, text, &[what, needed, limit]),
+            Error::InvalidLayer(e) => fill(f, text, &[e]),
+            Error::Format(e) => fill(f, text, &[e]),
+            Error::Unsupported(feat) => fill(f, text, &[&feat.name()]),
+            _ => f.write_str(text),
         }
+    }
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Error::Format(e)
     }
 }
 

@@ -55,17 +55,20 @@
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 //!
-//! # What is here
-//! - [`base`]: the standard Normal base, its density and its Box–Muller sampler.
-//! - [`affine`]: the fixed [`Affine`] and [`Exp`] transforms.
-//! - [`spline`]: the element-wise monotonic rational spline, linear and quadratic order, with
-//!   Pyro's exact parameterization, and the learnable [`Spline`] layer.
-//! - [`nn`]: the dense hypernetwork [`DenseNN`].
-//! - [`coupling`]: [`SplineCoupling`], unconditional (Pyro's) and conditional.
-//! - [`conditional`]: [`ConditionalSpline`], [`ConditionalFlow`] and the joint
-//!   `p(x₁)·p(x₂|x₁)` [`JointFlow`].
-//! - [`permute`]: the [`Permute`] layer.
-//! - [`flow`]: [`Layer`] and [`Flow`].
+//! # What is here, bottom-up
+//! Each module imports only those listed before it (the order of `lib.rs`):
+//! - the errors: [`Error`] and [`FormatError`], with every message as text
+//!   ([`Error::text`]);
+//! - numerics: [`Real`], [`Weights`], scratch ([`Workspace`]) and the standard Normal
+//!   [`base`];
+//! - the transforms: [`spline`] (the element-wise monotonic rational spline, linear and
+//!   quadratic order, with Pyro's exact parameterization; its bin formulas in [`spline::bin`],
+//!   shared with the trainer; the learnable [`Spline`] layer), [`nn`] (the dense hypernetwork
+//!   [`DenseNN`]), [`affine`] ([`Affine`], [`Exp`]), [`permute`] ([`Permute`]), [`coupling`]
+//!   ([`SplineCoupling`], unconditional as Pyro's and conditional) and [`ConditionalSpline`];
+//! - the layer machinery: [`Layer`], and [`Density`], what the flows share;
+//! - the flows: [`flow`] ([`Flow`]) and [`conditional`] ([`ConditionalFlow`] and the joint
+//!   `p(x₁)·p(x₂|x₁)` [`JointFlow`]);
 //! - [`model`]: the model file format, validated and read in place by [`Model`].
 //!
 //! Every type computes generically over [`Real`] (`f32` on the device; `f64` too, which the
@@ -114,25 +117,48 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-pub mod affine;
-pub mod base;
-pub mod conditional;
-pub mod coupling;
+// The modules bottom-up: each imports only modules listed before it (one comment each, so
+// that the order stays as written).
+// 1. The error types (a leaf).
 mod error;
-pub mod flow;
-pub mod model;
-pub mod nn;
-pub mod permute;
+// 2. Numerics: the scalar type,
 mod real;
-pub mod spline;
+// borrowed parameters,
 mod weights;
+// the model file's wire reader,
 mod wire;
+// scratch,
 mod workspace;
+// the standard Normal base.
+pub mod base;
+// 3. Transforms: the spline (parameters, knots, tables, bin formulas, layer),
+pub mod spline;
+// the hypernetwork,
+pub mod nn;
+// the fixed transforms,
+pub mod affine;
+// the permutation,
+pub mod permute;
+// the coupling,
+pub mod coupling;
+// the conditional spline.
+mod conditional_spline;
+// 4. The layer machinery the flows share,
+mod chain;
+// and the interface they implement.
+mod density;
+// 5. The flows: plain,
+pub mod flow;
+// conditional and joint.
+pub mod conditional;
+// 6. The model file (format, decoder, `Model`, writer).
+pub mod model;
 
 pub use affine::{Affine, Exp};
 pub use base::StdNormal;
 pub use conditional::{ConditionalFlow, ConditionalSpline, Conditioned, JointFlow};
 pub use coupling::SplineCoupling;
+pub use density::Density;
 pub use error::{Capacity, Error, Feature, LayerError};
 pub use flow::{Flow, Layer};
 pub use model::{FormatError, Model};

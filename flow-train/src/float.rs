@@ -7,7 +7,9 @@
 //! (max error about 2 ulp over the range the splines use) written without branches or calls, so
 //! the per-point loops of the engine vectorize. They are used for *training only*: every NLL the
 //! crate reports is computed by `flow-core`'s exact code on the exported parameters. `f64`
-//! uses `std`'s functions.
+//! uses [`libm`]'s functions, as flow-core does: the `f64` checks then compute each spline
+//! bin bit for bit as flow-core does (both evaluate flow-core's bin formulas,
+//! `flow_core::spline::bin`).
 
 use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -121,11 +123,11 @@ impl Float for f64 {
     }
     #[inline(always)]
     fn exp(self) -> Self {
-        f64::exp(self)
+        libm::exp(self)
     }
     #[inline(always)]
     fn ln(self) -> Self {
-        f64::ln(self)
+        libm::log(self)
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
@@ -141,7 +143,7 @@ impl Float for f64 {
     }
     #[inline(always)]
     fn ln_1p(self) -> Self {
-        f64::ln_1p(self)
+        libm::log1p(self)
     }
 }
 

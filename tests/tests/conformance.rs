@@ -44,8 +44,8 @@ use std::ops::Range;
 use flow_core::nn::dense_param_count;
 use flow_core::spline::{knots_in_place, sigmoid, softplus};
 use flow_core::{
-    encode_f32s, Affine, Capacity, ConditionalFlow, ConditionalSpline, DenseNN, Direction, Error,
-    Exp, Flow, JointFlow, Layer, LayerError, Order, Permute, Real, Spline, SplineCoupling,
+    encode_f32s, Affine, Capacity, ConditionalFlow, ConditionalSpline, DenseNN, Density, Direction,
+    Error, Exp, Flow, JointFlow, Layer, LayerError, Order, Permute, Real, Spline, SplineCoupling,
     SplineShape, StdNormal, Weights, Workspace,
 };
 use rand_core::{RngCore, SeedableRng};
@@ -357,6 +357,8 @@ fn rand_cond_spline(
 // The models under test, behind one object-safe interface per scalar type.
 // =============================================================================================
 
+/// The transforms of a model (forward, inverse, with and without `log|J|`) and, through
+/// flow-core's [`Density`], its density and sampler.
 trait Model<T: Fp> {
     fn fwd_ld(&self, x: &[T]) -> Result<(Vec<T>, T), Error>;
     /// The separate (non-fused) call, where the API has one.
@@ -393,10 +395,10 @@ impl<T: Fp, const D: usize> Model<T> for FlowModel<D> {
         Some(self.0.inverse(&arr::<T, D>(y)).map(|x| x.to_vec()))
     }
     fn log_prob(&self, x: &[T]) -> Result<T, Error> {
-        self.0.log_prob(&arr::<T, D>(x))
+        Density::log_prob(&self.0, &arr::<T, D>(x), &[])
     }
     fn sample(&self, rng: &mut Pcg32) -> Result<Vec<T>, Error> {
-        Ok(self.0.sample::<T, _>(rng)?.to_vec())
+        Ok(Density::sample::<T, _>(&self.0, rng, &[])?.to_vec())
     }
     fn sample_lp(&self, rng: &mut Pcg32) -> Result<(Vec<T>, T), Error> {
         let (x, l) = self.0.sample_with_log_prob::<T, _>(rng)?;
@@ -433,7 +435,7 @@ impl<T: Fp, const D: usize, const C: usize> Model<T> for CondModel<D, C> {
     }
     fn log_prob(&self, x: &[T]) -> Result<T, Error> {
         let c = self.ctx::<T>();
-        let a = self.0.log_prob(&arr::<T, D>(x), &c);
+        let a = Density::log_prob(&self.0, &arr::<T, D>(x), &c);
         // The two entry points must agree bit for bit.
         let b = self.0.condition(&c).log_prob(&arr::<T, D>(x));
         match (a, b) {
@@ -442,7 +444,7 @@ impl<T: Fp, const D: usize, const C: usize> Model<T> for CondModel<D, C> {
         }
     }
     fn sample(&self, rng: &mut Pcg32) -> Result<Vec<T>, Error> {
-        Ok(self.0.condition(&self.ctx::<T>()).sample(rng)?.to_vec())
+        Ok(Density::sample(&self.0, rng, &self.ctx::<T>())?.to_vec())
     }
     fn sample_lp(&self, rng: &mut Pcg32) -> Result<(Vec<T>, T), Error> {
         let (x, l) = self
@@ -3039,6 +3041,15 @@ fn joint_parts(seed: u64, d1: usize, d2: usize) -> (Vec<Layer<'static>>, Vec<Lay
     (marg, cond)
 }
 
+/// `log p(x | c)` of any of the three flow types, through [`Density`].
+fn density_lp<T: Real, const N: usize, const M: usize>(
+    d: &impl Density<N, M>,
+    x: &[T; N],
+    c: &[T; M],
+) -> Result<T, Error> {
+    d.log_prob(x, c)
+}
+
 fn check_joint<const D: usize, const D1: usize, const D2: usize>(seed: u64, acc: &mut Acc) {
     let (ml, cl) = joint_parts(seed, D1, D2);
     let joint: JointFlow<D> = JointFlow::new(&ml, &cl).expect("joint");
@@ -3086,9 +3097,9 @@ fn check_joint<const D: usize, const D1: usize, const D2: usize>(seed: u64, acc:
     }
     for x in &pts {
         let (x1, x2): ([f64; D1], [f64; D2]) = (arr(&x[..D1]), arr(&x[D1..]));
-        let j = joint.log_prob(x);
-        let m = marg.log_prob(&x1);
-        let c = cond.log_prob(&x2, &x1);
+        let j = density_lp(&joint, x, &[]);
+        let m = density_lp(&marg, &x1, &[]);
+        let c = density_lp(&cond, &x2, &x1);
         // Same arithmetic, same order: the joint density is exactly the sum of its parts.
         match (j, m, c) {
             (Ok(j), Ok(m), Ok(c)) => {
@@ -3115,9 +3126,9 @@ fn check_joint<const D: usize, const D1: usize, const D2: usize>(seed: u64, acc:
         let x32 = x.map(|v| v as f32);
         let (x1f, x2f): ([f32; D1], [f32; D2]) = (arr(&x32[..D1]), arr(&x32[D1..]));
         if let (Ok(jf), Ok(mf), Ok(cf)) = (
-            joint.log_prob(&x32),
-            marg.log_prob(&x1f),
-            cond.log_prob(&x2f, &x1f),
+            density_lp(&joint, &x32, &[]),
+            density_lp(&marg, &x1f, &[]),
+            density_lp(&cond, &x2f, &x1f),
         ) {
             acc.ok(
                 "joint_log_prob_eq_parts_bitwise_f32",

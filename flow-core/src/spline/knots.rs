@@ -1,0 +1,302 @@
+//! Knots, knot derivatives and `λ`s from the unconstrained parameters, computed lazily: a
+//! search stops at the bin it needs.
+
+use super::params::{
+    sigmoid, softplus, BinParams, MIN_BIN_WIDTH, MIN_DERIVATIVE, MIN_LAMBDA, SEARCH_EPS,
+};
+use crate::real::{max, Real};
+
+/// Turns `K` unconstrained widths (or heights) in place into the right-hand knots
+/// `x_1 … x_K` of the box `[-B, B]`, with `x_K = B` exactly. (`x_0 = -B` is implied.)
+///
+/// Mathematically `x_k = 2B·Σ_{i<k} w_i - B` with `w_i = m + (1 - mK)·e_i/S` (`m` the minimum
+/// width, `e_i = exp(u_i - max u)`, `S = Σ e_i`), which is what Pyro computes. The same value
+/// is evaluated here in a form with fewer and smaller roundings, so that `f32` knots are within
+/// about an ulp of the exact ones (a running sum scaled to `[-B, B]` drifts by several ulps):
+/// since `Km + (1 - mK) = 1`,
+///
+/// ```text
+/// x_k = B(1 - mK)·D_k/S + Bm·(2k - K),   D_k = Σ_{i<k} e_i - Σ_{i>=k} e_i
+/// ```
+///
+/// with `D_k` and `S` compensated sums (`D_{k+1} = D_k + 2e_k`, `D_0 = -S`).
+pub fn knots_in_place<T: Real>(u: &mut [T], bound: T) {
+    let k_bins = u.len();
+    let axis = Axis::new(u, bound, width_scale(k_bins));
+    let mut state = axis.state();
+    for v in u.iter_mut() {
+        *v = state.step(*v);
+    }
+}
+
+/// `1 - 1e-3·K`, the share of the box left after the minimum bin sizes, as the correctly
+/// rounded quotient `(1000 - K) / 1000` of two exact integers — in `T`, so that single-precision
+/// cores do no double-precision arithmetic. (Pyro computes it in double, then rounds it to the
+/// tensor's type: the same value.)
+#[inline]
+pub(super) fn width_scale<T: Real>(bins: usize) -> T {
+    let keep = 1000usize.saturating_sub(bins) as f32;
+    T::from_f32(keep) / T::from_f32(1000.0)
+}
+
+/// One axis of a spline (the `x` knots from the widths, or the `y` knots from the heights):
+/// the exponentials `e_i` of the softmax, their compensated total, and what turns prefix
+/// sums into knots. Knots are generated lazily, so a search stops at the bin it needs.
+pub(super) struct Axis<'e, T> {
+    e: &'e [T],
+    total: Compensated<T>,
+    bound: T,
+    /// `B·(1 - 1e-3·K)`.
+    bs: T,
+}
+
+impl<'e, T: Real> Axis<'e, T> {
+    /// Replaces the unconstrained values in `u` by `e_i = exp(u_i - max u)`.
+    pub(super) fn new(u: &'e mut [T], bound: T, scale: T) -> Self {
+        let mut m = T::NEG_INFINITY;
+        for &v in u.iter() {
+            m = max(m, v);
+        }
+        let mut total = Compensated::default();
+        for v in u.iter_mut() {
+            *v = (*v - m).exp();
+            total.add(*v);
+        }
+        Self {
+            e: u,
+            total,
+            bound,
+            bs: bound * scale,
+        }
+    }
+
+    /// The knot generator's starting state.
+    fn state(&self) -> KnotState<T> {
+        KnotState {
+            s: self.total.value(),
+            d: Compensated {
+                sum: -self.total.sum,
+                carry: -self.total.carry,
+            },
+            bs: self.bs,
+            bm: self.bound * T::from_f64(MIN_BIN_WIDTH),
+            steps: -T::from_f32(self.e.len() as f32),
+            left: self.e.len(),
+            bound: self.bound,
+        }
+    }
+
+    /// The interior knots `x_1, …, x_{K-1}`, computed one by one.
+    pub(super) fn inner_knots(&self) -> impl Iterator<Item = T> + '_ {
+        let mut state = self.state();
+        let inner = self.e.split_last().map_or(&[][..], |(_, inner)| inner);
+        inner.iter().map(move |&e| {
+            state.add(e);
+            state.interior()
+        })
+    }
+
+    /// The bin `k` of `v` by Pyro's search, with its edges (see [`search_knots`]).
+    fn search(&self, v: T) -> (usize, T, T) {
+        search_knots(v, self.bound, self.e.len(), self.inner_knots())
+    }
+
+    /// The edges `(x_k, x_{k+1})` of bin `k`.
+    fn edges(&self, k: usize) -> (T, T) {
+        let mut state = self.state();
+        let (before, from_k) = self.e.split_at_checked(k).unwrap_or((self.e, &[]));
+        // The knots below x_k are not needed: only their sums.
+        for &e in before {
+            state.add(e);
+        }
+        let lo = if k == 0 { -self.bound } else { state.knot() };
+        let hi = match from_k.first() {
+            Some(&e) => {
+                state.add(e);
+                state.knot()
+            }
+            None => self.bound,
+        };
+        (lo, hi)
+    }
+}
+
+/// The bin `k` of `v` by Pyro's search, `#{j in 0..=K : v >= x_j + 1e-6} - 1` clamped to
+/// `0..K`, with its edges `(x_k, x_{k+1})`; `knots` yields the interior knots `x_1, …,
+/// x_{K-1}` (`x_0 = -B`, `x_K = B`). The knots increase strictly (every bin is at least
+/// `2B·1e-3` wide), so the count stops at the first knot above `v`. Neither end needs a test:
+/// below `x_0 + 1e-6`, `v` is below `x_1 + 1e-6` too, and both counts give bin 0; past
+/// `x_{K-1}`, the count is clamped to the last bin whether or not `v >= x_K + 1e-6`.
+pub(super) fn search_knots<T: Real>(
+    v: T,
+    bound: T,
+    k_bins: usize,
+    knots: impl Iterator<Item = T>,
+) -> (usize, T, T) {
+    let eps = T::from_f64(SEARCH_EPS);
+    let mut lo = -bound;
+    // Find the first knot x_j (j >= 1) with v < x_j + eps.
+    let mut k = 0usize;
+    for x in knots {
+        if v >= x + eps {
+            k += 1;
+            lo = x;
+        } else {
+            return (k, lo, x);
+        }
+    }
+    (k.min(k_bins.saturating_sub(1)), lo, bound)
+}
+
+/// The running state that turns the exponentials `e_0, e_1, …` into the knots `x_1, x_2, …`
+/// (see [`knots_in_place`] for the formula).
+struct KnotState<T> {
+    s: T,
+    d: Compensated<T>,
+    bs: T,
+    bm: T,
+    /// `2j - K` once `j` exponentials are in, an exact running value (small integers are
+    /// exact).
+    steps: T,
+    /// `K - j`.
+    left: usize,
+    bound: T,
+}
+
+impl<T: Real> KnotState<T> {
+    /// Takes in the next exponential `e_j`, moving on to knot `x_{j+1}`.
+    #[inline]
+    fn add(&mut self, e: T) {
+        self.left = self.left.saturating_sub(1);
+        self.d.add(e + e);
+        self.steps += T::ONE + T::ONE;
+    }
+
+    /// The current knot `x_j` (`j >= 1`; `x_K = B` exactly).
+    #[inline]
+    fn knot(&self) -> T {
+        if self.left == 0 {
+            self.bound
+        } else {
+            self.interior()
+        }
+    }
+
+    /// The current knot by the formula (`0 < j < K`).
+    #[inline]
+    fn interior(&self) -> T {
+        self.bs * (self.d.value() / self.s) + self.bm * self.steps
+    }
+
+    /// The next knot, given the next exponential.
+    #[inline]
+    fn step(&mut self, e: T) -> T {
+        self.add(e);
+        self.knot()
+    }
+}
+
+/// Kahan–Babuška (Neumaier) compensated summation.
+#[derive(Default, Clone, Copy)]
+struct Compensated<T> {
+    sum: T,
+    carry: T,
+}
+
+impl<T: Real> Compensated<T> {
+    #[inline]
+    fn add(&mut self, v: T) {
+        let t = self.sum + v;
+        if self.sum.abs() >= v.abs() {
+            self.carry += (self.sum - t) + v;
+        } else {
+            self.carry += (v - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    #[inline]
+    fn value(&self) -> T {
+        self.sum + self.carry
+    }
+}
+
+/// Derivative `δ_i` at knot `i in 0..=K`.
+#[inline]
+pub(super) fn knot_derivative<T: Real, P: BinParams<T>>(p: &P, i: usize, bins: usize) -> T {
+    if i == 0 || i >= bins {
+        T::from_f64(1.0 - MIN_DERIVATIVE)
+    } else {
+        T::from_f64(MIN_DERIVATIVE) + softplus(p.derivative(i - 1))
+    }
+}
+
+/// `λ_k = 0.95·sigmoid(ul_k) + 0.025` of bin `k` (linear order).
+#[inline]
+pub(super) fn bin_lambda<T: Real, P: BinParams<T>>(p: &P, k: usize) -> T {
+    T::from_f64(1.0 - 2.0 * MIN_LAMBDA) * sigmoid(p.lambda(k)) + T::from_f64(MIN_LAMBDA)
+}
+
+/// Where one spline dimension's knots, knot derivatives and `λ`s come from: computed from the
+/// unconstrained parameters on the way ([`Lazy`]), or read from a precomputed table
+/// ([`TableDim`]). Both give the same values, bit for bit.
+pub(super) trait Knots<T> {
+    /// The bin of `v` on the `y` axis (`on_y`) or the `x` axis, with its edges.
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T);
+    /// The edges of bin `k` on the `y` axis (`on_y`) or the `x` axis.
+    fn edges(&self, on_y: bool, k: usize) -> (T, T);
+    /// The derivatives `(δ_k, δ_{k+1})` at the ends of bin `k`.
+    fn derivatives(&self, k: usize) -> (T, T);
+    /// `λ_k` of bin `k` (linear order).
+    fn lambda(&self, k: usize) -> T;
+}
+
+/// Knots computed from the unconstrained parameters, lazily (a search stops at its bin).
+pub(super) struct Lazy<'e, 'p, T, P> {
+    pub(super) ax: Axis<'e, T>,
+    pub(super) ay: Axis<'e, T>,
+    pub(super) p: &'p P,
+    pub(super) bins: usize,
+}
+
+impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
+    #[inline]
+    fn search(&self, on_y: bool, v: T) -> (usize, T, T) {
+        if on_y {
+            self.ay.search(v)
+        } else {
+            self.ax.search(v)
+        }
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (T, T) {
+        if on_y {
+            self.ay.edges(k)
+        } else {
+            self.ax.edges(k)
+        }
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (T, T) {
+        if k >= 1 && k + 1 < self.bins {
+            // Both interior: one request for the two adjacent parameters.
+            let mut u = [T::ZERO; 2];
+            self.p.derivatives(k - 1, &mut u);
+            let min = T::from_f64(MIN_DERIVATIVE);
+            (min + softplus(u[0]), min + softplus(u[1]))
+        } else {
+            // An end bin (`k = 0` or `k = K - 1`, `K >= 2`): one end knot, one interior.
+            let end = T::from_f64(1.0 - MIN_DERIVATIVE);
+            let d = knot_derivative(self.p, k.max(1), self.bins);
+            if k == 0 {
+                (end, d)
+            } else {
+                (d, end)
+            }
+        }
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> T {
+        bin_lambda(self.p, k)
+    }
+}

@@ -31,7 +31,6 @@ use core::ptr;
 
 use flow_core::model::{FlowKind, FormatError};
 use flow_core::{ConditionalFlow, Error, Flow, JointFlow, LayerError, Model};
-use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 
 mod flows {
@@ -502,8 +501,26 @@ pub unsafe extern "C" fn flow_log_prob_raw(
 pub unsafe extern "C" fn flow_rng_seed(r: *mut flow_rng, seed: u64) {
     if !r.is_null() {
         // SAFETY: fits (asserted above); `r` is writable (contract).
-        unsafe { ptr::write(r.cast::<Pcg32>(), Pcg32::seed_from_u64(seed)) };
+        unsafe { ptr::write(r.cast::<Pcg32>(), pcg32_seeded(seed)) };
     }
+}
+
+/// `Pcg32::seed_from_u64(seed)`, computed here: rand_core's default `seed_from_u64` copies
+/// each 4-byte step into its seed with `copy_from_slice`, whose length check stays out of
+/// line at opt-level "s", a panic path the no-panic check rejects. rand_core expands the
+/// `u64` into 16 seed bytes with a PCG32 step of its own, and `Pcg32::from_seed` takes bytes
+/// 0..8 as the state and 8..16 as the increment (made odd), `Pcg32::new`'s `stream` shifted
+/// left by one. A test checks it against `seed_from_u64`.
+fn pcg32_seeded(mut s: u64) -> Pcg32 {
+    const MUL: u64 = 6_364_136_223_846_793_005;
+    const INC: u64 = 11_634_580_027_462_260_723;
+    let mut step = || {
+        s = s.wrapping_mul(MUL).wrapping_add(INC);
+        u64::from(((((s >> 18) ^ s) >> 27) as u32).rotate_right((s >> 59) as u32))
+    };
+    let state = step() | step() << 32;
+    let increment = step() | step() << 32;
+    Pcg32::new(state, increment >> 1)
 }
 
 /// One sample into `out`, in the flow's space or (`raw`) in raw units.
@@ -667,4 +684,19 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     }
     #[cfg(not(feature = "panic-check"))]
     loop {}
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn pcg32_seeded_is_seed_from_u64() {
+        for seed in [0, 1, 42, 0xF10F_C0DE, u64::MAX, 0x8000_0000_0000_0000] {
+            assert!(
+                super::pcg32_seeded(seed) == rand_pcg::Pcg32::seed_from_u64(seed),
+                "seed {seed:#x}"
+            );
+        }
+    }
 }

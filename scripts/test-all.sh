@@ -92,6 +92,29 @@ step "example: fmt, clippy (seven boards)"
     done
 )
 
+# --- the C interface (flow-capi): static libraries, header, host C test, C firmware ----------
+step "flow-capi: static libraries, committed header, host C test, C firmware"
+(
+    rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf \
+        >/dev/null 2>&1
+    if ! command -v arm-none-eabi-gcc >/dev/null 2>&1; then
+        echo "installing gcc-arm-none-eabi"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc-arm-none-eabi >/dev/null
+    fi
+    # libflow_capi.a for the host and the three device targets (default capacities).
+    cargo build -p flow-capi --profile capi
+    for t in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
+        cargo build -p flow-capi --profile capi --target "$t"
+    done
+    # The committed header is the generated one.
+    cargo run -q -p flow-capi --example header | diff -u flow-capi/include/flow.h -
+    cargo test -p flow-capi --test header
+    # The host C test (every kind, every status) and the C firmware under QEMU (host parity,
+    # the no-panic link check, instruction counts): tests/tests/capi.rs.
+    cargo test -p flow-tests --release --test capi -- --nocapture
+)
+
 # --- every test -----------------------------------------------------------------------------
 step "tests"
 cargo test --workspace --release

@@ -48,9 +48,7 @@ impl<'a> Weights<'a> {
     pub fn get(&self, i: usize) -> Option<f32> {
         let start = i.checked_mul(4)?;
         let b = self.bytes.get(start..start.checked_add(4)?)?;
-        let mut a = [0u8; 4];
-        a.copy_from_slice(b);
-        Some(f32::from_le_bytes(a))
+        Some(f32::from_le_bytes(b.try_into().ok()?))
     }
 
     /// The sub-view of `len` values starting at value `start`, or `None` if out of range.

@@ -2,6 +2,7 @@
 
 mod checks;
 mod eval;
+mod export_c;
 mod files;
 mod fit;
 mod import;
@@ -46,6 +47,9 @@ enum Command {
     Plot(PlotArgs),
     /// Convert a Pyro-trained flow (state_dict + description, JSON) into a model file.
     ImportPyro(ImportArgs),
+    /// Write a model file as a C header for flow-capi's `flow.h`: the bytes, their length,
+    /// the sealed knot tables and a description.
+    ExportC(ExportCArgs),
 }
 
 /// The architecture `fit` trains.
@@ -311,6 +315,20 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportCArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// The C header to write (atomically).
+    #[arg(long, value_name = "HEADER")]
+    pub out: PathBuf,
+    /// The C name of the model's array (a C identifier); the macros are in upper case
+    /// (`NAME_LEN`, `NAME_TABLES_LEN`).
+    #[arg(long, default_value = "flow_model_bytes")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
 pub struct PlotArgs {
     /// The model file.
     #[arg(long, value_name = "MODEL")]
@@ -354,6 +372,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(&a),
         Command::Plot(a) => plot::run(&a, quiet),
         Command::ImportPyro(a) => import::run(&a, quiet),
+        Command::ExportC(a) => export_c::run(&a, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,12 @@ step "fmt, clippy, doc"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# The trainer as a library, without the command line's dependencies (clap, plotters, …).
+cargo clippy -p flow-train --lib --no-default-features -- -D warnings
+if cargo tree -p flow-train --no-default-features -e normal --prefix none | grep -qE '^(clap|plotters|indicatif|csv) '; then
+    echo "flow-train --no-default-features still depends on the command line's crates" >&2
+    exit 1
+fi
 
 # --- flow-core builds for the devices -------------------------------------------------------
 step "flow-core for thumbv7em-none-eabihf and thumbv6m-none-eabi"

@@ -172,7 +172,7 @@ fn flows_rs([d, c, l, h, k]: [usize; 5]) -> String {
     s.push_str("        }\n    }\n\n");
     s.push_str(
         "    /// One sample into `out` (`ctx` empty unless conditional).\n    #[inline(never)]\n    \
-         pub(crate) fn sample(&self, rng: &mut Pcg32, ctx: &[f32], out: &mut [f32]) -> Result<(), Error> {\n        match self {\n",
+         pub(crate) fn sample(&self, rng: &mut crate::flow_rng, ctx: &[f32], out: &mut [f32]) -> Result<(), Error> {\n        match self {\n",
     );
     for (n, _, _, kind, ..) in &v {
         let call = if *kind == "Conditional" {

@@ -117,12 +117,12 @@ typedef struct flow_model {
 } flow_model;
 
 /**
- * A random generator (PCG32), for sampling: caller memory, seeded with flow_rng_seed.
- * The same seed gives the same samples as flow-core's Rust examples (rand_pcg's Pcg32,
- * seed_from_u64).
+ * A random generator (PCG-64: PCG XSL-RR 128/64), for sampling: 32 bytes of caller memory
+ * (alignment of uint64_t), seeded with flow_rng_seed. The same seed gives the same samples as
+ * flow-core's Rust examples and `flow-train sample --seed` (rand_pcg's Pcg64, seed_from_u64).
  */
 typedef struct flow_rng {
-    uint64_t opaque[2];
+    uint64_t opaque[4];
 } flow_rng;
 
 /**
@@ -196,7 +196,7 @@ flow_status flow_log_prob(const flow_model *m, const float *x, const float *cont
 flow_status flow_log_prob_raw(const flow_model *m, const float *x_raw, const float *context,
                               float *out);
 
-/** Seeds r (as Pcg32::seed_from_u64(seed)). Does nothing if r is NULL. */
+/** Seeds r (as rand_pcg's Pcg64::seed_from_u64(seed)). Does nothing if r is NULL. */
 void flow_rng_seed(flow_rng *r, uint64_t seed);
 
 /**

@@ -1,7 +1,7 @@
 //! The device cost of a model before it is flashed: flash, RAM and Cortex-M4F instructions per
 //! `log_prob`, from a linear cost model fitted to the measurement harness.
 //!
-//! The harness is the firmware example built for the model (exactly its layer kinds compiled
+//! The harness (`flow-device-bench`) is built for the model (exactly its layer kinds compiled
 //! in, knot tables of the fixed-parameter splines in flash) and run in QEMU `mps2-an386`
 //! (Cortex-M4F, `thumbv7em-none-eabihf`, release profile) with `-icount shift=0`. What the
 //! three figures mean, as the harness measures them:

@@ -9,69 +9,16 @@
 //! repository's `tests/pyro-trained`, the circles test set and the smartwatch IMU file from
 //! its `data/`.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flow-train"))
-}
-
-/// The repository's top folder (data in `data/`, Pyro's trained flows in `tests/pyro-trained`).
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A file's text; a missing or unreadable file fails the test naming the path.
-fn read_text(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// A fresh scratch directory per test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flow-train-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("running flow-train");
-    // A panic exits with 101; every failure here must be a reported error (exit code 1).
-    assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "flow-train {args:?} failed:\n{}\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use std::process::Command;
 
 /// Runs and expects success; returns stderr (status and warnings).
 fn fit_stderr(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "flow-train {args:?} failed:\n{}\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stderr(&o)
+    stderr(&succeeds(args))
 }
 
 /// Runs with `input` on stdin and expects success; returns (stdout, stderr).
@@ -93,39 +40,6 @@ fn ok_stdin(args: &[&str], input: &[u8]) -> (String, String) {
         stderr(&o)
     );
     (stdout(&o), stderr(&o))
-}
-
-/// Runs and expects failure; returns stderr.
-fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "flow-train {args:?} should fail:\n{}\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stderr(&o)
-}
-
-/// The value of the last stdout line `nll <value>`.
-fn last_nll(out: &str) -> f64 {
-    let last = out.lines().last().expect("output");
-    let v = last
-        .strip_prefix("nll ")
-        .unwrap_or_else(|| panic!("last line is not `nll <value>`: {last:?}"));
-    v.parse().unwrap()
-}
-
-/// The value of the stdout line starting with `key` (e.g. `"auroc "`).
-fn line_value(out: &str, key: &str) -> f64 {
-    let line = out.lines().find_map(|l| l.strip_prefix(key));
-    let line = line.unwrap_or_else(|| panic!("no line {key:?} in {out:?}"));
-    line.parse().unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn read_column(path: &Path) -> Vec<f64> {

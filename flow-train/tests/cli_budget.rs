@@ -3,50 +3,10 @@
 //! budget nothing meets are errors in words that write nothing. Short runs (a few dozen
 //! steps): the budget decides the architecture before training.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_flow-train"))
-        .args(args)
-        .output()
-        .expect("running flow-train");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "flow-train {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    assert_eq!(o.status.code(), Some(1), "flow-train {args:?} should fail");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flow-train-budget-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create a scratch directory");
-    d
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("a UTF-8 path")
-}
+use common::*;
+use std::path::Path;
 
 /// `inspect`'s `<key> <n>` line.
 fn figure(inspect: &str, key: &str) -> u64 {
@@ -190,7 +150,7 @@ fn budgets_nothing_meets_are_errors_that_write_nothing() {
 /// The circles target: within 6,800 estimated instructions per `log_prob` (emlearn's
 /// 16-component Gaussian mixture: 1.8705 at 6,840 measured), a test NLL of at most 1.87 on the
 /// tutorial's test points (docs/device-cost.md: 1.8478, 6,567 instructions measured in QEMU).
-/// `--max-seconds 0`: all steps whatever the machine's load.
+/// Training has no time limit: all steps whatever the machine's load.
 #[test]
 fn circles_within_6800_instructions_reaches_the_target() {
     let dir = scratch("circles");
@@ -201,8 +161,6 @@ fn circles_within_6800_instructions_reaches_the_target() {
         "circles",
         "--max-instructions",
         "6800",
-        "--max-seconds",
-        "0",
         "--out",
         p(&out),
     ]);

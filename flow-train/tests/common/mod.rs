@@ -1,0 +1,96 @@
+//! What the end-to-end tests of the `flow-train` program share: running it, its outputs, scratch
+//! directories and the repository's files. Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `flow-train` program Cargo built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flow-train"))
+}
+
+/// The repository's top folder (data in `data/`, Pyro's trained flows in `tests/pyro-trained`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A file's text; a missing or unreadable file fails the test naming the path.
+pub fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fresh scratch directory per test (and per test process).
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flow-train-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    d
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs the program; a panic (exit code 101) fails the test: every failure must be a
+/// reported error (exit code 1).
+pub fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("running flow-train");
+    assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
+    out
+}
+
+/// Runs and expects success.
+pub fn succeeds(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "flow-train {args:?} failed:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Runs and expects success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    stdout(&succeeds(args))
+}
+
+/// Runs and expects failure (exit code 1); returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "flow-train {args:?} should fail:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stderr(&o)
+}
+
+/// The value of the last stdout line `nll <value>`.
+pub fn last_nll(out: &str) -> f64 {
+    let last = out.lines().last().expect("output");
+    let v = last
+        .strip_prefix("nll ")
+        .unwrap_or_else(|| panic!("last line is not `nll <value>`: {last:?}"));
+    v.parse().unwrap()
+}
+
+/// The value of the stdout line starting with `key` (e.g. `"auroc "`).
+pub fn line_value(out: &str, key: &str) -> f64 {
+    let line = out.lines().find_map(|l| l.strip_prefix(key));
+    let line = line.unwrap_or_else(|| panic!("no line {key:?} in {out:?}"));
+    line.parse().unwrap()
+}

@@ -198,11 +198,7 @@ impl Features {
                     hidden: hs,
                     ..
                 } => {
-                    hidden.extend(
-                        hs.sizes[..usize::from(hs.len).min(hs.sizes.len())]
-                            .iter()
-                            .map(|&s| usize::from(s)),
-                    );
+                    hidden.extend(hs.used().iter().map(|&s| usize::from(s)));
                     Layer::Hyper {
                         lower: split.into(),
                         upper: upper_dim.into(),
@@ -220,11 +216,7 @@ impl Features {
                     hidden: hs,
                     ..
                 } => {
-                    hidden.extend(
-                        hs.sizes[..usize::from(hs.len).min(hs.sizes.len())]
-                            .iter()
-                            .map(|&s| usize::from(s)),
-                    );
+                    hidden.extend(hs.used().iter().map(|&s| usize::from(s)));
                     Layer::Hyper {
                         lower: 0,
                         upper: dim.into(),

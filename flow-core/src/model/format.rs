@@ -79,6 +79,11 @@ impl Hidden {
         Some(h)
     }
 
+    /// The sizes in use: the first `len` of `sizes` (all of them if `len` claims more).
+    pub fn used(&self) -> &[u16] {
+        &self.sizes[..usize::from(self.len).min(self.sizes.len())]
+    }
+
     /// The hypernetwork `input → sizes… → output` with the weights `w` refers to in `params`.
     #[allow(dead_code)] // without the layer kinds that have a hypernetwork
     fn net<'a>(

@@ -22,7 +22,7 @@ fn spline(s: &SplineDesc) -> String {
 }
 
 fn hidden(h: &Hidden) -> Vec<u16> {
-    h.sizes[..usize::from(h.len).min(h.sizes.len())].to_vec()
+    h.used().to_vec()
 }
 
 /// One line per layer record.

@@ -319,6 +319,13 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
 
     /// `log p(x₁) + log p(x₂ | x₁)`.
     pub fn log_prob<T: Real>(&self, x: &[T; D]) -> Result<T, Error> {
+        let (lp1, lp2) = self.log_prob_parts(x)?;
+        Ok(lp1 + lp2)
+    }
+
+    /// `(log p(x₁), log p(x₂ | x₁))`, the two terms of [`log_prob`](Self::log_prob): what a
+    /// windowed model's [`WindowScorer`](crate::stream::WindowScorer) reuses.
+    pub fn log_prob_parts<T: Real>(&self, x: &[T; D]) -> Result<(T, T), Error> {
         let mut ws = Workspace::<T, H, K>::new();
         let mut s = ws.scratch();
         let (mut v, mut lds) = (*x, [T::ZERO; D]);
@@ -328,7 +335,7 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> JointFl
         let (l1, l2) = lds.split_at_mut_checked(d1).ok_or(Error::Numerical)?;
         let lp2 = self.conditional.log_prob(v2, x1, l2, &mut s)?;
         let lp1 = self.marginal.log_prob(v1, &[], l1, &mut s)?;
-        Ok(lp1 + lp2)
+        Ok((lp1, lp2))
     }
 
     /// One joint sample: `x₁ ~ p(x₁)`, then `x₂ ~ p(x₂ | x₁)`.

@@ -153,6 +153,8 @@ pub mod flow;
 pub mod conditional;
 // 6. The model file (format, decoder, `Model`, writer).
 pub mod model;
+// 7. Streams of readings scored by windows of a windowed model.
+pub mod stream;
 
 pub use affine::{Affine, Exp};
 pub use base::StdNormal;

@@ -55,6 +55,9 @@ fn small_model() -> Vec<u8> {
 /// The encoding of [`small_model`], checked in: any change to the format changes these bytes
 /// (and must come with a new `FORMAT_VERSION`).
 const GOLDEN: &str = include_str!("data/small_model.hex");
+/// The same model as written by format version 1 (before windowed models): every later
+/// reader must load it, with the same numbers.
+const GOLDEN_V1: &str = include_str!("data/small_model_v1.hex");
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -187,6 +190,28 @@ fn bit_flips_behind_a_valid_crc_never_panic() {
     assert_eq!(buf, good);
     println!("flips behind a valid CRC: {accepted} accepted (parameter or metadata values), {rejected} rejected");
     assert!(rejected > 0 && accepted > 0);
+}
+
+#[test]
+fn version_1_files_still_load() {
+    let v1 = unhex(GOLDEN_V1);
+    assert_eq!(v1[4], 1, "the fixture is a version-1 file");
+    let old = Model::parse(&v1).unwrap();
+    let new_bytes = small_model();
+    let new = Model::parse(&new_bytes).unwrap();
+    assert_eq!(new_bytes[4] as u16, FORMAT_VERSION);
+    assert_eq!(old.window(), None);
+    assert_eq!(old.metadata().columns, new.metadata().columns);
+    assert_eq!(old.metadata().scaler, new.metadata().scaler);
+    assert_eq!(old.metadata().thresholds, new.metadata().thresholds);
+    assert_eq!(old.param_count(), new.param_count());
+    let (a, b): (Flow<2, 4, 8, 4>, Flow<2, 4, 8, 4>) = (old.flow().unwrap(), new.flow().unwrap());
+    for x in [[0.3f32, -1.2], [2.0, 0.5], [-4.0, 3.5]] {
+        assert_eq!(
+            a.log_prob(&x).unwrap().to_bits(),
+            b.log_prob(&x).unwrap().to_bits()
+        );
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! of [`crate::wire`].
 
 use super::format::{Preamble, Tail};
-use super::{FlowKind, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
+use super::{FlowKind, Grouping, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
 use crate::chain::Layer;
 use crate::error::{Error, Feature};
 use crate::nn::MAX_HIDDEN_LAYERS;
@@ -54,6 +54,7 @@ pub(super) fn take<'a, T: Wire<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), Error>
 #[allow(clippy::type_complexity)] // the parts, in the file's order
 pub(super) fn parts<'a>(
     r: &mut Reader<'a>,
+    version: u16,
 ) -> Result<(Header, (&'a [u8], usize), Metadata<'a>, Tail<'a>), Bad> {
     let header = Header::read(r);
     let records = r.rest();
@@ -68,7 +69,12 @@ pub(super) fn parts<'a>(
     let records = records
         .get(..records.len() - r.rest().len())
         .ok_or(Bad::Malformed)?;
-    let (metadata, tail) = (Metadata::read(r), Tail::read(r));
+    let metadata = if version < 2 {
+        Metadata::v1(r.str(), r.byte_str(), r.byte_str())
+    } else {
+        Metadata::read(r)
+    };
+    let tail = Tail::read(r);
     r.done()?;
     Ok((header, (records, count), metadata, tail))
 }
@@ -199,6 +205,18 @@ impl<'a> Wire<'a> for Metadata<'a> {
             columns: r.str(),
             scaler: r.byte_str(),
             thresholds: r.byte_str(),
+            window: r.u16(),
+            grouping: Grouping::read(r),
+        }
+    }
+}
+
+impl<'a> Wire<'a> for Grouping<'a> {
+    fn read(r: &mut Reader<'a>) -> Self {
+        match r.variant(3) {
+            0 => Grouping::None,
+            1 => Grouping::RowsPerGroup(r.u32()),
+            _ => Grouping::Column(r.str()),
         }
     }
 }

@@ -71,7 +71,7 @@ pub use builder::ModelBuilder;
 mod builder {
     use super::*;
     use crate::chain::Layer;
-    use crate::model::{FlowKind, Hidden, ParamRef, SplineDesc};
+    use crate::model::{FlowKind, Grouping, Hidden, ParamRef, SplineDesc};
     use crate::nn::MAX_HIDDEN_LAYERS;
     use crate::spline::SplineShape;
     use crate::weights::Weights;
@@ -101,6 +101,14 @@ mod builder {
         columns: String,
         scaler: Vec<u8>,
         thresholds: Vec<u8>,
+        window: usize,
+        grouping: OwnedGrouping,
+    }
+
+    enum OwnedGrouping {
+        None,
+        RowsPerGroup(usize),
+        Column(String),
     }
 
     fn u16_of(v: usize) -> u16 {
@@ -126,6 +134,8 @@ mod builder {
                 columns: String::new(),
                 scaler: Vec::new(),
                 thresholds: Vec::new(),
+                window: 0,
+                grouping: OwnedGrouping::None,
             }
         }
 
@@ -311,6 +321,24 @@ mod builder {
             self
         }
 
+        /// Makes a joint model of two readings (`ModelBuilder::joint(2d, d)`) a windowed one:
+        /// `window` readings per window, recordings divided by `rows_per_group` rows or by the
+        /// text of `group_column` (at most one of them; neither: one recording).
+        pub fn window(
+            &mut self,
+            window: usize,
+            rows_per_group: Option<usize>,
+            group_column: Option<&str>,
+        ) -> &mut Self {
+            self.window = window;
+            self.grouping = match (rows_per_group, group_column) {
+                (Some(n), _) => OwnedGrouping::RowsPerGroup(n),
+                (None, Some(c)) => OwnedGrouping::Column(c.into()),
+                (None, None) => OwnedGrouping::None,
+            };
+            self
+        }
+
         /// Encodes and validates the file.
         pub fn encode(&self) -> Result<Vec<u8>, Error> {
             let records: Vec<LayerRecord<'_>> = self
@@ -332,6 +360,14 @@ mod builder {
                 columns: self.columns.as_bytes(),
                 scaler: &self.scaler,
                 thresholds: &self.thresholds,
+                window: u16_of(self.window),
+                grouping: match &self.grouping {
+                    OwnedGrouping::None => Grouping::None,
+                    OwnedGrouping::RowsPerGroup(n) => {
+                        Grouping::RowsPerGroup(u32::try_from(*n).unwrap_or(u32::MAX))
+                    }
+                    OwnedGrouping::Column(c) => Grouping::Column(c.as_bytes()),
+                },
             };
             // Parameters plus a generous allowance for descriptors, varints and padding.
             let perms: usize = self
@@ -348,7 +384,11 @@ mod builder {
                 + 64 * self.layers.len()
                 + self.columns.len()
                 + self.scaler.len()
-                + self.thresholds.len();
+                + self.thresholds.len()
+                + match &self.grouping {
+                    OwnedGrouping::Column(c) => c.len(),
+                    _ => 0,
+                };
             let mut out = vec![0u8; cap];
             let n = encode(&header, &records, &metadata, &self.params, &mut out)?;
             out.truncate(n);

@@ -370,8 +370,29 @@ pub struct Metadata<'a> {
     pub scaler: &'a [u8],
     /// Empty, or anomaly thresholds as `(quantile, log_prob)` f32 LE pairs with increasing
     /// quantiles in `(0, 1)`: the log-density below which that fraction of the validation data
-    /// fell at training. In the flow's (standardized) space.
+    /// fell at training. In the flow's (standardized) space; for a windowed model, of the
+    /// window's log-density in raw units.
     pub thresholds: &'a [u8],
+    /// Readings per window of a windowed model (format version 2; 0 otherwise): a joint flow
+    /// `p(x₁)·p(x₂ | x₁)` on `D = 2d` of which `x₁` is a reading and `x₂` the next one, scoring
+    /// `W` consecutive readings as `log p(x₁) + Σ log p(x_t | x_{t-1})`. See
+    /// [`stream`](crate::stream).
+    pub window: u16,
+    /// Where one recording ends and the next begins in a windowed model's data (format
+    /// version 2): a window never spans two recordings.
+    pub grouping: Grouping<'a>,
+}
+
+/// How a windowed model's rows divide into recordings (format version 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grouping<'a> {
+    /// One recording (or not a windowed model).
+    #[default]
+    None,
+    /// Consecutive runs of this many rows.
+    RowsPerGroup(u32),
+    /// Rows with the same text in this column (UTF-8) belong to one recording.
+    Column(#[serde(deserialize_with = "text_bytes")] &'a [u8]),
 }
 
 impl<'a> Metadata<'a> {
@@ -379,6 +400,17 @@ impl<'a> Metadata<'a> {
     /// UTF-8, which the columns of a parsed [`Model`](super::Model) always are.
     pub fn columns_str(&self) -> Option<&'a str> {
         core::str::from_utf8(self.columns).ok()
+    }
+
+    /// `window` and `grouping` are version 2's: a version-1 file has neither.
+    pub(super) fn v1(columns: &'a [u8], scaler: &'a [u8], thresholds: &'a [u8]) -> Self {
+        Metadata {
+            columns,
+            scaler,
+            thresholds,
+            window: 0,
+            grouping: Grouping::None,
+        }
     }
 }
 

@@ -94,13 +94,13 @@ pub use crate::error::{FlowKind, FormatError};
 pub use encode::encode;
 #[cfg(feature = "alloc")]
 pub use encode::ModelBuilder;
-pub use format::{Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
+pub use format::{Grouping, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
 
 /// The file's first four bytes.
 pub const MAGIC: [u8; 4] = *b"NFLW";
 
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 pub(crate) use crate::wire::CRC;
 
@@ -160,7 +160,7 @@ impl<'a> Model<'a> {
                 .get(n - r.rest().len()..)
                 .ok_or(FormatError::Truncated)?,
         );
-        let (header, (records, param_count), metadata, tail) = parts(&mut r)?;
+        let (header, (records, param_count), metadata, tail) = parts(&mut r, pre.version)?;
         if !r.rest().is_empty() {
             return Err(FormatError::TrailingBytes.into());
         }
@@ -238,6 +238,13 @@ impl<'a> Model<'a> {
                 }
             }
         }
+        // A windowed model is a joint flow of two readings `x₁`, `x₂` of the same size.
+        if m.window != 0 && (m.window < 2 || h.kind != FlowKind::Joint || dim != 2 * ctx) {
+            return Err(FormatError::Metadata.into());
+        }
+        if m.window == 0 && m.grouping != Grouping::None {
+            return Err(FormatError::Metadata.into());
+        }
         let thresholds = weights(m.thresholds)?;
         if thresholds.len() % 2 != 0 {
             return Err(FormatError::Metadata.into());
@@ -255,6 +262,12 @@ impl<'a> Model<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Readings per window of a windowed model (at least 2), or `None` (see
+    /// [`stream`](crate::stream)).
+    pub fn window(&self) -> Option<usize> {
+        (self.metadata.window != 0).then_some(usize::from(self.metadata.window))
     }
 
     /// The header.

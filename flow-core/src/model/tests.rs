@@ -158,6 +158,12 @@ fn encoded_parts(rng: &mut Pcg32, bytes: &[u8], text: &str) -> Vec<Vec<u8>> {
         columns: &text.as_bytes()[..cut],
         scaler: &bytes[..m],
         thresholds: &bytes[m..],
+        window: u16_of(rng),
+        grouping: match rng.next_u32() % 3 {
+            0 => Grouping::None,
+            1 => Grouping::RowsPerGroup(rng.next_u32()),
+            _ => Grouping::Column(&text.as_bytes()[cut..]),
+        },
     });
     put(&Tail {
         pad: &bytes[..n.min(3)],

@@ -103,12 +103,37 @@ impl<const N: usize> Ring<N> {
     }
 }
 
+/// What a [`WindowScorer`] evaluates: the two terms of a joint flow of two readings. A
+/// device's [`JointFlow`] (through a reference); the trainer implements it for its
+/// dynamic-dimension runtime, with the same arithmetic.
+pub trait PairDensity {
+    /// `(log p(x₁), log p(x₂ | x₁))` of `pair = [x₁ | x₂]` in the flow's (standardized)
+    /// space.
+    fn log_prob_parts(&mut self, pair: &[f32]) -> Result<(f32, f32), Error>;
+}
+
+impl<const D: usize, const L: usize, const H: usize, const K: usize> PairDensity
+    for &JointFlow<'_, D, L, H, K>
+{
+    #[inline]
+    fn log_prob_parts(&mut self, pair: &[f32]) -> Result<(f32, f32), Error> {
+        let x: &[f32; D] = pair.try_into().map_err(|_| Error::DimensionMismatch {
+            expected: D,
+            found: pair.len(),
+        })?;
+        JointFlow::log_prob_parts(self, x)
+    }
+}
+
 /// Scores each new reading of a stream by the log-density of the window of the last `W`
-/// readings (see the [module docs](self)): `D = 2d` is the joint flow's dimension, `N ≥ W - 1`
-/// the capacity of the two ring buffers. `2·(N + 3·D)` `f32` of state, no allocation.
+/// readings (see the [module docs](self)): `D` is at least the joint flow's dimension `2d`
+/// (on a device, exactly it), `N ≥ W - 1` the capacity of the two ring buffers.
+/// `2·N + 4·D` `f32` of state, no allocation.
 #[derive(Clone, Debug)]
 pub struct WindowScorer<const D: usize, const N: usize> {
     window: usize,
+    /// The model's dimension `2d`.
+    dim: usize,
     /// Readings pushed since the last reset, at most `window`.
     seen: usize,
     /// `[x_{t-1} | x_t]` as given.
@@ -126,8 +151,9 @@ pub struct WindowScorer<const D: usize, const N: usize> {
 }
 
 impl<const D: usize, const N: usize> WindowScorer<D, N> {
-    /// A scorer for a windowed model: [`FlowKind::Joint`] on `D` dimensions with a window `W`
-    /// of at most `N + 1` (else [`Error::DimensionMismatch`] naming what this scorer expects).
+    /// A scorer for a windowed model: [`FlowKind::Joint`] on at most `D` dimensions with a
+    /// window `W` of at most `N + 1` (else [`Error::DimensionMismatch`] naming what this
+    /// scorer expects).
     /// A model without a scaler scores its input as it is.
     pub fn new(model: &Model<'_>) -> Result<Self, Error> {
         let h = model.header();
@@ -136,7 +162,7 @@ impl<const D: usize, const N: usize> WindowScorer<D, N> {
             expected: 2,
             found: 1,
         })?;
-        if h.kind != FlowKind::Joint || dim != D {
+        if h.kind != FlowKind::Joint || dim > D {
             return Err(Error::DimensionMismatch {
                 expected: D,
                 found: dim,
@@ -150,15 +176,16 @@ impl<const D: usize, const N: usize> WindowScorer<D, N> {
         }
         let (mut mean, mut scale) = ([0.0; D], [1.0; D]);
         let mut raw_log_det = [0.0f32; 2];
-        for j in 0..D {
+        for j in 0..dim {
             if let Some((m, s)) = model.scaler(j) {
                 mean[j] = m;
                 scale[j] = s;
-                raw_log_det[usize::from(j >= D / 2)] += -Real::ln(s);
+                raw_log_det[usize::from(j >= dim / 2)] += -Real::ln(s);
             }
         }
         Ok(WindowScorer {
             window,
+            dim,
             seen: 0,
             raw: [0.0; D],
             pair: [0.0; D],
@@ -184,33 +211,34 @@ impl<const D: usize, const N: usize> WindowScorer<D, N> {
         self.conditional.head = 0;
     }
 
-    /// Takes the next reading (`D / 2` raw values) and returns the log-density of the window
+    /// Takes the next reading (`d` raw values) and returns the log-density of the window
     /// that ends with it, in raw units, or `None` while fewer than `W` readings of this
-    /// recording have been pushed. One evaluation of `flow` (which must be the model's) per
-    /// reading after the first. On an error the scorer is [`reset`](Self::reset).
-    pub fn push<const L: usize, const H: usize, const K: usize>(
+    /// recording have been pushed. One evaluation of `flow` (the model's: `&joint_flow` on a
+    /// device) per reading after the first. On an error the scorer is
+    /// [`reset`](Self::reset).
+    pub fn push<P: PairDensity>(
         &mut self,
-        flow: &JointFlow<'_, D, L, H, K>,
+        mut flow: P,
         reading: &[f32],
     ) -> Result<Option<f32>, Error> {
-        let d = D / 2;
-        if reading.len() != d || flow.split() != d {
+        let (dim, d) = (self.dim, self.dim / 2);
+        if reading.len() != d {
             self.reset();
             return Err(Error::DimensionMismatch {
                 expected: d,
                 found: reading.len(),
             });
         }
-        self.raw.copy_within(d.., 0);
-        self.raw[d..].copy_from_slice(reading);
+        self.raw.copy_within(d..dim, 0);
+        self.raw[d..dim].copy_from_slice(reading);
         if self.seen == 0 {
             self.seen = 1;
             return Ok(None);
         }
-        for (j, v) in self.pair.iter_mut().enumerate() {
-            *v = (self.raw[j] - self.mean[j]) / self.scale[j];
+        for j in 0..dim {
+            self.pair[j] = (self.raw[j] - self.mean[j]) / self.scale[j];
         }
-        let (m, c) = match flow.log_prob_parts(&self.pair) {
+        let (m, c) = match flow.log_prob_parts(&self.pair[..dim]) {
             Ok(parts) => parts,
             Err(e) => {
                 self.reset();
@@ -301,8 +329,12 @@ mod tests {
             let (m, c) = flow.log_prob_parts::<f64>(&pair).unwrap();
             (m - ln_s, c - ln_s)
         };
+        // A scorer with room for more (as the trainer's, for any dimension) gives the same bits.
+        let mut wide = WindowScorer::<8, 7>::new(&model).unwrap();
         for (t, x) in xs.iter().enumerate() {
             let got = scorer.push(&flow, x).unwrap();
+            let other = wide.push(&flow, x).unwrap();
+            assert_eq!(got.map(f32::to_bits), other.map(f32::to_bits));
             if t < 3 {
                 assert_eq!(got, None, "reading {t} completes no window");
                 continue;
@@ -349,7 +381,13 @@ mod tests {
                 found: 4
             }
         );
-        assert!(WindowScorer::<6, 4>::new(&model).is_err());
+        assert!(WindowScorer::<2, 4>::new(&model).is_err());
+        // A capacity above the model's dimension works, but not with a typed flow of
+        // another dimension.
+        let mut wide = WindowScorer::<6, 4>::new(&model).unwrap();
+        wide.push(&flow, &[0.1, 0.2]).unwrap();
+        let flow6 = model.joint_flow::<6, 4, 8, 8>();
+        assert!(flow6.is_err());
         // A reading of the wrong size is an error and resets the scorer.
         let mut s = WindowScorer::<4, 4>::new(&model).unwrap();
         let xs = readings(4);

@@ -97,6 +97,7 @@ mod spline;
 pub mod synth;
 mod tile;
 pub mod train;
+pub mod window;
 
 #[cfg(test)]
 mod gradcheck;

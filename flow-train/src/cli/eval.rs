@@ -63,7 +63,13 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         bail!("--per-row - and --json both write to standard output: choose one");
     }
     let bytes = read_model(&a.model)?;
-    let rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
+    let mut rt = Runtime::new(&bytes).map_err(|e| model_error(&a.model, e))?;
+    if rt.model.window().is_some() {
+        return super::windows::eval(a, &mut rt, quiet);
+    }
+    if a.rows_per_group.is_some() || a.group_column.is_some() {
+        bail!("--rows-per-group and --group-column are for windowed models (fit --window)");
+    }
     let table = read_csv(&a.data)?;
     let how = match (a.standardized, rt.has_scaler()) {
         (false, true) => {

@@ -65,7 +65,7 @@ pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
 
 /// What the stored model is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Plain,
     /// `p(x₁)·p(x₂ | x₁)` with `x₁` of this size.
     Joint(usize),
@@ -80,7 +80,7 @@ struct Arch {
     hidden: Vec<usize>,
 }
 
-fn load(a: &FitArgs) -> Result<Table> {
+pub(super) fn load(a: &FitArgs) -> Result<Table> {
     let builtin = matches!(a.data.as_str(), "circles" | "moons");
     if !builtin {
         if a.n.is_some() || a.noise.is_some() || a.factor.is_some() {
@@ -138,7 +138,7 @@ fn groups(a: &FitArgs, t: &Table) -> Result<Option<Vec<u32>>> {
 
 /// Mean and population standard deviation of each column of `rows` (row-major, `w` wide)
 /// over `idx`; a constant column gets scale 1.
-fn scaler(values: &[f32], w: usize, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn scaler(values: &[f32], w: usize, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let n = idx.len().max(1) as f64;
     let mut mean = vec![0.0f64; w];
     for &i in idx {
@@ -351,7 +351,7 @@ fn fold_context_scaler(spec: &ModelSpec, params: &mut [f32], mean: &[f32], scale
 }
 
 /// The model file (without thresholds) from trained parameters.
-fn builder(
+pub(super) fn builder(
     kind: Kind,
     spec: &ModelSpec,
     params: &[f32],
@@ -394,7 +394,7 @@ fn builder(
 }
 
 /// NumPy's default (linear) quantile of sorted values.
-fn quantile(sorted: &[f32], q: f32) -> f32 {
+pub(super) fn quantile(sorted: &[f32], q: f32) -> f32 {
     let pos = q as f64 * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
@@ -402,7 +402,8 @@ fn quantile(sorted: &[f32], q: f32) -> f32 {
     (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
 }
 
-fn describe(spec: &ModelSpec, kind: Kind) -> String {
+/// A flow's layers in words, `→`-separated.
+pub(super) fn list(f: &FlowSpec) -> String {
     let layer = |l: &LayerSpec| -> String {
         let s = |s: &SplineSpec| {
             format!(
@@ -428,7 +429,10 @@ fn describe(spec: &ModelSpec, kind: Kind) -> String {
             LayerSpec::Affine { .. } => "affine".into(),
         }
     };
-    let list = |f: &FlowSpec| f.layers.iter().map(layer).collect::<Vec<_>>().join(" → ");
+    f.layers.iter().map(layer).collect::<Vec<_>>().join(" → ")
+}
+
+fn describe(spec: &ModelSpec, kind: Kind) -> String {
     match (spec, kind) {
         (ModelSpec::Flow(f), _) => format!("plain flow on {} dims: {}", f.dim, list(f)),
         (ModelSpec::Joint { conditional, .. }, Kind::Conditional(c)) => format!(
@@ -452,7 +456,7 @@ fn describe(spec: &ModelSpec, kind: Kind) -> String {
 }
 
 /// The instruction set `--isa` asks for; one this CPU lacks is an error.
-fn isa(arg: IsaArg) -> Result<Isa> {
+pub(super) fn isa(arg: IsaArg) -> Result<Isa> {
     let want = match arg {
         IsaArg::Auto => return Ok(Isa::detect()),
         IsaArg::Portable => Isa::Baseline,
@@ -470,7 +474,7 @@ fn isa(arg: IsaArg) -> Result<Isa> {
 }
 
 /// The architecture options' ranges, each an error naming the allowed range.
-fn check_ranges(a: &FitArgs) -> Result<()> {
+pub(super) fn check_ranges(a: &FitArgs) -> Result<()> {
     if let Some(k) = a.bins {
         if !(2..=1000).contains(&k) {
             bail!("--bins must be between 2 and 1000 (got {k})");
@@ -503,6 +507,9 @@ fn check_ranges(a: &FitArgs) -> Result<()> {
 }
 
 pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
+    if a.window.is_some() {
+        return super::fit_window::run(a, quiet);
+    }
     let t0 = Instant::now();
     let standardize = !a.no_standardize;
     if super::files::is_std(&a.out) {

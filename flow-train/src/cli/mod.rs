@@ -5,6 +5,7 @@ mod eval;
 mod export_c;
 mod files;
 mod fit;
+mod fit_window;
 mod import;
 mod inspect;
 mod plot;
@@ -12,6 +13,7 @@ mod runtime;
 mod sample;
 mod score;
 mod table;
+mod windows;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -233,9 +235,15 @@ pub struct FitArgs {
         help_heading = "Data"
     )]
     pub group_column: Option<String>,
-    /// Consecutive blocks of N rows form the groups of the validation split.
+    /// Consecutive blocks of N rows form the groups of the validation split (with --window:
+    /// the recordings).
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub rows_per_group: Option<usize>,
+    /// Model windows of W consecutive readings of one recording (rows in time order; say
+    /// where recordings end with --rows-per-group or --group-column) instead of single rows:
+    /// `p(x_1)·Π p(x_t | x_t-1)`, scored on a device one new reading at a time.
+    #[arg(long, value_name = "W", help_heading = "Data")]
+    pub window: Option<usize>,
     /// Built-in data: number of points [default: 100000].
     #[arg(long, help_heading = "Data")]
     pub n: Option<usize>,
@@ -279,6 +287,19 @@ pub struct EvalArgs {
     /// Threads to score with [default: the machine's cores]. The values do not depend on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// A windowed model's recordings: consecutive blocks of N rows [default: the rule stored
+    /// in the model].
+    #[arg(long, value_name = "N", help_heading = "Windowed models")]
+    pub rows_per_group: Option<usize>,
+    /// A windowed model's recordings: runs of rows with the same text in this column
+    /// [default: the rule stored in the model].
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "rows_per_group",
+        help_heading = "Windowed models"
+    )]
+    pub group_column: Option<String>,
 }
 
 #[derive(Debug, Args)]

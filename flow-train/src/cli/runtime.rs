@@ -11,6 +11,7 @@
 //! flows (checked in the tests).
 
 use flow_core::model::FlowKind;
+use flow_core::stream::PairDensity;
 use flow_core::{Direction, Error, Layer, Model, StdNormal, Workspace};
 use flow_train::export::{MAX_BINS, MAX_HIDDEN};
 use rand_core::RngCore;
@@ -147,6 +148,21 @@ impl<'a> Runtime<'a> {
 
     /// `log p(x | ctx)` of a point in the flow's (standardized) space.
     pub fn log_prob(&mut self, x: &[f32], ctx: &[f32]) -> Result<f32, Error> {
+        let mut lp = 0.0f32;
+        self.parts_log_prob(x, ctx, |i, part| {
+            lp = if i == 0 { part } else { lp + part };
+        })?;
+        Ok(lp)
+    }
+
+    /// Each part's log-density in order (a joint's marginal, then its conditional), handed
+    /// to `each` with its index.
+    fn parts_log_prob(
+        &mut self,
+        x: &[f32],
+        ctx: &[f32],
+        mut each: impl FnMut(usize, f32),
+    ) -> Result<(), Error> {
         if x.len() != self.dim() || ctx.len() != self.context_dim() {
             return Err(Error::DimensionMismatch {
                 expected: self.dim() + self.context_dim(),
@@ -157,9 +173,7 @@ impl<'a> Runtime<'a> {
             return Err(Error::NonFiniteInput);
         }
         let mut v = x.to_vec();
-        let mut lp = 0.0f32;
-        let mut first = true;
-        for p in &self.parts {
+        for (i, p) in self.parts.iter().enumerate() {
             let c: &[f32] = match p.ctx {
                 Ctx::None => &[],
                 Ctx::External => ctx,
@@ -188,10 +202,23 @@ impl<'a> Runtime<'a> {
             if part.is_nan() {
                 return Err(Error::Numerical);
             }
-            lp = if first { part } else { lp + part };
-            first = false;
+            each(i, part);
         }
-        Ok(lp)
+        Ok(())
+    }
+
+    /// `(log p(x₁), log p(x₂ | x₁))` of a joint model's point, as flow-core's
+    /// [`JointFlow::log_prob_parts`](flow_core::JointFlow::log_prob_parts).
+    pub fn log_prob_parts(&mut self, x: &[f32]) -> Result<(f32, f32), Error> {
+        if self.kind() != FlowKind::Joint {
+            return Err(Error::DimensionMismatch {
+                expected: 2,
+                found: self.parts.len(),
+            });
+        }
+        let mut parts = [0.0f32; 2];
+        self.parts_log_prob(x, &[], |i, part| parts[i] = part)?;
+        Ok((parts[0], parts[1]))
     }
 
     /// `(raw - mean) / scale` for the data dimensions (unchanged without a scaler), as
@@ -259,6 +286,14 @@ impl<'a> Runtime<'a> {
     }
 }
 
+/// A windowed model's pairs, scored with flow-core's arithmetic (see
+/// [`flow_core::stream`]).
+impl PairDensity for &mut Runtime<'_> {
+    fn log_prob_parts(&mut self, pair: &[f32]) -> Result<(f32, f32), Error> {
+        Runtime::log_prob_parts(self, pair)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +353,10 @@ mod tests {
                 rt.log_prob(&p, &[]).unwrap().to_bits(),
                 j.log_prob(&p).unwrap().to_bits()
             );
+            // Each term alone too: a windowed model's scores are made of them.
+            let (a, b) = rt.log_prob_parts(&p).unwrap();
+            let (c, d) = j.log_prob_parts(&p).unwrap();
+            assert_eq!((a.to_bits(), b.to_bits()), (c.to_bits(), d.to_bits()));
         }
         let mut a = rand_pcg::Pcg64::seed_from_u64(6);
         let mut b = rand_pcg::Pcg64::seed_from_u64(6);

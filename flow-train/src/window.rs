@@ -13,7 +13,8 @@
 use crate::defaults::{auto_config, auto_training, AutoOptions};
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
 use crate::train::{train, Progress, TrainConfig, TrainedModel};
-use crate::{Dataset, TrainError};
+use crate::{Dataset, Exported, TrainError};
+use flow_core::model::ModelBuilder;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -213,6 +214,35 @@ pub struct TrainedWindow {
     pub spec: ModelSpec,
     /// Its parameters: the marginal's, then the conditional's.
     pub params: Vec<f32>,
+}
+
+impl TrainedWindow {
+    /// The model file's writer: the joint flow of two readings with the readings' column
+    /// `names`, the scaler `(mean, scale)` of one reading (stored for both halves), and the
+    /// window `w` with its grouping (`rows_per_group` or `group_column`; see
+    /// [`ModelBuilder::window`]). Thresholds are the caller's.
+    pub fn model(
+        &self,
+        names: &[String],
+        (mean, scale): (&[f32], &[f32]),
+        w: usize,
+        (rows_per_group, group_column): (Option<usize>, Option<&str>),
+    ) -> Result<ModelBuilder, TrainError> {
+        let d = names.len();
+        let e = Exported::new(&self.spec, &self.params)?;
+        let mut b = ModelBuilder::joint(2 * d, d);
+        for l in e.layers(0)? {
+            b.layer(&l);
+        }
+        b.end_marginal();
+        for l in e.layers(1)? {
+            b.layer(&l);
+        }
+        b.columns(names)
+            .scaler(&[mean, mean].concat(), &[scale, scale].concat())
+            .window(w, rows_per_group, group_column);
+        Ok(b)
+    }
 }
 
 /// Trains both parts of `cfg`, each on its own thread: the marginal on `readings`, the

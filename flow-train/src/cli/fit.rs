@@ -65,7 +65,7 @@ pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
 
 /// What the stored model is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
+enum Kind {
     Plain,
     /// `p(x₁)·p(x₂ | x₁)` with `x₁` of this size.
     Joint(usize),
@@ -351,7 +351,7 @@ fn fold_context_scaler(spec: &ModelSpec, params: &mut [f32], mean: &[f32], scale
 }
 
 /// The model file (without thresholds) from trained parameters.
-pub(super) fn builder(
+fn builder(
     kind: Kind,
     spec: &ModelSpec,
     params: &[f32],

@@ -16,7 +16,7 @@
 //!   reported NLLs (nats per window, raw units) and the anomaly thresholds (quantiles of the
 //!   validation windows' log-densities, raw units) come from the file as written.
 
-use super::fit::{builder, check_ranges, isa, load, quantile, scaler, Kind, QUANTILES};
+use super::fit::{check_ranges, isa, load, quantile, scaler, QUANTILES};
 use super::runtime::Runtime;
 use super::windows::{self, Rule};
 use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
@@ -288,21 +288,12 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     }
 
     // Encode, parse back, score every window with flow-core's WindowScorer.
-    let both = |v: &[f32]| [v, v].concat();
-    let sc = (both(&mean), both(&scale));
-    let mut b = builder(
-        Kind::Joint(d),
-        &trained.spec,
-        &trained.params,
-        &names,
-        Some(&sc),
-    )?;
-    let (rows_per_group, column) = match &rule {
+    let grouping = match &rule {
         Rule::One => (None, None),
         Rule::RowsPerGroup(n) => (Some(*n), None),
         Rule::Column(c) => (None, Some(c.as_str())),
     };
-    b.window(window, rows_per_group, column);
+    let mut b = trained.model(&names, (&mean, &scale), window, grouping)?;
     let bytes = b
         .encode()
         .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;

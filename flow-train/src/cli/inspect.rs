@@ -96,6 +96,24 @@ pub fn run(a: &InspectArgs) -> Result<()> {
     };
     text.push(format!("kind: {kind}"));
     j.insert("kind".into(), json!(kind_word));
+    // A windowed model: the window, and where recordings end.
+    if let Some(w) = m.window() {
+        let rule = super::windows::Rule::stored(m.metadata().grouping);
+        text.push(format!(
+            "window: {w} readings of {} values, log p(x_1) + Σ log p(x_t | x_t-1); {}",
+            h.context_dim,
+            rule.describe()
+        ));
+        j.insert("window".into(), json!(w));
+        j.insert(
+            "grouping".into(),
+            match rule {
+                super::windows::Rule::One => json!(null),
+                super::windows::Rule::RowsPerGroup(n) => json!({"rows_per_group": n}),
+                super::windows::Rule::Column(c) => json!({"group_column": c}),
+            },
+        );
+    }
     match h.kind {
         FlowKind::Conditional => j.insert("context_dim".into(), json!(h.context_dim)),
         FlowKind::Joint => j.insert("x1_dim".into(), json!(h.context_dim)),
@@ -125,6 +143,12 @@ pub fn run(a: &InspectArgs) -> Result<()> {
     }
     j.insert("layers".into(), json!(layers));
     let (d, c) = rt.columns();
+    let d = match (m.window(), m.metadata().columns_str()) {
+        (Some(_), Some(names)) if !names.is_empty() => {
+            names.split('\n').map(str::to_string).collect()
+        }
+        _ => d,
+    };
     if d.is_empty() {
         text.push("columns: (not stored)".into());
     } else if c.is_empty() {
@@ -156,7 +180,12 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             .iter()
             .map(|(q, lp)| format!("{}%: {lp}", q * 100.0))
             .collect();
-        text.push(format!("thresholds (log p, flow space): {}", t.join(", ")));
+        let space = if m.window().is_some() {
+            "log p of a window, raw units"
+        } else {
+            "log p, flow space"
+        };
+        text.push(format!("thresholds ({space}): {}", t.join(", ")));
     }
     j.insert(
         "thresholds".into(),
@@ -167,6 +196,9 @@ pub fn run(a: &InspectArgs) -> Result<()> {
     );
     // The expected cost on a Cortex-M4F (`flow_train::cost`; docs/device-cost.md).
     let cost = DeviceCost::of_model(m).map_err(|e| model_error(&a.model, e))?;
+    if m.window().is_some() {
+        text.push("(device cost per new reading: one joint-flow evaluation)".into());
+    }
     for (key, v) in [
         ("flash_bytes", cost.flash_bytes),
         ("ram_bytes", cost.ram_bytes),

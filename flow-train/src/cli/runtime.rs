@@ -264,25 +264,54 @@ impl<'a> Runtime<'a> {
             return Err(Error::NonFiniteInput);
         }
         let mut v = vec![0.0f32; self.dim()];
-        for p in &self.parts {
-            let (head, rest) = v.split_at_mut(p.offset);
-            let vv = &mut rest[..p.dim];
-            let c: &[f32] = match p.ctx {
-                Ctx::None => &[],
-                Ctx::External => ctx,
-                Ctx::Prefix(d) => &head[..d],
-            };
-            StdNormal::sample(rng, vv);
-            let ld = &mut self.lds[..p.dim];
-            for l in &p.layers {
-                let cc = if l.context_dim() == 0 { &[][..] } else { c };
-                l.apply(vv, cc, ld, Direction::Forward, &mut self.ws)?;
-            }
-            if vv.iter().any(|x| x.is_nan()) {
-                return Err(Error::Numerical);
-            }
+        for i in 0..self.parts.len() {
+            self.sample_part(rng, i, &mut v, ctx)?;
         }
         Ok(v)
+    }
+
+    /// Part `i`'s sample into its place in `v` (its context from `v` or `ctx`).
+    fn sample_part(
+        &mut self,
+        rng: &mut dyn RngCore,
+        i: usize,
+        v: &mut [f32],
+        ctx: &[f32],
+    ) -> Result<(), Error> {
+        let p = &self.parts[i];
+        let (head, rest) = v.split_at_mut(p.offset);
+        let vv = &mut rest[..p.dim];
+        let c: &[f32] = match p.ctx {
+            Ctx::None => &[],
+            Ctx::External => ctx,
+            Ctx::Prefix(d) => &head[..d],
+        };
+        StdNormal::sample(rng, vv);
+        let ld = &mut self.lds[..p.dim];
+        for l in &p.layers {
+            let cc = if l.context_dim() == 0 { &[][..] } else { c };
+            l.apply(vv, cc, ld, Direction::Forward, &mut self.ws)?;
+        }
+        if vv.iter().any(|x| x.is_nan()) {
+            return Err(Error::Numerical);
+        }
+        Ok(())
+    }
+
+    /// A windowed model's sample of `w` consecutive readings (row-major, in the flow's
+    /// space): `x_1` from the marginal, each next reading from the conditional given the one
+    /// before.
+    pub fn sample_window(&mut self, rng: &mut dyn RngCore, w: usize) -> Result<Vec<f32>, Error> {
+        let d = self.dim() / 2;
+        let mut pair = self.sample(rng, &[])?;
+        let mut out = pair.clone();
+        for _ in 2..w {
+            pair.copy_within(d.., 0);
+            self.sample_part(rng, 1, &mut pair, &[])?;
+            out.extend_from_slice(&pair[d..]);
+        }
+        out.truncate(w * d);
+        Ok(out)
     }
 }
 

@@ -43,6 +43,9 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
             a.context.len()
         );
     }
+    if let Some(w) = rt.model.window() {
+        return windows(a, &mut rt, w, quiet);
+    }
     let (mut names, _) = rt.columns();
     if names.is_empty() {
         names = (1..=rt.dim()).map(|j| format!("x{j}")).collect();
@@ -63,6 +66,66 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
             "flow space"
         } else {
             "raw units"
+        }
+    );
+    Ok(())
+}
+
+/// A windowed model's samples: `--n` windows of `W` consecutive readings, each reading a row
+/// with its window's number in the first column `window` (so `eval --group-column window`
+/// scores them as recordings).
+fn windows(a: &SampleArgs, rt: &mut Runtime<'_>, w: usize, quiet: bool) -> Result<()> {
+    if !a.context.is_empty() {
+        bail!("--context: a windowed model takes no context");
+    }
+    let d = rt.dim() / 2;
+    let stored: Vec<String> = rt
+        .model
+        .metadata()
+        .columns_str()
+        .unwrap_or_default()
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut names = vec!["window".to_string()];
+    if stored.len() == d {
+        names.extend(stored);
+    } else {
+        names.extend((1..=d).map(|j| format!("x{j}")));
+    }
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(a.seed);
+    let mut values = Vec::with_capacity(a.count * w * (d + 1));
+    for i in 0..a.count {
+        let x = rt
+            .sample_window(&mut rng, w)
+            .map_err(|e| anyhow::anyhow!("sample {}: flow-core: {e}", i + 1))?;
+        for r in x.chunks_exact(d) {
+            values.push(i as f32);
+            if a.standardized {
+                values.extend_from_slice(r);
+            } else {
+                // The reading's scaler: the first half of the stored one.
+                values.extend(
+                    r.iter()
+                        .enumerate()
+                        .map(|(j, &v)| match rt.model.scaler(j) {
+                            Some((m, s)) => m + s * v,
+                            None => v,
+                        }),
+                );
+            }
+        }
+    }
+    write_csv(&a.out, &names, &values)?;
+    info!(
+        quiet,
+        "wrote {} windows of {w} readings to {}",
+        a.count,
+        if is_std(&a.out) {
+            "standard output".to_string()
+        } else {
+            a.out.display().to_string()
         }
     );
     Ok(())

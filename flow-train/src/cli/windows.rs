@@ -47,7 +47,7 @@ impl Rule {
     /// In words, for the status lines.
     pub fn describe(&self) -> String {
         match self {
-            Rule::One => "one recording (no --rows-per-group or --group-column)".into(),
+            Rule::One => "one recording".into(),
             Rule::RowsPerGroup(n) => format!("recordings of {n} consecutive rows"),
             Rule::Column(c) => format!("recordings by column `{c}`"),
         }

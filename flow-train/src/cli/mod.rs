@@ -5,7 +5,6 @@ mod eval;
 mod export_c;
 mod files;
 mod fit;
-mod fit_window;
 mod import;
 mod inspect;
 mod plot;

@@ -32,21 +32,27 @@
 //!   thresholds (log-density quantiles 0.1%, 1%, 5% of the validation rows, or of the
 //!   training rows without a split, in the flow's space) come from the file as written.
 
+mod arch;
+mod input;
+mod model;
+mod window;
+
 use super::runtime::Runtime;
 use super::table::Table;
 use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, OrderArg, PresetArg};
 use anyhow::{bail, Context, Result};
-use flow_core::model::{FlowKind, ModelBuilder};
+use arch::{auto_conditional, describe, explicit_spec, Arch};
+use flow_core::model::FlowKind;
 use flow_core::Order;
 use flow_train::defaults::{auto_config, auto_training, AutoOptions, Preset};
 use flow_train::train::{split_groups, split_indices};
 use flow_train::{
-    synth, train, Dataset, Exported, FlowSpec, Isa, LayerSpec, ModelSpec, Permutation, SplineSpec,
-    StopReason,
+    train, Dataset, Exported, Isa, ModelSpec, SplineSpec, StopReason, TrainConfig, TrainedModel,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+use input::{check_ranges, groups, isa, load, scaler};
+use model::{builder, fold_context_scaler, quantile};
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::Instant;
 
 /// Points of built-in data when `--n` is not given. More generated data is what closes the
@@ -73,450 +79,48 @@ enum Kind {
     Conditional(usize),
 }
 
-/// Architecture options of an explicit `--flow`.
-struct Arch {
-    layers: Option<usize>,
-    spline: SplineSpec,
-    hidden: Vec<usize>,
-}
-
-pub(super) fn load(a: &FitArgs) -> Result<Table> {
-    let builtin = matches!(a.data.as_str(), "circles" | "moons");
-    if !builtin {
-        if a.n.is_some() || a.noise.is_some() || a.factor.is_some() {
-            bail!("--n, --noise and --factor describe built-in data (--data circles|moons)");
-        }
-        return super::table::read_csv(Path::new(&a.data));
-    }
-    if a.group_column.is_some() {
-        bail!("--group-column needs a CSV file (built-in data have no group column)");
-    }
-    let n = a.n.unwrap_or(DEFAULT_N);
-    let noise = a.noise.unwrap_or(DEFAULT_NOISE);
-    let (d, what) = if a.data == "circles" {
-        let factor = a.factor.unwrap_or(DEFAULT_FACTOR);
-        (
-            synth::circles(n, factor, noise, a.seed)?,
-            format!(
-                "built-in circles (n = {n}, factor {factor}, noise {noise}, seed {})",
-                a.seed
-            ),
-        )
-    } else {
-        if a.factor.is_some() {
-            bail!("--factor is for circles");
-        }
-        (
-            synth::moons(n, noise, a.seed)?,
-            format!("built-in moons (n = {n}, noise {noise}, seed {})", a.seed),
-        )
-    };
-    let cols = synth::COLUMNS.iter().map(|s| s.to_string()).collect();
-    Ok(Table::new(cols, d.values().to_vec(), what))
-}
-
-/// Group ids from the group column (any text) or from `--rows-per-group`.
-fn groups(a: &FitArgs, t: &Table) -> Result<Option<Vec<u32>>> {
-    if let Some(name) = &a.group_column {
-        let labels = t.text(t.index(name)?);
-        let mut ids = std::collections::HashMap::new();
-        let g = labels
-            .iter()
-            .map(|l| {
-                let next = ids.len() as u32;
-                *ids.entry(l.as_str()).or_insert(next)
-            })
-            .collect();
-        return Ok(Some(g));
-    }
-    match a.rows_per_group {
-        Some(0) => bail!("--rows-per-group must be at least 1"),
-        Some(k) => Ok(Some((0..t.rows()).map(|i| (i / k) as u32).collect())),
-        None => Ok(None),
-    }
-}
-
-/// Mean and population standard deviation of each column of `rows` (row-major, `w` wide)
-/// over `idx`; a constant column gets scale 1.
-pub(super) fn scaler(values: &[f32], w: usize, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
-    let n = idx.len().max(1) as f64;
-    let mut mean = vec![0.0f64; w];
-    for &i in idx {
-        for (m, &v) in mean.iter_mut().zip(&values[i * w..(i + 1) * w]) {
-            *m += v as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n);
-    let mut var = vec![0.0f64; w];
-    for &i in idx {
-        for ((s, &v), m) in var.iter_mut().zip(&values[i * w..(i + 1) * w]).zip(&mean) {
-            *s += (v as f64 - m) * (v as f64 - m);
-        }
-    }
-    let scale = var
-        .iter()
-        .map(|&s| {
-            let sd = (s / n).sqrt() as f32;
-            if sd.is_finite() && sd > 0.0 {
-                sd
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    (mean.iter().map(|&m| m as f32).collect(), scale)
-}
-
-/// Explicit architectures. `d` data columns, `c` context columns.
-fn explicit_spec(flow: FlowArg, d: usize, c: usize, arch: &Arch, seed: u64) -> Result<ModelSpec> {
-    let s = arch.spline;
-    let h = arch.hidden.clone();
-    let n = |default: usize| -> Result<usize> {
-        match arch.layers {
-            Some(0) => bail!("--layers must be at least 1"),
-            Some(n) => Ok(n),
-            None => Ok(default),
-        }
-    };
-    Ok(match flow {
-        FlowArg::Spline => ModelSpec::Flow(FlowSpec {
-            dim: d,
-            context: 0,
-            layers: vec![LayerSpec::Spline(s); n(1)?],
-        }),
-        FlowArg::Coupling => {
-            if d < 2 {
-                bail!("--flow coupling needs at least 2 data columns (found {d})");
-            }
-            let perm = if d == 2 {
-                Permutation::Reverse
-            } else {
-                Permutation::Random(seed)
-            };
-            ModelSpec::Flow(FlowSpec::coupling_stack(d, n(4)?, &h, s, perm))
-        }
-        FlowArg::Joint => {
-            if d < 2 {
-                bail!("--flow joint models p(x1)·p(x2|x1): it needs at least 2 data columns");
-            }
-            ModelSpec::Joint {
-                marginal: FlowSpec::spline(1, s),
-                conditional: FlowSpec {
-                    dim: d - 1,
-                    context: 1,
-                    layers: vec![
-                        LayerSpec::ConditionalSpline {
-                            hidden: h,
-                            spline: s,
-                        };
-                        n(1)?
-                    ],
-                },
-            }
-        }
-        FlowArg::Conditional => conditional_spec(d, c, n(if d == 1 { 1 } else { 2 })?, &h, s, seed),
-        FlowArg::Auto => unreachable!("auto is resolved by the caller"),
-    })
-}
-
-/// `p(x | c)` as the library's joint `p(c)·p(x | c)` with an empty flow for `c`: for `d = 1`,
-/// `layers` conditional splines; for `d >= 2`, a conditional spline, then `layers`
-/// conditional couplings with permutations between them.
-fn conditional_spec(
-    d: usize,
-    c: usize,
-    layers: usize,
-    hidden: &[usize],
-    s: SplineSpec,
-    seed: u64,
-) -> ModelSpec {
-    let cond = LayerSpec::ConditionalSpline {
-        hidden: hidden.to_vec(),
-        spline: s,
-    };
-    let (mut layers, couplings) = if d == 1 {
-        (vec![cond; layers], 0)
-    } else {
-        (vec![cond], layers)
-    };
-    if couplings > 0 {
-        let perm = if d == 2 {
-            Permutation::Reverse
-        } else {
-            Permutation::Random(seed)
-        };
-        layers.extend(FlowSpec::coupling_stack(d, couplings, hidden, s, perm).layers);
-    }
-    ModelSpec::Joint {
-        marginal: FlowSpec {
-            dim: c,
-            context: 0,
-            layers: Vec::new(),
-        },
-        conditional: FlowSpec {
-            dim: d,
-            context: c,
-            layers,
-        },
-    }
-}
-
-/// `--flow auto` with context columns: the largest of a ladder of conditional models (spline
-/// bins, hidden sizes) within `budget` parameters; the first, without a budget, is the
-/// default (K = 32, hidden [32, 32]). `d = 1`: one conditional spline; more: a conditional
-/// spline and 2 conditional couplings.
-fn auto_conditional(d: usize, c: usize, budget: Option<usize>, seed: u64) -> Result<ModelSpec> {
-    let layers = if d == 1 { 1 } else { 2 };
-    let ladder: [(usize, &[usize]); 12] = [
-        (32, &[32, 32]),
-        (32, &[24, 24]),
-        (24, &[24, 24]),
-        (16, &[24, 24]),
-        (16, &[16, 16]),
-        (16, &[12, 12]),
-        (12, &[12, 12]),
-        (8, &[8, 8]),
-        (8, &[8]),
-        (8, &[4]),
-        (4, &[4]),
-        (4, &[2]),
-    ];
-    let spec = |(k, h): (usize, &[usize])| {
-        conditional_spec(d, c, layers, h, SplineSpec::linear(k, 4.0), seed)
-    };
-    let limit = budget.unwrap_or(usize::MAX);
-    match ladder
-        .iter()
-        .map(|&r| spec(r))
-        .find(|s| s.param_count() <= limit)
-    {
-        Some(s) => Ok(s),
-        None => bail!(
-            "no conditional model of {d} data and {c} context column(s) fits in {limit} \
-             parameters (the smallest has {})",
-            spec(ladder[ladder.len() - 1]).param_count()
-        ),
-    }
-}
-
-/// Folds the context scaler into the first layer of every hypernetwork that reads the
-/// context, so the stored model takes the raw context: `W' = W / s`, `b' = b - W·m/s` on the
-/// context inputs (computed in `f64`, rounded to `f32`).
-fn fold_context_scaler(spec: &ModelSpec, params: &mut [f32], mean: &[f32], scale: &[f32]) {
-    let ModelSpec::Joint {
-        marginal,
-        conditional: f,
-    } = spec
-    else {
-        return;
-    };
-    let mut off = marginal.param_count();
-    let c = f.context;
-    for l in &f.layers {
-        let n = l.param_count(f.dim, c);
-        let (lower, hidden, out_rows) = match l {
-            LayerSpec::ConditionalSpline { hidden, spline } => {
-                (0, hidden, f.dim * spline.params_per_dim())
-            }
-            LayerSpec::Coupling {
-                split,
-                hidden,
-                spline,
-            } => (*split, hidden, (f.dim - split) * spline.params_per_dim()),
-            _ => {
-                off += n;
-                continue;
-            }
-        };
-        let nn_off = off
-            + match l {
-                LayerSpec::Coupling { split, spline, .. } => split * spline.params_per_dim(),
-                _ => 0,
-            };
-        let inputs = lower + c;
-        let rows = hidden.first().copied().unwrap_or(out_rows);
-        let (w, rest) = params[nn_off..].split_at_mut(rows * inputs);
-        let b = &mut rest[..rows];
-        for o in 0..rows {
-            let mut shift = 0.0f64;
-            for k in 0..c {
-                let wk = &mut w[o * inputs + lower + k];
-                shift += *wk as f64 * mean[k] as f64 / scale[k] as f64;
-                *wk = (*wk as f64 / scale[k] as f64) as f32;
-            }
-            b[o] = (b[o] as f64 - shift) as f32;
-        }
-        off += n;
-    }
-}
-
-/// The model file (without thresholds) from trained parameters.
-fn builder(
-    kind: Kind,
-    spec: &ModelSpec,
-    params: &[f32],
-    columns: &[String],
-    scaler: Option<&(Vec<f32>, Vec<f32>)>,
-) -> Result<ModelBuilder> {
-    let e = Exported::new(spec, params)?;
-    let d = spec.dim();
-    let mut b = match kind {
-        Kind::Plain => ModelBuilder::plain(d),
-        Kind::Joint(d1) => ModelBuilder::joint(d, d1),
-        Kind::Conditional(c) => ModelBuilder::conditional(d - c, c),
-    };
-    match kind {
-        Kind::Plain => {
-            for l in e.layers(0)? {
-                b.layer(&l);
-            }
-        }
-        Kind::Joint(_) => {
-            for l in e.layers(0)? {
-                b.layer(&l);
-            }
-            b.end_marginal();
-            for l in e.layers(1)? {
-                b.layer(&l);
-            }
-        }
-        Kind::Conditional(_) => {
-            for l in e.layers(1)? {
-                b.layer(&l);
-            }
-        }
-    }
-    b.columns(columns);
-    if let Some((m, s)) = scaler {
-        b.scaler(m, s);
-    }
-    Ok(b)
-}
-
-/// NumPy's default (linear) quantile of sorted values.
-pub(super) fn quantile(sorted: &[f32], q: f32) -> f32 {
-    let pos = q as f64 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    let t = pos - lo as f64;
-    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
-}
-
-/// A flow's layers in words, `→`-separated.
-pub(super) fn list(f: &FlowSpec) -> String {
-    let layer = |l: &LayerSpec| -> String {
-        let s = |s: &SplineSpec| {
-            format!(
-                "K={} B={} {}",
-                s.bins,
-                s.bound,
-                if s.order == Order::Linear {
-                    "linear"
-                } else {
-                    "quadratic"
-                }
-            )
-        };
-        match l {
-            LayerSpec::Spline(sp) => format!("spline({})", s(sp)),
-            LayerSpec::Coupling { hidden, spline, .. } => {
-                format!("coupling({}, hidden {hidden:?})", s(spline))
-            }
-            LayerSpec::ConditionalSpline { hidden, spline } => {
-                format!("conditional_spline({}, hidden {hidden:?})", s(spline))
-            }
-            LayerSpec::Permute(p) => format!("permute{p:?}"),
-            LayerSpec::Affine { .. } => "affine".into(),
-        }
-    };
-    f.layers.iter().map(layer).collect::<Vec<_>>().join(" → ")
-}
-
-fn describe(spec: &ModelSpec, kind: Kind) -> String {
-    match (spec, kind) {
-        (ModelSpec::Flow(f), _) => format!("plain flow on {} dims: {}", f.dim, list(f)),
-        (ModelSpec::Joint { conditional, .. }, Kind::Conditional(c)) => format!(
-            "conditional flow p(x | c), x: {} dims, c: {c}: {}",
-            conditional.dim,
-            list(conditional)
-        ),
-        (
-            ModelSpec::Joint {
-                marginal,
-                conditional,
-            },
-            _,
-        ) => format!(
-            "joint p(x1)·p(x2|x1), x1: {} dims: [{}] · [{}]",
-            marginal.dim,
-            list(marginal),
-            list(conditional)
-        ),
-    }
-}
-
-/// The instruction set `--isa` asks for; one this CPU lacks is an error.
-pub(super) fn isa(arg: IsaArg) -> Result<Isa> {
-    let want = match arg {
-        IsaArg::Auto => return Ok(Isa::detect()),
-        IsaArg::Portable => Isa::Baseline,
-        IsaArg::Avx2 => Isa::Avx2,
-        IsaArg::Avx512 => Isa::Avx512,
-    };
-    if !want.is_supported() {
-        bail!(
-            "--isa {}: this CPU does not have it (it has {}; --isa portable runs everywhere)",
-            want.name(),
-            Isa::detect().name()
-        );
-    }
-    Ok(want)
-}
-
-/// The architecture options' ranges, each an error naming the allowed range.
-pub(super) fn check_ranges(a: &FitArgs) -> Result<()> {
-    if let Some(k) = a.bins {
-        if !(2..=1000).contains(&k) {
-            bail!("--bins must be between 2 and 1000 (got {k})");
-        }
-    }
-    if let Some(b) = a.bound {
-        if !(b.is_finite() && b > 0.0) {
-            bail!("--bound must be a positive number (got {b})");
-        }
-    }
-    if let Some(h) = &a.hidden {
-        if let Some(z) = h.iter().find(|&&z| z == 0 || z > 1024) {
-            bail!("--hidden sizes must be between 1 and 1024 (got {z})");
-        }
-    }
-    if a.max_params == Some(0) {
-        bail!("--max-params must be at least 1");
-    }
-    if let Some(s) = a.max_seconds {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--max-seconds must be a positive number of seconds (got {s})");
-        }
-    }
-    if let Some(e) = a.epochs {
-        if !(e.is_finite() && e > 0.0) {
-            bail!("--epochs must be a positive number (got {e})");
-        }
-    }
-    Ok(())
-}
-
+/// `fit` in stages: the data, the split and scaler, the architecture and settings (and the
+/// plan, announced), training, the checks of the run, the model file.
 pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     if a.window.is_some() {
-        return super::fit_window::run(a, quiet);
+        return window::run(a, quiet);
     }
     let t0 = Instant::now();
-    let standardize = !a.no_standardize;
     if super::files::is_std(&a.out) {
         bail!("--out -: fit writes a model file (binary), not to standard output");
     }
     check_ranges(a)?;
     let isa = isa(a.isa)?;
+    let input = read(a)?;
+    let split = split_and_scale(a, &input)?;
+    let choice = choose(a, &input, &split, isa)?;
+    announce(a, quiet, &input, &split, &choice, isa)?;
+    let m = train_with_progress(quiet, &choice, &split)?;
+    check(a, quiet, &choice, &split, &m)?;
+    write(a, quiet, &input, &split, &choice, &m)?;
+    info!(quiet, "fit took {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Stage 1's result: the data's columns, context first (the library's joint layout
+/// `[c, x]`), then data.
+struct Input {
+    table: Table,
+    groups: Option<Vec<u32>>,
+    /// Rows of `w = c + d` values: context, then data.
+    raw: Vec<f32>,
+    /// The data columns' names, then the context's.
+    names: Vec<String>,
+    /// The names in `raw`'s order.
+    raw_names: Vec<String>,
+    d: usize,
+    c: usize,
+    w: usize,
+    rows: usize,
+}
+
+/// Stage 1: the data and its columns.
+fn read(a: &FitArgs) -> Result<Input> {
     let table = load(a)?;
     let groups = groups(a, &table)?;
     let rows = table.rows();
@@ -580,9 +184,41 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         .chain(&ctx_idx)
         .map(|&j| table.columns[j].clone())
         .collect();
+    let raw_names: Vec<String> = order.iter().map(|&j| table.columns[j].clone()).collect();
+    Ok(Input {
+        table,
+        groups,
+        raw,
+        names,
+        raw_names,
+        d,
+        c,
+        w,
+        rows,
+    })
+}
 
-    // The split the library will make (same function, seed and fraction), then the scaler on
-    // the training rows.
+/// Stage 2's result: the validation split and the standardized data.
+struct Split {
+    val_fraction: f32,
+    train_idx: Vec<usize>,
+    val_idx: Vec<usize>,
+    /// The scaler of all `w` columns (0 and 1 with `--no-standardize`).
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    standardize: bool,
+    /// All rows, standardized.
+    dataset: Dataset,
+    /// Their data columns only.
+    data_only: Dataset,
+}
+
+/// Stage 2: the split the library will make (same function, seed and fraction), then the
+/// scaler on the training rows.
+fn split_and_scale(a: &FitArgs, input: &Input) -> Result<Split> {
+    let (raw, groups, rows) = (&input.raw, &input.groups, input.rows);
+    let (d, c, w) = (input.d, input.c, input.w);
+    let standardize = !a.no_standardize;
     let val_fraction = match a.val_fraction {
         Some(f) => f,
         None => {
@@ -603,7 +239,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         bail!("no training rows after the validation split");
     }
     let (mean, scale) = if standardize {
-        scaler(&raw, w, &train_idx)
+        scaler(raw, w, &train_idx)
     } else {
         (vec![0.0; w], vec![1.0; w])
     };
@@ -624,8 +260,33 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             .flat_map(|r| r[c..].iter().copied())
             .collect(),
     )?;
+    Ok(Split {
+        val_fraction,
+        train_idx,
+        val_idx,
+        mean,
+        scale,
+        standardize,
+        dataset,
+        data_only,
+    })
+}
 
-    // Architecture and settings.
+/// Stage 3's result.
+struct Choice {
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    kind: Kind,
+    device: flow_train::cost::DeviceCost,
+}
+
+/// Stage 3: the architecture (`--flow auto` or explicit), the settings, the budgets, the
+/// user's training options.
+fn choose(a: &FitArgs, input: &Input, split: &Split, isa: Isa) -> Result<Choice> {
+    let (d, c) = (input.d, input.c);
+    let (data_only, val_fraction, train_idx) =
+        (&split.data_only, split.val_fraction, &split.train_idx);
+    let groups = input.groups.clone();
     let preset = a.preset.map(|p| match p {
         PresetArg::Tiny => Preset::Tiny,
         PresetArg::Small => Preset::Small,
@@ -637,7 +298,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     };
     let (spec, mut cfg) = if a.flow == FlowArg::Auto && c == 0 {
         auto_config(
-            &data_only,
+            data_only,
             &AutoOptions {
                 preset,
                 max_params: a.max_params,
@@ -662,7 +323,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             };
             explicit_spec(a.flow, d, c, &arch, a.seed)?
         };
-        let cfg = auto_training(&data_only, &spec);
+        let cfg = auto_training(data_only, &spec);
         (spec, cfg)
     };
     spec.validate()?;
@@ -741,19 +402,43 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
         bail!("--lr must be a positive number");
     }
+    Ok(Choice {
+        spec,
+        cfg,
+        kind,
+        device,
+    })
+}
 
+/// The plan on stderr, and the data's warnings (errors with `--strict`: nothing written).
+fn announce(
+    a: &FitArgs,
+    quiet: bool,
+    input: &Input,
+    split: &Split,
+    choice: &Choice,
+    isa: Isa,
+) -> Result<()> {
+    let (table, names, raw, raw_names, rows) = (
+        &input.table,
+        &input.names,
+        &input.raw,
+        &input.raw_names,
+        input.rows,
+    );
+    let (spec, cfg, kind, device) = (&choice.spec, &choice.cfg, choice.kind, &choice.device);
+    let (train_idx, val_idx, standardize) = (&split.train_idx, &split.val_idx, split.standardize);
     info!(
         quiet,
         "data: {}: {rows} rows, columns {}",
         table.source,
         names.join(", ")
     );
-    info!(quiet, "model: {}", describe(&spec, kind));
+    info!(quiet, "model: {}", describe(spec, kind));
     info!(quiet, "parameters: {}", spec.param_count());
     // Suspicious data: warnings, or errors with --strict (nothing written).
-    let raw_names: Vec<String> = order.iter().map(|&j| table.columns[j].clone()).collect();
     let warnings =
-        super::checks::suspicious(&raw, &raw_names, |i| table.place(i), spec.param_count());
+        super::checks::suspicious(raw, raw_names, |i| table.place(i), spec.param_count());
     for w in &warnings {
         eprintln!(
             "{}: {}: {w}",
@@ -826,7 +511,12 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
 
+/// Stage 4: training, with a progress bar on stderr.
+fn train_with_progress(quiet: bool, choice: &Choice, split: &Split) -> Result<TrainedModel> {
+    let (spec, cfg, dataset) = (&choice.spec, &choice.cfg, &split.dataset);
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
@@ -838,7 +528,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             .progress_chars("=> "),
     );
     let mut best = f64::INFINITY;
-    let m = train(&spec, &cfg, &dataset, |p| {
+    let m = train(spec, cfg, dataset, |p| {
         pb.set_position(p.step as u64);
         if let Some(v) = p.val_loss {
             best = best.min(v);
@@ -852,7 +542,13 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         ControlFlow::Continue(())
     })?;
     pb.finish_and_clear();
+    Ok(m)
+}
 
+/// Stage 5: how the run stopped, and whether it diverged (then nothing is written).
+fn check(a: &FitArgs, quiet: bool, choice: &Choice, split: &Split, m: &TrainedModel) -> Result<()> {
+    let (spec, cfg) = (&choice.spec, &choice.cfg);
+    let (dataset, train_idx, val_idx) = (&split.dataset, &split.train_idx, &split.val_idx);
     let validated = m.val_losses.iter().any(|(_, v)| v.is_finite());
     let stop = match m.stop {
         StopReason::Completed => "all steps done".to_string(),
@@ -905,8 +601,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     };
     let check = dataset.select(check_idx);
     // The parameters training started from (the same initialization scheme and seed).
-    let init = flow_train::init::initial_params(&spec, &cfg);
-    let nll0 = Exported::new(&spec, &init)?.nll::<f32>(check.values())?;
+    let init = flow_train::init::initial_params(spec, cfg);
+    let nll0 = Exported::new(spec, &init)?.nll::<f32>(check.values())?;
     let nll1 = m.export()?.nll::<f32>(check.values())?;
     if nll1.is_nan() || nll1 > nll0 + DIVERGED {
         bail!(
@@ -922,14 +618,34 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             a.out.display()
         );
     }
+    Ok(())
+}
 
-    // Encode, parse back, score with flow-core's f32 code.
+/// Stage 6: encode, parse back, score with flow-core's `f32` code, thresholds, write
+/// atomically, report; the plots.
+fn write(
+    a: &FitArgs,
+    quiet: bool,
+    input: &Input,
+    split: &Split,
+    choice: &Choice,
+    m: &TrainedModel,
+) -> Result<()> {
+    let (raw, names, w, c, d) = (&input.raw, &input.names, input.w, input.c, input.d);
+    let (spec, kind) = (&choice.spec, choice.kind);
+    let (train_idx, val_idx, mean, scale, standardize) = (
+        &split.train_idx,
+        &split.val_idx,
+        &split.mean,
+        &split.scale,
+        split.standardize,
+    );
     let mut params = m.params.clone();
     if let Kind::Conditional(c) = kind {
-        fold_context_scaler(&spec, &mut params, &mean[..c], &scale[..c]);
+        fold_context_scaler(spec, &mut params, &mean[..c], &scale[..c]);
     }
     let data_scaler = standardize.then(|| (mean[c..].to_vec(), scale[c..].to_vec()));
-    let mut b = builder(kind, &spec, &params, &names, data_scaler.as_ref())?;
+    let mut b = builder(kind, spec, &params, names, data_scaler.as_ref())?;
     let bytes = b
         .encode()
         .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
@@ -944,8 +660,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             .collect()
     };
     let nll = |lp: &[f32]| -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len().max(1) as f64;
-    let lp_train = score(&mut rt, &train_idx);
-    let lp_val = score(&mut rt, &val_idx);
+    let lp_train = score(&mut rt, train_idx);
+    let lp_val = score(&mut rt, val_idx);
     let (train_nll, val_nll) = (nll(&lp_train), nll(&lp_val));
     if !train_nll.is_finite() || (!val_idx.is_empty() && !val_nll.is_finite()) {
         bail!(
@@ -1033,12 +749,12 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             info!(quiet, "{note}");
         }
     }
-    info!(quiet, "fit took {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::arch::conditional_spec;
     use super::*;
 
     #[test]

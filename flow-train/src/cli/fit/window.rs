@@ -16,10 +16,12 @@
 //!   reported NLLs (nats per window, raw units) and the anomaly thresholds (quantiles of the
 //!   validation windows' log-densities, raw units) come from the file as written.
 
-use super::fit::{check_ranges, isa, load, quantile, scaler, QUANTILES};
-use super::runtime::Runtime;
-use super::windows::{self, Rule};
-use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
+use super::super::runtime::Runtime;
+use super::super::windows::{self, Rule};
+use super::super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
+use super::input::{check_ranges, isa, load, scaler};
+use super::model::quantile;
+use super::QUANTILES;
 use anyhow::{bail, Result};
 use flow_train::defaults::{AutoOptions, Preset};
 use flow_train::train::split_groups;
@@ -101,7 +103,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     let t0 = Instant::now();
     refuse_other_options(a)?;
     check_ranges(a)?;
-    if super::files::is_std(&a.out) {
+    if super::super::files::is_std(&a.out) {
         bail!("--out -: fit writes a model file (binary), not to standard output");
     }
     let window = a.window.unwrap_or(2);
@@ -190,8 +192,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         quiet,
         "model: windows of {window} readings as p(x_1)·Π p(x_t | x_t-1): marginal [{}] · \
          conditional [{}]",
-        super::fit::list(&cfg.marginal.0),
-        super::fit::list(&cfg.conditional.0)
+        super::arch::list(&cfg.marginal.0),
+        super::arch::list(&cfg.conditional.0)
     );
     info!(
         quiet,
@@ -200,7 +202,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         cfg.marginal.0.param_count(),
         cfg.conditional.0.param_count()
     );
-    let warnings = super::checks::suspicious(&raw, &names, |i| table.place(i), spec.param_count());
+    let warnings =
+        super::super::checks::suspicious(&raw, &names, |i| table.place(i), spec.param_count());
     for w in &warnings {
         eprintln!(
             "{}: {}: {w}",

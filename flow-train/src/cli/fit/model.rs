@@ -1,0 +1,115 @@
+//! The last stage of `fit`: trained parameters to a model file — the context scaler folded
+//! into the hypernetworks, the writer, the thresholds' quantiles.
+
+use super::Kind;
+use anyhow::Result;
+use flow_core::model::ModelBuilder;
+use flow_train::{Exported, LayerSpec, ModelSpec};
+
+/// Folds the context scaler into the first layer of every hypernetwork that reads the
+/// context, so the stored model takes the raw context: `W' = W / s`, `b' = b - W·m/s` on the
+/// context inputs (computed in `f64`, rounded to `f32`).
+pub(super) fn fold_context_scaler(
+    spec: &ModelSpec,
+    params: &mut [f32],
+    mean: &[f32],
+    scale: &[f32],
+) {
+    let ModelSpec::Joint {
+        marginal,
+        conditional: f,
+    } = spec
+    else {
+        return;
+    };
+    let mut off = marginal.param_count();
+    let c = f.context;
+    for l in &f.layers {
+        let n = l.param_count(f.dim, c);
+        let (lower, hidden, out_rows) = match l {
+            LayerSpec::ConditionalSpline { hidden, spline } => {
+                (0, hidden, f.dim * spline.params_per_dim())
+            }
+            LayerSpec::Coupling {
+                split,
+                hidden,
+                spline,
+            } => (*split, hidden, (f.dim - split) * spline.params_per_dim()),
+            _ => {
+                off += n;
+                continue;
+            }
+        };
+        let nn_off = off
+            + match l {
+                LayerSpec::Coupling { split, spline, .. } => split * spline.params_per_dim(),
+                _ => 0,
+            };
+        let inputs = lower + c;
+        let rows = hidden.first().copied().unwrap_or(out_rows);
+        let (w, rest) = params[nn_off..].split_at_mut(rows * inputs);
+        let b = &mut rest[..rows];
+        for o in 0..rows {
+            let mut shift = 0.0f64;
+            for k in 0..c {
+                let wk = &mut w[o * inputs + lower + k];
+                shift += *wk as f64 * mean[k] as f64 / scale[k] as f64;
+                *wk = (*wk as f64 / scale[k] as f64) as f32;
+            }
+            b[o] = (b[o] as f64 - shift) as f32;
+        }
+        off += n;
+    }
+}
+
+/// The model file (without thresholds) from trained parameters.
+pub(super) fn builder(
+    kind: Kind,
+    spec: &ModelSpec,
+    params: &[f32],
+    columns: &[String],
+    scaler: Option<&(Vec<f32>, Vec<f32>)>,
+) -> Result<ModelBuilder> {
+    let e = Exported::new(spec, params)?;
+    let d = spec.dim();
+    let mut b = match kind {
+        Kind::Plain => ModelBuilder::plain(d),
+        Kind::Joint(d1) => ModelBuilder::joint(d, d1),
+        Kind::Conditional(c) => ModelBuilder::conditional(d - c, c),
+    };
+    match kind {
+        Kind::Plain => {
+            for l in e.layers(0)? {
+                b.layer(&l);
+            }
+        }
+        Kind::Joint(_) => {
+            for l in e.layers(0)? {
+                b.layer(&l);
+            }
+            b.end_marginal();
+            for l in e.layers(1)? {
+                b.layer(&l);
+            }
+        }
+        Kind::Conditional(_) => {
+            for l in e.layers(1)? {
+                b.layer(&l);
+            }
+        }
+    }
+    b.columns(columns);
+    if let Some((m, s)) = scaler {
+        b.scaler(m, s);
+    }
+    Ok(b)
+}
+
+/// NumPy's default (linear) quantile of sorted values.
+pub(super) fn quantile(sorted: &[f32], q: f32) -> f32 {
+    let pos = q as f64 * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let t = pos - lo as f64;
+    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
+}

@@ -1,15 +1,26 @@
-//! `cargo bench -p flow-train --bench score [-- ROWS]`: `eval` on a CSV of 1,000,000 rows (the
-//! tutorial's 10,000 standardized circles test points, repeated) under the firmware's default
-//! model (Pyro's tutorial coupling, trained by `fit`), on one thread and on every core, side by
-//! side in one run (interleaved, median of 3 each), as wall time per row of the whole command
-//! (reading the CSV, scoring, the mean). Prints both, their ratio, and the ratio against
-//! Pyro's `log_prob` of the same architecture: 1.3–1.6 µs per point on one thread, recorded on
-//! a 2-vCPU machine of the same kind (`docs/pyro-reference-runs.md`; torch could not be
-//! installed beside this bench). docs/scoring-speed.md has the figures.
+//! `cargo bench -p flow-train --bench score [-- ROWS] [--baseline BIN]`: `eval` on a CSV of
+//! 1,000,000 rows (the tutorial's 10,000 standardized circles test points, repeated) under the
+//! firmware's default model (Pyro's tutorial coupling, trained by `fit`), on one thread and on
+//! every core, side by side in one run (interleaved, median of 3 each), as wall and CPU time
+//! per row of the whole command (reading the CSV, scoring, the mean).
+//!
+//! Prints both, their ratio, and the ratio against Pyro's `log_prob` of the same architecture
+//! on the 10,000 test points, recorded on a 2-vCPU machine (`docs/pyro-reference-runs.md`,
+//! median of 20: 11.67 ms on one thread, 8.97 ms on torch's default two, so 1.167 and 0.897 µs
+//! per point; torch could not be installed beside this bench). With `--baseline BIN`, another
+//! `flow-train` program (built from an earlier commit) is timed in the same rounds,
+//! interleaved, and the ratios of the two are printed: on a shared machine that ratio is the
+//! figure to trust. The load average is printed before and after. docs/scoring-speed.md has
+//! the figures.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// Pyro's `log_prob` of the tutorial coupling, µs per point: 11.67 ms and 8.97 ms for the
+/// 10,000 test points on one and two threads (`docs/pyro-reference-runs.md`).
+const PYRO_ONE: f64 = 1.167;
+const PYRO_TWO: f64 = 0.897;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -28,9 +39,9 @@ fn children_cpu() -> Option<f64> {
 
 /// Wall and CPU seconds of one `eval` run with `threads` (0: the default, every core); its
 /// `nll` line.
-fn eval(model: &Path, csv: &Path, threads: usize) -> (f64, Option<f64>, String) {
+fn eval(bin: &Path, model: &Path, csv: &Path, threads: usize) -> (f64, Option<f64>, String) {
     let cpu0 = children_cpu();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow-train"));
+    let mut cmd = Command::new(bin);
     cmd.args(["eval", "--standardized", "--model"])
         .arg(model)
         .arg("--data")
@@ -60,11 +71,62 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The load averages over 1, 5 and 15 minutes (Linux; empty elsewhere).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Medians of one program's runs: wall and CPU seconds at one thread and at every core.
+#[derive(Default)]
+struct Runs {
+    one: Vec<f64>,
+    all: Vec<f64>,
+    one_cpu: Vec<f64>,
+    all_cpu: Vec<f64>,
+}
+
+impl Runs {
+    fn round(&mut self, bin: &Path, model: &Path, csv: &Path, nlls: &mut Vec<String>) {
+        let (s, c, n) = eval(bin, model, csv, 1);
+        self.one.push(s);
+        self.one_cpu.extend(c);
+        nlls.push(n);
+        let (s, c, n) = eval(bin, model, csv, 0);
+        self.all.push(s);
+        self.all_cpu.extend(c);
+        nlls.push(n);
+    }
+
+    /// `(one, all, one_cpu, all_cpu)` in µs per row (CPU: NaN where unknown).
+    fn per_row(&self, rows: usize) -> [f64; 4] {
+        let us = |v: &Vec<f64>| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                1e6 * median(v.clone()) / rows as f64
+            }
+        };
+        [
+            us(&self.one),
+            us(&self.all),
+            us(&self.one_cpu),
+            us(&self.all_cpu),
+        ]
+    }
+}
+
 fn main() {
-    let rows: usize = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rows: usize = args
+        .iter()
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let baseline = args
+        .iter()
+        .position(|a| a == "--baseline")
+        .map(|i| PathBuf::from(args.get(i + 1).expect("--baseline needs a program")));
     let src = repo().join("data/circles_test_scaled.csv");
     let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     let mut lines = text.lines();
@@ -83,43 +145,55 @@ fn main() {
     std::fs::write(&path, csv).expect("write the CSV");
     let model = repo().join("flow-firmware-example/models/circles_coupling.nflw");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_flow-train"));
 
-    let (mut one, mut all) = (Vec::new(), Vec::new());
-    let (mut one_cpu, mut all_cpu) = (Vec::new(), Vec::new());
+    println!("load average before: {}", load());
+    let (mut new, mut old) = (Runs::default(), Runs::default());
     let mut nlls = Vec::new();
     for _ in 0..3 {
-        let (s, c, n) = eval(&model, &path, 1);
-        one.push(s);
-        one_cpu.extend(c);
-        nlls.push(n);
-        let (s, c, n) = eval(&model, &path, 0);
-        all.push(s);
-        all_cpu.extend(c);
-        nlls.push(n);
+        new.round(&this, &model, &path, &mut nlls);
+        if let Some(b) = &baseline {
+            old.round(b, &model, &path, &mut nlls);
+        }
     }
+    println!("load average after:  {}", load());
     assert!(
         nlls.windows(2).all(|w| w[0] == w[1]),
-        "one thread and {cores} give different results: {nlls:?}"
+        "the runs give different results: {nlls:?}"
     );
-    let us = |s: f64| 1e6 * s / rows as f64;
-    let (one, all) = (us(median(one)), us(median(all)));
     println!("eval of {rows} rows (standardized circles, the tutorial coupling), whole command:");
-    println!("  1 thread:   {one:.3} µs per row (wall)");
-    println!(
-        "  {cores} threads:  {all:.3} µs per row (wall; {:.2}x one thread)",
-        one / all
-    );
-    if !one_cpu.is_empty() && !all_cpu.is_empty() {
+    let show = |name: &str, r: [f64; 4]| {
+        println!("  {name}");
         println!(
-            "  CPU time per row: 1 thread {:.3} µs, {cores} threads {:.3} µs (user + system)",
-            us(median(one_cpu)),
-            us(median(all_cpu))
+            "    1 thread:  {:.3} µs per row (wall), CPU {:.3}",
+            r[0], r[2]
+        );
+        println!(
+            "    {cores} threads: {:.3} µs per row (wall; {:.2}x one thread), CPU {:.3}",
+            r[1],
+            r[0] / r[1],
+            r[3]
+        );
+    };
+    let n = new.per_row(rows);
+    show("this build:", n);
+    if let Some(b) = &baseline {
+        let o = old.per_row(rows);
+        show(&format!("baseline {}:", b.display()), o);
+        println!(
+            "  this build against the baseline: wall {:.2}x (1 thread), {:.2}x ({cores} threads); \
+             CPU {:.2}x, {:.2}x",
+            o[0] / n[0],
+            o[1] / n[1],
+            o[2] / n[2],
+            o[3] / n[3]
         );
     }
     println!(
-        "  against Pyro's log_prob, 1.3-1.6 µs per point on one thread (recorded): {:.1}x-{:.1}x",
-        1.3 / all,
-        1.6 / all
+        "  against Pyro's log_prob (recorded: 1.167 µs per point on one thread, 0.897 on two): \
+         {:.2}x on one thread, {:.2}x on {cores}",
+        PYRO_ONE / n[0],
+        PYRO_TWO / n[1]
     );
     println!("  {}", nlls[0]);
     let _ = std::fs::remove_dir_all(&dir);

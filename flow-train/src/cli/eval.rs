@@ -10,7 +10,7 @@
 
 use super::files::is_std;
 use super::runtime::Runtime;
-use super::table::{read_csv, write_csv, Table};
+use super::table::{read_csv_on, write_csv, Table};
 use super::{info, model_error, model_inputs, one_stdin, read_model, EvalArgs};
 use anyhow::{bail, Result};
 use flow_train::export::auroc;
@@ -70,7 +70,8 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     if a.rows_per_group.is_some() || a.group_column.is_some() {
         bail!("--rows-per-group and --group-column are for windowed models (fit --window)");
     }
-    let table = read_csv(&a.data)?;
+    let threads = a.threads.map_or_else(super::score::threads, usize::from);
+    let table = read_csv_on(&a.data, threads)?;
     let how = match (a.standardized, rt.has_scaler()) {
         (false, true) => {
             "as RAW values: the model's scaler is applied and log-densities are in raw units \
@@ -113,7 +114,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     figures.insert("rows".into(), json!(lp.len()));
     let mut auroc_value = None;
     if let Some(path) = &a.anomalies {
-        let t = read_csv(path)?;
+        let t = read_csv_on(path, threads)?;
         let bad: Vec<f32> = scored(&t)?
             .into_iter()
             .map(|r| r.unwrap_or(f32::NEG_INFINITY))

@@ -6,7 +6,9 @@
 //! recomputes every table entry and compares it bit for bit, and evaluation with tables gives
 //! exactly the results without them. The rows are cut into one contiguous block per thread;
 //! each row's value does not depend on the others, so the per-row output is that of one thread
-//! (the test `parallel_scores_equal_the_runtime` checks both).
+//! (the test `parallel_scores_equal_the_runtime` checks both). flow-core's feature `wide`,
+//! on in this crate, computes each spline's softmax exponentials together with a vectorized
+//! port of libm's `expf` that returns the same bits (flow-core's `real::expf_flat`).
 //!
 //! Models outside the compiled geometries (more than 8 dimensions, 4 context values, 16
 //! layers, hidden layers wider than 64 or more than 64 bins) are scored by [`Runtime`], also on

@@ -5,8 +5,15 @@
 //! `torch.tensor(X, dtype=torch.float)` does) that must be finite. A row with the wrong number
 //! of fields, or a selected cell that is not a number or is NaN/infinite, is an error naming
 //! the file, the line (1-based, as an editor shows it) and the column (1-based, with its name).
-//! Columns a command does not use (an id, a label) may hold anything. The `csv` crate does the
-//! quoting and the line accounting.
+//! Columns a command does not use (an id, a label) may hold anything.
+//!
+//! A plain file (UTF-8 without quotes, carriage returns or a byte-order mark, its header on
+//! line 1) is read on every core: the text is cut at line boundaries into one block per
+//! thread, and each row is kept as its place in the text, not as a `String` per cell. Any
+//! other file goes through the `csv` crate, which does the quoting and the line accounting.
+//! Both give the same table and the same messages (the test
+//! `plain_files_read_as_the_csv_crate_reads_them`), including the `csv` crate's line of a row
+//! that follows empty lines: the first empty line's, not the row's own.
 
 use super::files::{is_std, read_input, write_atomic};
 use anyhow::{bail, Context, Result};
@@ -18,6 +25,14 @@ enum Cells {
     Numbers(Vec<f32>),
     /// Text cells, row-major, and each row's line in the file.
     Text { cells: Vec<String>, lines: Vec<u64> },
+    /// A plain file's text, where each row starts in it and the row's line; cells are cut out
+    /// when selected, on `threads` threads.
+    Plain {
+        text: String,
+        starts: Vec<usize>,
+        lines: Vec<u64>,
+        threads: usize,
+    },
 }
 
 /// A table: named columns of cells.
@@ -36,6 +51,7 @@ impl Table {
         let n = match &self.cells {
             Cells::Numbers(v) => v.len(),
             Cells::Text { cells, .. } => cells.len(),
+            Cells::Plain { starts, .. } => return starts.len(),
         };
         n / self.columns.len().max(1)
     }
@@ -81,6 +97,43 @@ impl Table {
                     }
                 }
             }
+            Cells::Plain {
+                text,
+                starts,
+                lines,
+                threads,
+            } => {
+                if idx.is_empty() {
+                    return Ok(out);
+                }
+                out.resize(starts.len() * idx.len(), 0.0);
+                let per = starts.len().div_ceil((*threads).max(1)).max(1);
+                std::thread::scope(|s| -> Result<()> {
+                    let handles: Vec<_> = out
+                        .chunks_mut(per * idx.len())
+                        .zip(starts.chunks(per).zip(lines.chunks(per)))
+                        .map(|(out, (starts, lines))| {
+                            s.spawn(move || -> Result<()> {
+                                let mut fields = Vec::with_capacity(w);
+                                let rows = out.chunks_exact_mut(idx.len());
+                                for ((o, &start), &line) in rows.zip(starts).zip(lines) {
+                                    fields.clear();
+                                    fields.extend(line_at(text, start).split(','));
+                                    for (v, &j) in o.iter_mut().zip(idx) {
+                                        *v = self.number(fields[j].trim(), line, j)?;
+                                    }
+                                }
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    // The first error in file order: the blocks are in order.
+                    for h in handles {
+                        h.join().expect("a CSV thread panicked")?;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         Ok(out)
     }
@@ -108,7 +161,9 @@ impl Table {
     pub fn place(&self, i: usize) -> String {
         match &self.cells {
             Cells::Numbers(_) => format!("row {}", i + 1),
-            Cells::Text { lines, .. } => format!("line {}", lines[i]),
+            Cells::Text { lines, .. } | Cells::Plain { lines, .. } => {
+                format!("line {}", lines[i])
+            }
         }
     }
 
@@ -118,34 +173,66 @@ impl Table {
         match &self.cells {
             Cells::Numbers(v) => v.chunks_exact(w).map(|r| r[j].to_string()).collect(),
             Cells::Text { cells, .. } => cells.chunks_exact(w).map(|r| r[j].clone()).collect(),
+            Cells::Plain { text, starts, .. } => starts
+                .iter()
+                .map(|&s| {
+                    line_at(text, s)
+                        .split(',')
+                        .nth(j)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .collect(),
         }
     }
 }
 
-/// Reads a CSV file with a header line (`-`: standard input, named `<stdin>` in messages).
+/// The line of `text` that starts at byte `start`, without its line feed.
+fn line_at(text: &str, start: usize) -> &str {
+    let rest = &text[start..];
+    rest.find('\n').map_or(rest, |e| &rest[..e])
+}
+
+/// Reads a CSV file with a header line (`-`: standard input, named `<stdin>` in messages), on
+/// every core.
 pub fn read_csv(path: &Path) -> Result<Table> {
+    read_csv_on(path, super::score::threads())
+}
+
+/// [`read_csv`] on `threads` threads.
+pub fn read_csv_on(path: &Path, threads: usize) -> Result<Table> {
     let text = read_input(path)?;
     let source = if is_std(path) {
         "<stdin>".to_string()
     } else {
         path.display().to_string()
     };
-    parse_csv(&text, &source)
+    parse_owned(text, &source, threads)
 }
 
 /// Parses CSV bytes (see [`read_csv`]); `source` names them in messages.
+#[cfg(test)]
 pub fn parse_csv(bytes: &[u8], source: &str) -> Result<Table> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let header: Vec<String> = rdr
-        .headers()
-        .with_context(|| format!("{source}: reading the header line"))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    parse_owned(bytes.to_vec(), source, super::score::threads())
+}
+
+/// Parses CSV bytes on `threads` threads: a plain file by [`parse_plain`], any other by the
+/// `csv` crate.
+fn parse_owned(bytes: Vec<u8>, source: &str, threads: usize) -> Result<Table> {
+    let plain = !bytes.is_empty()
+        && !bytes.starts_with(b"\n")
+        && !bytes.contains(&b'"')
+        && !bytes.contains(&b'\r');
+    match String::from_utf8(bytes) {
+        Ok(text) if plain && !text.starts_with('\u{feff}') => parse_plain(text, source, threads),
+        Ok(text) => parse_with_csv(text.as_bytes(), source),
+        Err(e) => parse_with_csv(e.as_bytes(), source),
+    }
+}
+
+/// The header's checks, the same for both readers.
+fn check_header(header: &[String], source: &str) -> Result<()> {
     if header.is_empty() || header.iter().all(|h| h.is_empty()) {
         bail!("{source}: empty file; a header line of column names is required");
     }
@@ -164,6 +251,154 @@ pub fn parse_csv(bytes: &[u8], source: &str) -> Result<Table> {
             bail!("{source}: line 1: column name `{h}` appears twice");
         }
     }
+    Ok(())
+}
+
+fn wrong_width(source: &str, line: u64, fields: usize, header: &[String]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{source}: line {line}: {fields} fields, the header has {} ({})",
+        header.len(),
+        header.join(", ")
+    )
+}
+
+/// What one thread finds in its block of lines: where each row starts, the row's line (see
+/// [`scan`]), the first row with the wrong number of fields (its line and field count), the
+/// number of lines, and the line after the block's last record.
+struct Block {
+    starts: Vec<usize>,
+    lines: Vec<Option<u64>>,
+    wrong: Option<(Option<u64>, usize)>,
+    newlines: u64,
+    after_last: Option<u64>,
+}
+
+/// Scans the lines of `text[from..to]` (`from` at a line's start) for rows of `w` fields.
+///
+/// A row's line is the one the `csv` crate gives it: the line after the previous record
+/// (counted from the block's first; `None`: the previous record is in an earlier block). The
+/// crate skips empty lines without counting them in the next record's place, so a row after
+/// an empty line is named by the empty line's number, as `eval` and `fit` have always named it.
+fn scan(text: &[u8], from: usize, to: usize, w: usize) -> Block {
+    let mut b = Block {
+        starts: Vec::with_capacity((to - from) / 16),
+        lines: Vec::with_capacity((to - from) / 16),
+        wrong: None,
+        newlines: 0,
+        after_last: None,
+    };
+    let mut start = from;
+    while start < to {
+        let end = text[start..to]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(to, |e| start + e);
+        let line = &text[start..end];
+        let n = b.newlines;
+        b.newlines += 1;
+        start = end + 1;
+        if line.is_empty() {
+            continue; // not a record for the `csv` crate
+        }
+        let place = b.after_last;
+        b.after_last = Some(n + 1);
+        let fields = 1 + line.iter().filter(|&&c| c == b',').count();
+        // A line of only blanks is a record of one empty cell, skipped.
+        if fields == 1 && std::str::from_utf8(line).is_ok_and(|l| l.trim().is_empty()) {
+            continue;
+        }
+        if fields != w {
+            b.wrong = Some((place, fields));
+            return b;
+        }
+        b.starts.push(start - line.len() - 1);
+        b.lines.push(place);
+    }
+    b
+}
+
+/// Parses a plain file (UTF-8; no quotes, carriage returns or byte-order mark; not starting
+/// with an empty line): split at commas and line feeds, the lines in one block per thread.
+fn parse_plain(text: String, source: &str, threads: usize) -> Result<Table> {
+    let bytes = text.as_bytes();
+    let first = text.find('\n').unwrap_or(text.len());
+    let header: Vec<String> = text[..first]
+        .split(',')
+        .map(|h| h.trim().to_string())
+        .collect();
+    check_header(&header, source)?;
+    let w = header.len();
+    // Block boundaries: after the line feed at or after each even share of the text.
+    let body = (first + 1).min(bytes.len());
+    let threads = threads.max(1);
+    let mut cuts = vec![body];
+    for t in 1..threads {
+        let at = (body + (bytes.len() - body) * t / threads).max(*cuts.last().unwrap_or(&body));
+        let cut = bytes[at..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(bytes.len(), |e| at + e + 1);
+        cuts.push(cut.max(at));
+    }
+    cuts.push(bytes.len());
+    let blocks: Vec<Block> = std::thread::scope(|s| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .map(|c| {
+                let (a, b) = (c[0], c[1]);
+                s.spawn(move || scan(bytes, a, b, w))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a CSV thread panicked"))
+            .collect()
+    });
+    let mut starts = Vec::with_capacity(blocks.iter().map(|b| b.starts.len()).sum());
+    let mut lines = Vec::with_capacity(starts.capacity());
+    // Line 1 is the header; the body starts on line 2, the line after the header's record.
+    let (mut before, mut carry) = (2u64, 2u64);
+    for b in blocks {
+        let place = |l: Option<u64>| l.map_or(carry, |l| before + l);
+        if let Some((line, fields)) = b.wrong {
+            return Err(wrong_width(source, place(line), fields, &header));
+        }
+        starts.extend(b.starts);
+        lines.extend(b.lines.iter().map(|&l| place(l)));
+        if let Some(l) = b.after_last {
+            carry = before + l;
+        }
+        before += b.newlines;
+    }
+    if lines.is_empty() {
+        bail!("{source}: no data rows");
+    }
+    Ok(Table {
+        columns: header,
+        cells: Cells::Plain {
+            text,
+            starts,
+            lines,
+            threads,
+        },
+        source: source.to_string(),
+    })
+}
+
+/// Parses CSV bytes with the `csv` crate (see [`read_csv`]); `source` names them in messages.
+fn parse_with_csv(bytes: &[u8], source: &str) -> Result<Table> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let header: Vec<String> = rdr
+        .headers()
+        .with_context(|| format!("{source}: reading the header line"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    check_header(&header, source)?;
     let mut cells = Vec::new();
     let mut lines = Vec::new();
     for rec in rdr.records() {
@@ -173,12 +408,7 @@ pub fn parse_csv(bytes: &[u8], source: &str) -> Result<Table> {
             continue; // a blank line
         }
         if rec.len() != header.len() {
-            bail!(
-                "{source}: line {line}: {} fields, the header has {} ({})",
-                rec.len(),
-                header.len(),
-                header.join(", ")
-            );
+            return Err(wrong_width(source, line, rec.len(), &header));
         }
         cells.extend(rec.iter().map(str::to_string));
         lines.push(line);
@@ -246,5 +476,98 @@ mod tests {
         assert_eq!(t.select(&[1]).unwrap(), [0.5, 1.0]);
         assert_eq!(t.text(0), ["run1", "run2"]);
         assert!(t.select(&[0]).is_err());
+    }
+
+    /// Everything a command sees of a table: columns, rows, each column's numbers (or the
+    /// message), each column's text, each row's place.
+    fn view(t: &Result<Table>) -> String {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => return format!("error: {e:#}"),
+        };
+        let mut v = format!("{:?} {} rows\n", t.columns, t.rows());
+        let all: Vec<usize> = (0..t.columns.len()).collect();
+        let mut sets: Vec<Vec<usize>> = all.iter().map(|&j| vec![j]).collect();
+        sets.push(all.clone());
+        sets.push(all.iter().rev().copied().collect());
+        sets.push(Vec::new());
+        for idx in sets {
+            match t.select(&idx) {
+                Ok(x) => {
+                    v += &format!(
+                        "{idx:?}: {:?}\n",
+                        x.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+                    )
+                }
+                Err(e) => v += &format!("{idx:?}: {e:#}\n"),
+            }
+        }
+        for j in all {
+            v += &format!("text {j}: {:?}\n", t.text(j));
+        }
+        for i in 0..t.rows() {
+            v += &format!("{} ", t.place(i));
+        }
+        v
+    }
+
+    /// The plain reader gives the `csv` crate's table and messages, on any number of threads:
+    /// blank lines, blanks around cells, text columns, bad cells in several blocks (the first
+    /// in the file is named), wrong field counts, a missing last line feed, header errors.
+    #[test]
+    fn plain_files_read_as_the_csv_crate_reads_them() {
+        let mut files: Vec<String> = [
+            "a, b\n1, 2\n\n3.5,-4e-1\n",
+            "a,b\n1,2\n3,x\n",
+            "a,b\n1,2\nnan,1\n",
+            "a,b\n1,2\n1e39,1\n",
+            "a,b\n1,2\n1,2,3\n",
+            "a,b\n1,2\n1\n",
+            "1,2\n3,4\n",
+            "a,a\n1,2\n",
+            "a,,b\n1,2,3\n",
+            "a,b\n",
+            "a,b",
+            "a,b\n1,2",
+            "   \n1,2\n",
+            "x\n1\n   \n\t\n2\n,\n",
+            "x\n1\n\n2\n",
+            "g,x\nrun1,0.5\nrun2,1\n",
+            " g , x \n run1 , 0.5 \n\n\n run2 ,1\n   \n",
+            "a,b\n1,2\n,\n3,4\n",
+            "a,b\n1,\u{a0}2\u{3000}\n",
+            "a,b\n1,2\n3,4\n5,6\n7,8\n9,y\n11,12\n13,z\n",
+            "a,b\n1,2\n3,4\n5,6\n7,8\n9,10,11\n11,12\n13,z\n",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A longer file with a bad cell and a short row late, blank lines throughout.
+        let mut long = String::from("t,x1,x2\n");
+        for i in 0..997 {
+            long += &format!("r{i}, {}.25,-{}e-3\n", i, i * 7);
+            if i % 97 == 0 {
+                long += "\n";
+            }
+        }
+        files.push(long.clone());
+        files.push(long.clone() + "s,1,oops\n");
+        files.push(long.replacen("r500, 500.25,-3500e-3", "r500, 500.25,inf", 1));
+        files.push(long.replacen("r700, 700.25,-4900e-3", "r700, 700.25", 1));
+        for f in &files {
+            let want = view(&parse_with_csv(f.as_bytes(), "t.csv"));
+            assert!(
+                !f.contains('"') && !f.contains('\r'),
+                "the plain reader serves only files without quotes or carriage returns"
+            );
+            for threads in [1, 2, 3, 7] {
+                let got = view(&parse_owned(f.as_bytes().to_vec(), "t.csv", threads));
+                assert_eq!(got, want, "{threads} threads on {f:?}");
+            }
+        }
+        // Quotes and carriage returns go to the `csv` crate.
+        let t = parse_csv(b"a,\"b\"\r\n1,\"2\"\r\n", "t.csv").unwrap();
+        assert_eq!(t.columns, ["a", "b"]);
+        assert_eq!(t.select(&[0, 1]).unwrap(), [1.0, 2.0]);
     }
 }

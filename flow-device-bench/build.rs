@@ -15,6 +15,8 @@
 //!   `coupling`, `permute`, `conditional-spline`, and `quadratic` for that spline order,
 //!   passed on to flow-core; default `coupling`, the default model's) must include the model's, else the build fails naming the features
 //!   to add.
+//!   A windowed model (`Model::window`) also gets `WINDOW` there and `cfg(flow_window)`: the
+//!   firmware then runs the windowed workload too (`src/windows.rs`).
 //! - `FLOW_MODEL_UNCHECKED`: embed this file's bytes instead, as they are, without parsing
 //!   them; the geometry still comes from `FLOW_MODEL`. For testing the firmware's run-time
 //!   load error (a corrupted copy of `FLOW_MODEL`), or a model known to share its geometry.
@@ -91,6 +93,7 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"conditional\", \"joint\"))"
     );
     println!("cargo::rustc-check-cfg=cfg(flow_stream_file)");
+    println!("cargo::rustc-check-cfg=cfg(flow_window)");
     let model_path = path_var(
         &manifest,
         "FLOW_MODEL",
@@ -124,7 +127,15 @@ fn main() {
             needed.join(","),
         ));
     }
-    fs::write(out.join("geometry.rs"), geometry.rust_source()).expect("write geometry.rs");
+    let mut source = geometry.rust_source();
+    // A windowed model: its window, and the windowed workload (`src/windows.rs`).
+    if let Some(w) = model.window() {
+        source += &format!(
+            "/// Readings per window of a windowed model.\npub const WINDOW: usize = {w};\n"
+        );
+        println!("cargo::rustc-cfg=flow_window");
+    }
+    fs::write(out.join("geometry.rs"), source).expect("write geometry.rs");
     println!("cargo::rustc-cfg=flow_kind=\"{}\"", geometry.kind_name());
 
     let embedded = match path_var(&manifest, "FLOW_MODEL_UNCHECKED", None) {

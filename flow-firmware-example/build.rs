@@ -9,6 +9,10 @@
 //! - `$OUT_DIR/geometry.rs`: the model's kind and the sizes its flow type needs (`D`, `L`,
 //!   `H`, `K`); `$OUT_DIR/tables.bin`: the knot tables of its fixed splines with their seal
 //!   (`flow_core::flow::write_tables`, `table_seal`), handed to the flow at run time.
+//! - A windowed model (stream mode, `cfg(flow_kind = "window")`): `W` in `geometry.rs`, and
+//!   `$OUT_DIR/readings.rs`, the stream to score: rows `FLOW_READINGS_ROWS` (default
+//!   `1200..1500`) of the CSV `FLOW_READINGS` (default `../data/imu/imu_train.csv`), the
+//!   model's columns, divided into recordings by the model's grouping.
 
 use flow_core::model::{FlowKind, LayerRecord};
 use flow_core::{Model, Order};
@@ -122,14 +126,14 @@ fn main() {
         FlowKind::Joint => marginal.max(n - marginal),
         _ => n,
     };
-    let kind = if h.kind == FlowKind::Joint {
-        "joint"
-    } else {
-        "plain"
+    let kind = match (h.kind, model.window()) {
+        (FlowKind::Joint, Some(_)) => "window",
+        (FlowKind::Joint, None) => "joint",
+        _ => "plain",
     };
-    println!("cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"joint\"))");
+    println!("cargo::rustc-check-cfg=cfg(flow_kind, values(\"plain\", \"joint\", \"window\"))");
     println!("cargo::rustc-cfg=flow_kind=\"{kind}\"");
-    let geometry = format!(
+    let mut geometry = format!(
         "/// The model's dimension.\npub const D: usize = {};\n\
          /// Its layers (of the larger part of a joint flow).\npub const L: usize = {};\n\
          /// Its widest hidden layer.\npub const H: usize = {hidden};\n\
@@ -137,6 +141,11 @@ fn main() {
         h.dim,
         l.max(1),
     );
+    if let Some(w) = model.window() {
+        geometry += &format!("/// Readings per window.\npub const W: usize = {w};\n");
+        let readings = readings(&manifest, &model);
+        fs::write(out.join("readings.rs"), readings).unwrap();
+    }
     fs::write(out.join("geometry.rs"), geometry).unwrap();
 
     // --- the knot tables of the fixed splines, sealed for this model file ---
@@ -163,4 +172,117 @@ fn main() {
         .canonicalize()
         .unwrap_or_else(|e| fail(format!("{}: {e}", embedded.display())));
     println!("cargo:rustc-env=FLOW_MODEL_FILE={}", embedded.display());
+}
+
+/// The readings the stream mode scores, as Rust source: `RECORDINGS`, the rows
+/// `FLOW_READINGS_ROWS` (`start..end`, data rows counted from 0 after the header) of the CSV
+/// `FLOW_READINGS`, each row the model's columns in the model's order (without column names,
+/// the first `d`), divided into recordings by the model's grouping (rows per recording counted
+/// from the file's first row, or a change of the grouping column's text).
+fn readings(manifest: &std::path::Path, model: &Model<'_>) -> String {
+    use flow_core::model::Grouping;
+    println!("cargo:rerun-if-env-changed=FLOW_READINGS");
+    println!("cargo:rerun-if-env-changed=FLOW_READINGS_ROWS");
+    let path = match env::var_os("FLOW_READINGS") {
+        Some(p) if !p.is_empty() => manifest.join(p),
+        _ => manifest.join("../data/imu/imu_train.csv"),
+    };
+    println!("cargo:rerun-if-changed={}", path.display());
+    let name = path.display();
+    let rows = env::var("FLOW_READINGS_ROWS").unwrap_or_default();
+    let rows = if rows.is_empty() { "1200..1500" } else { &rows };
+    let range = rows
+        .split_once("..")
+        .and_then(|(a, b)| Some(a.trim().parse::<usize>().ok()?..b.trim().parse::<usize>().ok()?))
+        .filter(|r| r.start < r.end)
+        .unwrap_or_else(|| {
+            fail(format!("FLOW_READINGS_ROWS {rows:?}: expected a range of rows `start..end`"))
+        });
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| fail(format!("FLOW_READINGS {name}: {e}")));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let d = usize::from(model.header().dim) / 2;
+    let find = |c: &str| {
+        header.iter().position(|h| *h == c).unwrap_or_else(|| {
+            fail(format!("FLOW_READINGS {name}: no column `{c}` (the header has {header:?})"))
+        })
+    };
+    let names: Vec<&str> = model
+        .metadata()
+        .columns_str()
+        .unwrap_or("")
+        .split('\n')
+        .filter(|c| !c.is_empty())
+        .take(d)
+        .collect();
+    let columns: Vec<usize> = if names.len() == d {
+        names.iter().map(|c| find(c)).collect()
+    } else {
+        (0..d).collect()
+    };
+    let group_column = match model.metadata().grouping {
+        Grouping::Column(c) => Some(find(core::str::from_utf8(c).unwrap_or(""))),
+        _ => None,
+    };
+    let grouping = model.metadata().grouping;
+    // (recording number, its rows)
+    let mut recordings: Vec<(usize, Vec<String>)> = Vec::new();
+    let (mut group, mut last_key) = (0, None);
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        group = match (grouping, group_column) {
+            (Grouping::RowsPerGroup(n), _) => i / (n as usize).max(1),
+            (_, Some(c)) => {
+                let key = fields.get(c).copied().unwrap_or("");
+                let next = group + usize::from(last_key.is_some_and(|k| k != key));
+                last_key = Some(key);
+                next
+            }
+            _ => 0,
+        };
+        if !range.contains(&i) {
+            continue;
+        }
+        let values: Vec<String> = columns
+            .iter()
+            .map(|&c| match fields.get(c).and_then(|v| v.parse::<f32>().ok()) {
+                Some(v) if v.is_finite() => format!("{v:?}"),
+                _ => fail(format!(
+                    "FLOW_READINGS {name}: row {i}, column {}: not a finite number",
+                    header.get(c).unwrap_or(&"?")
+                )),
+            })
+            .collect();
+        let row = format!("[{}]", values.join(", "));
+        match recordings.last_mut() {
+            Some((g, rows)) if *g == group => rows.push(row),
+            _ => recordings.push((group, vec![row])),
+        }
+    }
+    let n: usize = recordings.iter().map(|r| r.1.len()).sum();
+    if n != range.len() {
+        fail(format!(
+            "FLOW_READINGS {name}: FLOW_READINGS_ROWS {rows} asks for {} rows, the file has {n} of them",
+            range.len()
+        ));
+    }
+    let body: Vec<String> = recordings
+        .iter()
+        .map(|r| format!("    &[\n        {},\n    ],\n", r.1.join(",\n        ")))
+        .collect();
+    format!(
+        "/// The readings scored, by recording: rows {rows} of `{file}` (build.rs).\n\
+         pub static RECORDINGS: &[&[[f32; {d}]]] = &[\n{}];\n",
+        body.concat(),
+        file = path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+    )
 }

@@ -81,6 +81,9 @@ step "device harness: fmt, clippy (five targets, with the no-panic check binary 
     # errors as text instead of codes.
     cargo clippy --release --bins --features panic-check,all-layers,error-text --target-dir target \
         -- -D warnings
+    # A windowed model: the windowed workload compiled in (src/windows.rs).
+    FLOW_MODEL=../flow-firmware-example/models/imu_window8.nflw \
+        cargo clippy --release --bins --features all-layers --target-dir target -- -D warnings
     # RISC-V: the flow firmware only (the template, fault and no-panic binaries are Cortex-M's).
     for t in riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf; do
         cargo clippy --release --bin flow-device-bench --target "$t" --target-dir target -- -D warnings
@@ -96,6 +99,9 @@ step "example: fmt, clippy (seven boards)"
     for b in mps2-an386 netduinoplus2 microbit hifive1 nrf52840-dk rp-pico nucleo-f401re; do
         cargo clippy --release --features "$b" --config "boards/$b.toml" -- -D warnings
     done
+    # Stream mode (a windowed model).
+    FLOW_MODEL=models/imu_window8.nflw cargo clippy --release --features mps2-an386,all-layers \
+        --config boards/mps2-an386.toml -- -D warnings
 )
 
 # --- the C interface (flow-capi): static libraries, header, host C test, C firmware ----------
@@ -126,9 +132,11 @@ step "tests"
 cargo test --workspace --release
 
 # --- the README's first model on a board ---------------------------------------------------------
-step "the README's model on the example (hifive1 in QEMU)"
+step "the README's model on the example (hifive1 in QEMU), and the windowed model"
 cargo run --release -p flow-train -- fit --data circles --out out/circles.nflw --quiet
 scripts/run-firmware.sh hifive1 out/circles.nflw
+# Stream mode: the checked-in windowed model on its default readings.
+scripts/run-firmware.sh mps2-an386 flow-firmware-example/models/imu_window8.nflw >/dev/null
 
 # --- fuzz smoke runs (under 3 minutes): the model loader, the CSV reader, import-pyro's JSON --
 # Each target runs FUZZ_SECONDS (default 60 for the loader, 45 for the others) from its seeds.

@@ -18,6 +18,8 @@ mod rt;
 mod rt;
 #[cfg(target_arch = "arm")]
 mod vectors;
+#[cfg(flow_window)]
+mod windows;
 // Which stream type is used depends on `FLOW_STREAM`; the other one is dead code.
 #[allow(dead_code)]
 mod workload;
@@ -38,6 +40,7 @@ use workload::{Density, Report, INSIDE_POINTS, POINTS};
 /// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`
 /// suffix (`out::metric_key`), overlapping where they can: `per_log_prob` and `log_prob` are
 /// in `per_log_prob_all`, `sample` in `per_sample`.
+#[cfg(not(flow_window))]
 const METRIC_NAMES: &str = concat!(
     "instr_per_tick_milli",
     "model_file",
@@ -51,6 +54,25 @@ const METRIC_NAMES: &str = concat!(
     "main",
     "capacity",
     "peak",
+);
+/// With a windowed model, also: `icount_per_reading`, `scorer_bytes`, `stack_push_bytes`.
+#[cfg(flow_window)]
+const METRIC_NAMES: &str = concat!(
+    "instr_per_tick_milli",
+    "model_file",
+    "model_params",
+    "flow_struct",
+    "load",
+    "tables",
+    "parse",
+    "per_log_prob_all",
+    "per_sample",
+    "main",
+    "capacity",
+    "peak",
+    "per_reading",
+    "scorer",
+    "push",
 );
 
 /// The `geometry` line: `geometry <kind> <D> <C> <d₁> <L> <H> <K>`, written at compile time
@@ -293,6 +315,10 @@ fn firmware() {
     });
     calib.report(key!("icount_per_sample"), t, REPS_SAMPLE);
 
+    // --- a windowed model: each reading's window, and the cost of a new reading ---
+    #[cfg(flow_window)]
+    window_workload(&mut stack, &mut ticker, &calib, model, flow);
+
     // --- stack ---
     metric!("stack_main_bytes", stack.depth() as u32);
     let ((), used) = stack.phase(|| score(flow, POINTS.len(), 1, &ctx));
@@ -304,4 +330,58 @@ fn firmware() {
     metric!("stack_capacity_bytes", stack.capacity() as u32);
     // Last, so that every printing above is included.
     metric!("stack_peak_bytes", stack.peak() as u32);
+}
+
+/// Repetitions of the pass over the readings timed per new reading.
+#[cfg(flow_window)]
+const REPS_READINGS: u32 = 4;
+
+/// The windowed workload (`src/windows.rs`): `window <t> <bits>` (`none` while the window is
+/// not full, `err <error>`) for each reading, then the instructions per new reading (every
+/// push timed finds the window full), the stack of a push and the scorer's size.
+#[cfg(flow_window)]
+#[inline(never)]
+fn window_workload(
+    stack: &mut StackMeter,
+    ticker: &mut Ticker,
+    calib: &Calibration,
+    model: &flow_core::Model<'_>,
+    flow: &FlowT,
+) {
+    use flow_core::stream::WindowScorer;
+    use model::WINDOW;
+    let mut scorer = match WindowScorer::<D, { WINDOW - 1 }>::new(model) {
+        Ok(s) => s,
+        Err(e) => {
+            Line::start("load-error").err(&e).send();
+            rt::exit_failure()
+        }
+    };
+    windows::score(&mut scorer, flow, |t, r| {
+        let mut l = Line::start("window");
+        l.num(t as u32);
+        match r {
+            Ok(Some(lp)) => l.bits(lp),
+            Ok(None) => l.word("none"),
+            Err(e) => l.word("err").err(&e),
+        };
+        l.send();
+    });
+    // The scorer is full: each push below scores a whole window.
+    let n = windows::READINGS.len();
+    let ((), t) = ticker.ticks(|| {
+        for _ in 0..REPS_READINGS {
+            for t in 0..n {
+                let x = windows::reading::<D>(black_box(t));
+                let _ = black_box(scorer.push(flow, black_box(&x[..D / 2])));
+            }
+        }
+    });
+    calib.report(key!("icount_per_reading"), t, REPS_READINGS * n as u32);
+    let (_, used) = stack.phase(|| scorer.push(flow, &windows::reading::<D>(0)[..D / 2]));
+    metric!("stack_push_bytes", used as u32);
+    metric!(
+        "scorer_bytes",
+        core::mem::size_of::<WindowScorer<D, { WINDOW - 1 }>>() as u32
+    );
 }

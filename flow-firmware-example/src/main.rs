@@ -1,6 +1,7 @@
 //! A trained flow on a microcontroller: the model file is embedded at build time (`build.rs`
 //! checks it), loaded with flow-core's validating loader, and used to score sensor readings,
-//! flag the unusual ones and draw samples. Every number is printed in decimal, in the
+//! flag the unusual ones and draw samples (a windowed model: score a stream of readings by
+//! windows, `windows.rs`). Every number is printed in decimal, in the
 //! model's raw units, with enough digits to read it back as the same `f32` (`decimal.rs`).
 //!
 //! One source for every board: `src/board/` holds what differs (how a line is printed, how
@@ -11,13 +12,21 @@
 
 mod board;
 mod decimal;
+// (Stream mode uses its quantile only.)
+#[cfg_attr(flow_kind = "window", allow(dead_code))]
 mod inputs;
 mod text;
+#[cfg(flow_kind = "window")]
+mod windows;
 
+#[cfg(not(flow_kind = "window"))]
 use decimal::{Dec, List, EXACT};
 use flow_core::{Error, Model};
+#[cfg(not(flow_kind = "window"))]
 use inputs::{QUANTILE, READINGS, SAMPLES, SAMPLE_SEED};
+#[cfg(not(flow_kind = "window"))]
 use rand_core::SeedableRng;
+#[cfg(not(flow_kind = "window"))]
 use rand_pcg::Pcg64;
 
 // `D`, `L`, `H`, `K`: the sizes of the embedded model, written by build.rs.
@@ -34,7 +43,7 @@ static TABLES: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR")
 
 #[cfg(flow_kind = "plain")]
 type Flow = flow_core::Flow<'static, D, L, H, K>;
-#[cfg(flow_kind = "joint")]
+#[cfg(any(flow_kind = "joint", flow_kind = "window"))]
 type Flow = flow_core::JointFlow<'static, D, L, H, K>;
 
 #[board::entry]
@@ -59,12 +68,32 @@ fn load() -> Result<(Model<'static>, Flow), Error> {
     let model = Model::parse(&MODEL.0)?;
     #[cfg(flow_kind = "plain")]
     let mut flow = model.flow()?;
-    #[cfg(flow_kind = "joint")]
+    #[cfg(any(flow_kind = "joint", flow_kind = "window"))]
     let mut flow = model.joint_flow()?;
     flow.set_sealed_tables(&TABLES.0, model.checksum())?;
     Ok((model, flow))
 }
 
+/// Stream mode: scores `windows.rs`'s readings by windows.
+#[cfg(flow_kind = "window")]
+fn run() -> Result<(), Error> {
+    let (model, flow) = load()?;
+    let (params, bytes) = (model.param_count(), model.file_size());
+    say!(
+        "model: windows of ",
+        W,
+        " readings of ",
+        D / 2,
+        " values, ",
+        params,
+        " parameters, ",
+        bytes,
+        " bytes"
+    );
+    windows::run(&model, &flow)
+}
+
+#[cfg(not(flow_kind = "window"))]
 fn run() -> Result<(), Error> {
     let (model, flow) = load()?;
     let (layers, params, bytes) = (model.header().layers, model.param_count(), model.file_size());

@@ -47,3 +47,41 @@ pub fn tutorial_coupling(rng: &mut impl RngCore) -> Vec<u8> {
         .thresholds(&[(0.001, -9.5), (0.01, -7.25), (0.05, -5.0)]);
     b.encode().unwrap()
 }
+
+/// The columns of one reading of `data/imu/imu_train.csv`.
+pub const IMU_COLUMNS: [&str; 6] = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"];
+
+/// A windowed model (`W = 8` readings, recordings of 100 rows) of the architecture `flow-train
+/// fit --window 8` plans for the 6-D IMU readings, with random parameters of small magnitude:
+/// the marginal `p(x₁)` an affine and 4 couplings (split 3, quadratic, 3 bins, bound 3.5,
+/// hidden [8, 8]) with permutations between; the conditional `p(x₂ | x₁)` a conditional spline
+/// (quadratic, 4 bins, bound 3.5, hidden [16, 16]) and 3 conditional couplings (4 bins, hidden
+/// [16, 16]) with permutations between. No scaler and no thresholds (the caller adds them).
+pub fn imu_window8(rng: &mut impl RngCore) -> ModelBuilder {
+    let q3 = SplineShape::new(3, 3.5, Order::Quadratic).unwrap();
+    let q4 = SplineShape::new(4, 3.5, Order::Quadratic).unwrap();
+    let swap = [3, 4, 5, 0, 1, 2];
+    let mut b = ModelBuilder::joint(12, 6);
+    let loc = params(rng, 6, 0.1);
+    let scale: Vec<f32> = params(rng, 6, 0.1).iter().map(|v| 1.0 + v).collect();
+    b.affine(&loc, &scale);
+    for k in 0..4 {
+        if k > 0 {
+            b.permute(&swap);
+        }
+        let lower = params(rng, Spline::param_count(3, &q3), 0.3);
+        let nn = hypernet(rng, 3, &[8, 8], 3 * q3.params_per_dim(), 0.3);
+        b.coupling(3, 3, &q3, 0, &[8, 8], &lower, &nn);
+    }
+    b.end_marginal();
+    let cs = hypernet(rng, 6, &[16, 16], 6 * q4.params_per_dim(), 0.3);
+    b.conditional_spline(6, &q4, 6, &[16, 16], &cs);
+    for _ in 0..3 {
+        b.permute(&swap);
+        let lower = params(rng, Spline::param_count(3, &q4), 0.3);
+        let nn = hypernet(rng, 3 + 6, &[16, 16], 3 * q4.params_per_dim(), 0.3);
+        b.coupling(3, 3, &q4, 6, &[16, 16], &lower, &nn);
+    }
+    b.columns(&IMU_COLUMNS).window(8, Some(100), None);
+    b
+}

@@ -34,10 +34,10 @@
 //! The cross-validation figures behind each of these choices are in the repository's
 //! `docs/imu.md` (`cargo bench -p flow-train --bench imu` reproduces them).
 
+use crate::config::Schedule;
 pub use crate::cost::m4f_instructions;
 use crate::init::InitScheme;
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
-use crate::train::Schedule;
 use crate::{Dataset, TrainConfig, TrainError};
 
 /// Model size presets.
@@ -521,17 +521,6 @@ fn nearest_sq(zq: &[f64], q: usize, refs: &[usize], zr: &[f64], d: usize, best: 
             best[p] = s;
         }
     }
-}
-
-/// Multiply-accumulates of a DenseNN `input → hidden → output`.
-pub fn dense_macs(input: usize, hidden: &[usize], output: usize) -> usize {
-    let mut prev = input;
-    let mut n = 0;
-    for &h in hidden.iter().chain(std::iter::once(&output)) {
-        n += prev * h;
-        prev = h;
-    }
-    n
 }
 
 #[cfg(test)]

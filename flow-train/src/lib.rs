@@ -82,6 +82,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod clock;
+pub mod config;
 pub mod cost;
 pub mod data;
 pub mod defaults;
@@ -92,6 +94,7 @@ pub mod float;
 pub mod init;
 pub mod isa;
 pub mod pyro;
+mod rng;
 pub mod spec;
 mod spline;
 pub mod synth;
@@ -103,12 +106,13 @@ mod gradcheck;
 #[cfg(test)]
 mod parity;
 
+pub use config::{Schedule, TrainConfig};
 pub use data::Dataset;
 pub use engine::Engine;
 pub use export::{Exported, LayerParams};
 pub use isa::Isa;
 pub use spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
-pub use train::{train, Progress, Schedule, StopReason, TrainConfig, TrainedModel};
+pub use train::{train, Progress, StopReason, TrainedModel};
 
 /// Everything that can go wrong while setting up or running training.
 #[derive(Clone, Debug, PartialEq)]

@@ -593,7 +593,7 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
     cfg.seed = seed;
     cfg.input_noise *= num("nzm", 1.0) as f32;
     if let Some(alpha) = get("nza").map(|v| v.parse::<f64>().expect("nza")) {
-        cfg.row_noise = (alpha > 0.0).then(|| flow_train::defaults::row_noise(d, alpha));
+        cfg.row_noise = (alpha > 0.0).then(|| flow_train::noise::row_noise(d, alpha));
     }
     cfg.lr = num("lr", cfg.lr as f64) as f32;
     cfg.steps = num("st", cfg.steps as f64) as usize;

@@ -16,6 +16,7 @@ mod rt;
 #[cfg(target_arch = "riscv32")]
 #[path = "rt_riscv.rs"]
 mod rt;
+mod stack;
 #[cfg(target_arch = "arm")]
 mod vectors;
 // Which stream type is used depends on `FLOW_STREAM`; the other one is dead code.
@@ -32,7 +33,8 @@ use riscv_rt::entry;
 
 use model::{FlowT, C, D};
 use out::{key, metric, say, Line};
-use rt::{Calibration, StackMeter, Ticker};
+use rt::{Calibration, Ticker};
+use stack::StackMeter;
 use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
 /// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`

@@ -69,7 +69,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p flow-core --no-deps --no-default-feature
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
 # --- the device harness (outside the workspace; its own config, lock file and target dir) ------
-# Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
+# Built for every target and run under QEMU by tests/tests/firmware/ (in "tests" below).
 step "device harness: fmt, clippy (five targets, with the no-panic check binary on Cortex-M)"
 (
     cd flow-device-bench && cargo fmt --check
@@ -88,7 +88,7 @@ step "device harness: fmt, clippy (five targets, with the no-panic check binary 
 )
 
 # --- the example (outside the workspace too) ----------------------------------------------------
-# Its four QEMU boards run in tests/tests/firmware.rs, which also builds, links and sizes the
+# Its four QEMU boards run in tests/tests/firmware/, which also builds, links and sizes the
 # three probe-rs boards (no hardware here).
 step "example: fmt, clippy (seven boards)"
 (

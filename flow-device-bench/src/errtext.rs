@@ -7,7 +7,7 @@
 //!   `flow-core/src/error.rs`) with their `{}` slots filled here; `core::fmt` would cost about
 //!   2 KB more.
 //!
-//! The host test (`tests/tests/firmware.rs`) compiles this file, checks [`error`] against
+//! The host test (`tests/tests/firmware/`) compiles this file, checks [`error`] against
 //! `Display` for every variant and that [`code`] tells every variant apart, and renders the
 //! host's errors with [`code`] to compare them with the device's.
 //!

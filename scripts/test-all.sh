@@ -21,7 +21,7 @@ if [ ${#qemu_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${qemu_packages[@]}" >/dev/null
 fi
 # qemu-x86_64 (user mode) runs the trainer on an emulated CPU without AVX: the test that
-# `fit --isa portable` writes the same bytes on every x86-64 machine (flow-train/tests/cli.rs).
+# `fit --isa portable` writes the same bytes on every x86-64 machine (flow-train/tests/cli/).
 if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then
     echo "installing qemu-user"
     $SUDO apt-get update -qq

@@ -64,6 +64,9 @@
 //! input noise, `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256],
 //! `wd`, `vf`, `clip`, `fin`.
 
+#[path = "../tests/common/gauss.rs"]
+mod gauss;
+
 use flow_train::defaults::{auto_config, AutoOptions, Preset};
 use flow_train::*;
 use std::ops::ControlFlow;
@@ -616,42 +619,9 @@ struct Gmm {
     chol: Vec<Vec<f64>>,
 }
 
-fn cholesky(a: &[f64], d: usize) -> Vec<f64> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let mut s = a[i * d + j];
-            for k in 0..j {
-                s -= l[i * d + k] * l[j * d + k];
-            }
-            l[i * d + j] = if i == j {
-                s.max(1e-300).sqrt()
-            } else {
-                s / l[j * d + j]
-            };
-        }
-    }
-    l
-}
-
 impl Gmm {
     fn comp_lp(&self, c: usize, x: &[f64]) -> f64 {
-        let d = x.len();
-        let l = &self.chol[c];
-        let mut z = vec![0.0; d];
-        let mut logdet = 0.0;
-        for i in 0..d {
-            let mut s = x[i] - self.mu[c][i];
-            for k in 0..i {
-                s -= l[i * d + k] * z[k];
-            }
-            z[i] = s / l[i * d + i];
-            logdet += l[i * d + i].ln();
-        }
-        -0.5 * z.iter().map(|v| v * v).sum::<f64>()
-            - logdet
-            - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
-            + self.w[c].ln()
+        gauss::log_density(x, &self.mu[c], &self.chol[c]) + self.w[c].ln()
     }
 
     fn fit(data: &Dataset, k: usize, seed: u64, reg: f64) -> Self {
@@ -728,7 +698,7 @@ impl Gmm {
                     }
                     cov[a * d + a] += reg;
                 }
-                g.chol[c] = cholesky(&cov, d);
+                g.chol[c] = gauss::cholesky(&cov, d);
             }
             // E step.
             let mut ll = 0.0;

@@ -203,31 +203,16 @@ fn imu_defaults_on_new_recordings() {
 
     // The Gaussian baseline: mean and (ddof 0) covariance of the training rows, log-density
     // through the Cholesky factor.
-    let mut cov = [[0.0; 6]; 6];
+    let mut cov = vec![0.0; 36];
     for r in &train {
         for a in 0..6 {
             for b in 0..6 {
-                cov[a][b] += (r[a] - mean[a]) * (r[b] - mean[b]) / n;
+                cov[a * 6 + b] += (r[a] - mean[a]) * (r[b] - mean[b]) / n;
             }
         }
     }
-    let mut l = [[0.0f64; 6]; 6];
-    for i in 0..6 {
-        for j in 0..=i {
-            let s = cov[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
-            l[i][j] = if i == j { s.sqrt() } else { s / l[j][j] };
-        }
-    }
-    let half_log_det: f64 = (0..6).map(|i| l[i][i].ln()).sum();
-    let gauss_nll = |r: &[f64; 6]| {
-        let mut z = [0.0; 6];
-        for i in 0..6 {
-            z[i] = (r[i] - mean[i] - (0..i).map(|k| l[i][k] * z[k]).sum::<f64>()) / l[i][i];
-        }
-        0.5 * z.iter().map(|v| v * v).sum::<f64>()
-            + half_log_det
-            + 3.0 * (2.0 * std::f64::consts::PI).ln()
-    };
+    let l = gauss::cholesky(&cov, 6);
+    let gauss_nll = |r: &[f64; 6]| -gauss::log_density(r, &mean, &l);
     let normal: Vec<f64> = test.iter().map(|r| -gauss_nll(r)).collect();
     let anomalous: Vec<f64> = amp2.iter().map(|r| -gauss_nll(r)).collect();
     let g_nll = -normal.iter().sum::<f64>() / normal.len() as f64;

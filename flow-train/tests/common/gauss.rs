@@ -1,5 +1,5 @@
 //! A full-covariance Gaussian through the Cholesky factor of its covariance: the baseline the
-//! IMU flow is held against (`tests/cli`, and per mixture component in `benches/imu.rs`).
+//! IMU flow is held against (`tests/cli`, and per mixture component in `benches/imu/`).
 
 /// The lower Cholesky factor of the `d × d` row-major symmetric matrix `a` (pivots clamped at
 /// 1e-300, so a singular covariance gives a huge density instead of NaN).

@@ -11,6 +11,7 @@
 mod errtext;
 mod model;
 mod out;
+mod panic;
 #[cfg(target_arch = "arm")]
 mod rt;
 #[cfg(target_arch = "riscv32")]

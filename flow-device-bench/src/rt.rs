@@ -1,4 +1,5 @@
-//! The firmware's runtime: fault and panic handlers that end QEMU with a failure, the SysTick
+//! The firmware's runtime: fault handlers that end QEMU with a failure (the panic handler:
+//! `panic.rs`), the SysTick
 //! instruction counter and its calibration, the stack painter (the measuring: `stack.rs`), and
 //! `memcpy`/`memclr`.
 //!
@@ -58,21 +59,6 @@ unsafe fn DefaultHandler(irqn: i16) {
     Line::start("unexpected-exception")
         .num((irqn as u32).wrapping_add(16))
         .send();
-    exit_failure()
-}
-
-/// Prints `panic <file>:<line>` (the message would need `core::fmt`) and fails the run.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    use crate::errtext::Text;
-    let mut l = Line::start("panic");
-    if let Some(loc) = info.location() {
-        l.str(" ");
-        l.str(loc.file());
-        l.str(":");
-        l.dec(loc.line());
-    }
-    l.send();
     exit_failure()
 }
 

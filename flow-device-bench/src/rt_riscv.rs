@@ -51,21 +51,6 @@ fn exception_handler(_: &riscv_rt::TrapFrame) -> ! {
     exit_failure()
 }
 
-/// Prints `panic <file>:<line>` and stops.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    use crate::errtext::Text;
-    let mut l = Line::start("panic");
-    if let Some(loc) = info.location() {
-        l.str(" ");
-        l.str(loc.file());
-        l.str(":");
-        l.dec(loc.line());
-    }
-    l.send();
-    exit_failure()
-}
-
 // --- instruction counting ----------------------------------------------------------------------
 
 /// The retired-instruction counter `minstret` (low 32 bits).

@@ -11,6 +11,8 @@ mod errtext;
 #[allow(dead_code)]
 #[path = "../out.rs"]
 mod out;
+#[path = "../panic.rs"]
+mod panic;
 #[allow(dead_code)]
 #[path = "../rt.rs"]
 mod rt;

@@ -21,7 +21,7 @@ if [ ${#qemu_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${qemu_packages[@]}" >/dev/null
 fi
 # qemu-x86_64 (user mode) runs the trainer on an emulated CPU without AVX: the test that
-# `fit --isa portable` writes the same bytes on every x86-64 machine (flow-train/tests/cli.rs).
+# `fit --isa portable` writes the same bytes on every x86-64 machine (flow-train/tests/cli/).
 if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then
     echo "installing qemu-user"
     $SUDO apt-get update -qq
@@ -69,7 +69,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p flow-core --no-deps --no-default-feature
 cargo test -p flow-tests --release --features micromath --test micromath -- --nocapture
 
 # --- the device harness (outside the workspace; its own config, lock file and target dir) ------
-# Built for every target and run under QEMU by tests/tests/firmware.rs (in "tests" below).
+# Built for every target and run under QEMU by tests/tests/firmware/ (in "tests" below).
 step "device harness: fmt, clippy (five targets, with the no-panic check binary on Cortex-M)"
 (
     cd flow-device-bench && cargo fmt --check
@@ -91,7 +91,7 @@ step "device harness: fmt, clippy (five targets, with the no-panic check binary 
 )
 
 # --- the example (outside the workspace too) ----------------------------------------------------
-# Its four QEMU boards run in tests/tests/firmware.rs, which also builds, links and sizes the
+# Its four QEMU boards run in tests/tests/firmware/, which also builds, links and sizes the
 # three probe-rs boards (no hardware here).
 step "example: fmt, clippy (seven boards)"
 (

@@ -55,9 +55,9 @@ extern "C" {
  * with 64-bit ones, rounded up to 8.
  */
 #if UINTPTR_MAX > 0xFFFFFFFFu
-#define FLOW_MODEL_SIZE 2512
+#define FLOW_MODEL_SIZE 2544
 #else
-#define FLOW_MODEL_SIZE 1392
+#define FLOW_MODEL_SIZE 1408
 #endif
 
 /** Stack bound of every function on Cortex-M, in bytes: 8*(FLOW_MAX_HIDDEN +

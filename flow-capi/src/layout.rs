@@ -15,11 +15,12 @@ pub const fn model_size(ptr: usize, layers: usize) -> usize {
     (base + 2 * layers * layer).div_ceil(8) * 8
 }
 
-// 2026-12-07, all layer kinds: `Layer` is 80 bytes (32-bit) and 144 (64-bit); the rest 112
-// and 208. Fewer layer kinds make `Layer` smaller, so these bound every feature set.
-const BASE_32: usize = 112;
+// 2026-12-07, all layer kinds: `Layer` is 80 bytes (32-bit) and 144 (64-bit); the rest 128
+// and 240 (format version 2's window and grouping in the model's metadata added 16 and 32).
+// Fewer layer kinds make `Layer` smaller, so these bound every feature set.
+const BASE_32: usize = 128;
 const LAYER_32: usize = 80;
-const BASE_64: usize = 208;
+const BASE_64: usize = 240;
 const LAYER_64: usize = 144;
 
 /// Bytes of stack a call of `flow_log_prob` or `flow_sample` may use, for the capacities

@@ -4,7 +4,7 @@
 //! writes [`Geometry::rust_source`] to `$OUT_DIR/geometry.rs`, which `src/model.rs` includes:
 //! the flow's kind, its dimensions and the smallest compile-time capacities that hold it, so
 //! the firmware's `Flow` type and its per-call scratch (`2H + 2K` floats) are exactly as large
-//! as the embedded model needs. The host test (`tests/tests/firmware.rs`) compiles this file
+//! as the embedded model needs. The host test (`tests/tests/firmware/`) compiles this file
 //! too and checks the geometry of every model it builds the firmware for.
 //!
 //! Not part of the firmware itself (it needs `std`).

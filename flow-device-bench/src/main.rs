@@ -11,11 +11,13 @@
 mod errtext;
 mod model;
 mod out;
+mod panic;
 #[cfg(target_arch = "arm")]
 mod rt;
 #[cfg(target_arch = "riscv32")]
 #[path = "rt_riscv.rs"]
 mod rt;
+mod stack;
 #[cfg(target_arch = "arm")]
 mod vectors;
 #[cfg(flow_window)]
@@ -34,7 +36,8 @@ use riscv_rt::entry;
 
 use model::{FlowT, C, D};
 use out::{key, metric, say, Line};
-use rt::{Calibration, StackMeter, Ticker};
+use rt::{Calibration, Ticker};
+use stack::StackMeter;
 use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
 /// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`

@@ -1,8 +1,11 @@
-//! The firmware's runtime: fault and panic handlers that end QEMU with a failure, the SysTick
-//! instruction counter and its calibration, stack painting, and `memcpy`/`memclr`.
+//! The firmware's runtime: fault handlers that end QEMU with a failure (the panic handler:
+//! `panic.rs`), the SysTick
+//! instruction counter and its calibration, the stack painter (the measuring: `stack.rs`), and
+//! `memcpy`/`memclr`.
 //!
-//! With `out.rs` (the semihosting calls) the only modules with `unsafe` or assembly (inline
-//! assembly, the naked stack painter, reads of the painted stack, `memcpy`/`memclr`);
+//! With `out.rs` (the semihosting calls) and `stack.rs` (reads of the painted stack) the only
+//! modules with `unsafe` or assembly (inline assembly, the naked stack painter,
+//! `memcpy`/`memclr`);
 //! flow-core itself forbids it.
 //! Nothing here uses `core::fmt`.
 
@@ -56,21 +59,6 @@ unsafe fn DefaultHandler(irqn: i16) {
     Line::start("unexpected-exception")
         .num((irqn as u32).wrapping_add(16))
         .send();
-    exit_failure()
-}
-
-/// Prints `panic <file>:<line>` (the message would need `core::fmt`) and fails the run.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    use crate::errtext::Text;
-    let mut l = Line::start("panic");
-    if let Some(loc) = info.location() {
-        l.str(" ");
-        l.str(loc.file());
-        l.str(":");
-        l.dec(loc.line());
-    }
-    l.send();
     exit_failure()
 }
 
@@ -282,12 +270,12 @@ extern "C" {
 /// The word the free stack is painted with.
 pub const PAINT: u32 = 0xCCCC_CCCC;
 
-fn stack_top() -> usize {
+pub(crate) fn stack_top() -> usize {
     // Only the address of the linker symbol is taken (safe for an extern static).
     addr_of!(_stack_start) as usize
 }
 
-fn stack_bottom() -> usize {
+pub(crate) fn stack_bottom() -> usize {
     addr_of!(_stack_end) as usize
 }
 
@@ -295,7 +283,7 @@ fn stack_bottom() -> usize {
 /// pointer. A naked function (no frame of its own, no stack use), so that one copy serves
 /// every phase and paints right up to its caller's stack pointer. Low registers only (Thumb-1).
 #[unsafe(naked)]
-extern "C" fn paint() {
+pub(crate) extern "C" fn paint() {
     // SAFETY: writes only below the caller's SP, memory no live frame uses (Arm has no red
     // zone and no interrupt is enabled); touches r0-r2 (caller-saved) and the flags.
     core::arch::naked_asm!(
@@ -318,70 +306,9 @@ extern "C" fn paint() {
 
 /// The current stack pointer.
 #[inline(always)]
-fn sp() -> usize {
+pub(crate) fn sp() -> usize {
     let sp: usize;
     // SAFETY: reads SP into a register.
     unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// The lowest stack address written since the last paint (the stack top if none).
-fn lowest_used() -> usize {
-    let (mut p, top) = (stack_bottom(), stack_top());
-    // SAFETY: reads aligned words of the stack region, which is RAM.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    p
-}
-
-/// Peak stack use by painting: the whole program's, and that of single phases.
-pub struct StackMeter {
-    peak: usize,
-}
-
-impl StackMeter {
-    /// Paints the free stack; call first thing in `main`.
-    #[inline(always)]
-    pub fn start() -> Self {
-        paint();
-        Self { peak: 0 }
-    }
-
-    #[inline(never)]
-    fn update(&mut self) -> usize {
-        let low = lowest_used();
-        self.peak = self.peak.max(stack_top() - low);
-        low
-    }
-
-    /// Runs `f` on freshly painted stack; returns its result and the bytes it used below the
-    /// stack pointer it was called at.
-    #[inline(always)]
-    pub fn phase<R>(&mut self, f: impl FnOnce() -> R) -> (R, usize) {
-        self.update();
-        paint();
-        let at = sp();
-        let r = black_box(f());
-        let low = self.update();
-        (r, at.saturating_sub(low))
-    }
-
-    /// Peak bytes of stack used since start (from the stack top, so including the start-up
-    /// code's and `main`'s frames). `stack_bottom` reached means the stack overflowed.
-    pub fn peak(&mut self) -> usize {
-        self.update();
-        self.peak
-    }
-
-    /// Bytes of stack in use at the caller (start-up code and the caller's frames).
-    #[inline(always)]
-    pub fn depth(&self) -> usize {
-        stack_top() - sp()
-    }
-
-    /// Size of the stack region (RAM above .data/.bss).
-    pub fn capacity(&self) -> usize {
-        stack_top() - stack_bottom()
-    }
 }

@@ -8,8 +8,8 @@
 //! - [`Ticker`] reads `minstret`, the retired-instruction counter: under QEMU's
 //!   `-icount shift=0` it counts instructions (without `-icount`, QEMU returns host time).
 //!   The calibration ([`Calibration`]) measures the ratio all the same (1.000 here).
-//! - Stack painting as on Cortex-M, over riscv-rt's stack region (`_estack` to
-//!   `_stack_start`).
+//! - Stack painting as on Cortex-M (`stack.rs` measures), over riscv-rt's stack region
+//!   (`_estack` to `_stack_start`).
 //!
 //! The compiler's own `memcpy`/`memset` (compiler-builtins) are used; the one-slot vector
 //! table is Cortex-M only.
@@ -47,21 +47,6 @@ fn exception_handler(_: &riscv_rt::TrapFrame) -> ! {
     l.hex8(riscv::register::mcause::read().bits() as u32);
     l.str(" pc=0x");
     l.hex8(riscv::register::mepc::read() as u32);
-    l.send();
-    exit_failure()
-}
-
-/// Prints `panic <file>:<line>` and stops.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    use crate::errtext::Text;
-    let mut l = Line::start("panic");
-    if let Some(loc) = info.location() {
-        l.str(" ");
-        l.str(loc.file());
-        l.str(":");
-        l.dec(loc.line());
-    }
     l.send();
     exit_failure()
 }
@@ -130,18 +115,18 @@ extern "C" {
 /// The word the free stack is painted with.
 pub const PAINT: u32 = 0xCCCC_CCCC;
 
-fn stack_top() -> usize {
+pub(crate) fn stack_top() -> usize {
     addr_of!(_stack_start) as usize
 }
 
-fn stack_bottom() -> usize {
+pub(crate) fn stack_bottom() -> usize {
     addr_of!(_estack) as usize
 }
 
 /// Writes [`PAINT`] to every word from the bottom of the stack region up to the caller's stack
 /// pointer; a naked function, no frame of its own.
 #[unsafe(naked)]
-extern "C" fn paint() {
+pub(crate) extern "C" fn paint() {
     // SAFETY: writes only below the caller's SP, memory no live frame uses (no interrupt is
     // enabled); touches t0-t2 (caller-saved).
     core::arch::naked_asm!(
@@ -162,69 +147,9 @@ extern "C" fn paint() {
 
 /// The current stack pointer.
 #[inline(always)]
-fn sp() -> usize {
+pub(crate) fn sp() -> usize {
     let sp: usize;
     // SAFETY: reads SP into a register.
     unsafe { asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// The lowest stack address written since the last paint (the stack top if none).
-fn lowest_used() -> usize {
-    let (mut p, top) = (stack_bottom(), stack_top());
-    // SAFETY: reads aligned words of the stack region, which is RAM.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    p
-}
-
-/// Peak stack use by painting, as in `rt.rs`.
-pub struct StackMeter {
-    peak: usize,
-}
-
-impl StackMeter {
-    /// Paints the free stack; call first thing in `main`.
-    #[inline(always)]
-    pub fn start() -> Self {
-        paint();
-        Self { peak: 0 }
-    }
-
-    #[inline(never)]
-    fn update(&mut self) -> usize {
-        let low = lowest_used();
-        self.peak = self.peak.max(stack_top() - low);
-        low
-    }
-
-    /// Runs `f` on freshly painted stack; returns its result and the bytes it used below the
-    /// stack pointer it was called at.
-    #[inline(always)]
-    pub fn phase<R>(&mut self, f: impl FnOnce() -> R) -> (R, usize) {
-        self.update();
-        paint();
-        let at = sp();
-        let r = black_box(f());
-        let low = self.update();
-        (r, at.saturating_sub(low))
-    }
-
-    /// Peak bytes of stack used since start (from the stack top).
-    pub fn peak(&mut self) -> usize {
-        self.update();
-        self.peak
-    }
-
-    /// Bytes of stack in use at the caller.
-    #[inline(always)]
-    pub fn depth(&self) -> usize {
-        stack_top() - sp()
-    }
-
-    /// Size of the stack region.
-    pub fn capacity(&self) -> usize {
-        stack_top() - stack_bottom()
-    }
 }

@@ -1,4 +1,4 @@
-//! What the firmware computes, shared with the host test (`tests/tests/firmware.rs` compiles
+//! What the firmware computes, shared with the host test (`tests/tests/firmware/` compiles
 //! this file too): device and host run the same code on the same inputs, and the host compares
 //! every value the device prints with its own, bit for bit.
 //!

@@ -14,7 +14,7 @@
 //! Every NLL printed is computed by flow-core's exact `log_prob` (f64) on the exported
 //! parameters; times are the training loop's wall and thread-CPU seconds.
 
-use flow_train::train::thread_cpu_seconds;
+use flow_train::clock::thread_cpu_seconds;
 use flow_train::*;
 use std::ops::ControlFlow;
 

@@ -490,7 +490,7 @@ fn read_macs(input: usize, hidden: &[usize], dims: usize, bins: usize, order: Or
         Order::Linear => (2 * bins + 3, 4 * bins - 1),
         Order::Quadratic => (2 * bins + 2, 3 * bins - 1),
     };
-    crate::defaults::dense_macs(input, hidden, dims * rows.min(per_dim))
+    dense_macs(input, hidden, dims * rows.min(per_dim))
 }
 
 // The coefficients, as `scripts/fit-cost-model.py` prints them for the table of
@@ -516,6 +516,17 @@ const RAM: [f64; 14] = [
     936.948, 38.636, 5.823, 9.387, 27.016, 813.252, 129.205, 230.347, -990.250, -407.671, 309.975,
     -45.583, -125.616, -4.840,
 ];
+
+/// Multiply-accumulates of a DenseNN `input → hidden → output`.
+pub fn dense_macs(input: usize, hidden: &[usize], output: usize) -> usize {
+    let mut prev = input;
+    let mut n = 0;
+    for &h in hidden.iter().chain(std::iter::once(&output)) {
+        n += prev * h;
+        prev = h;
+    }
+    n
+}
 
 #[cfg(test)]
 mod tests {

@@ -710,7 +710,7 @@ fn parts<const VW: usize>(isa: Isa, reps: usize) -> Vec<(&'static str, f64)> {
     };
     lower.prepare(&p);
     nn.prepare(&p);
-    let mut r = crate::init::Rng::new(1);
+    let mut r = crate::rng::Rng::new(1);
     let mut u0: Vec<Row<f32>> = rows(2);
     for row in u0.iter_mut() {
         for v in row.iter_mut() {
@@ -726,11 +726,11 @@ fn parts<const VW: usize>(isa: Isa, reps: usize) -> Vec<(&'static str, f64)> {
         f();
         let mut best = f64::INFINITY;
         for _ in 0..5 {
-            let t0 = crate::train::thread_cpu_seconds().unwrap_or(0.0);
+            let t0 = crate::clock::thread_cpu_seconds().unwrap_or(0.0);
             for _ in 0..reps {
                 f();
             }
-            best = best.min(crate::train::thread_cpu_seconds().unwrap_or(0.0) - t0);
+            best = best.min(crate::clock::thread_cpu_seconds().unwrap_or(0.0) - t0);
         }
         out.push((name, best / (reps * T) as f64 * 1e9));
     };

@@ -82,6 +82,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod clock;
+pub mod config;
 pub mod cost;
 pub mod data;
 pub mod defaults;
@@ -91,7 +93,9 @@ pub mod export;
 pub mod float;
 pub mod init;
 pub mod isa;
+pub mod noise;
 pub mod pyro;
+mod rng;
 pub mod spec;
 mod spline;
 pub mod synth;
@@ -104,12 +108,14 @@ mod gradcheck;
 #[cfg(test)]
 mod parity;
 
+pub use config::{Schedule, TrainConfig};
 pub use data::Dataset;
+pub use defaults::default_config;
 pub use engine::Engine;
 pub use export::{Exported, LayerParams};
 pub use isa::Isa;
 pub use spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
-pub use train::{train, Progress, Schedule, StopReason, TrainConfig, TrainedModel};
+pub use train::{train, Progress, StopReason, TrainedModel};
 
 /// Everything that can go wrong while setting up or running training.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,52 +139,3 @@ impl std::fmt::Display for TrainError {
 }
 
 impl std::error::Error for TrainError {}
-
-/// The circles-tuned configuration (found on Pyro's two-circles data, 1000 points; see the
-/// crate docs for the search and its results). [`defaults::auto_config`] uses it for 1-D and
-/// 2-D data; for more dimensions `auto_config` builds a different, smaller model (see
-/// [`defaults`]), and this function's branch below is kept as it was:
-///
-/// * 1-D: `Spline(1, K=16, B=4)`;
-/// * 2-D: the joint `p(x₁)·p(x₂|x₁)`: `Spline(1, K=32, B=4)` and a conditional spline
-///   (K=32, B=4, hidden `[32, 32]`);
-/// * more dimensions: 4 spline couplings (K=16, B=4, hidden `[32, 32]`, split `dim/2`) with
-///   random permutations between them.
-///
-/// All linear order. Trained with minibatches of 256, Adam 3e-3 on a cosine schedule over
-/// 10 000 steps, gradient clipping at 10, 10% of the points held out for early stopping
-/// (checked every 50 steps, patience 60 checks), and Gaussian input noise of 0.12 data standard
-/// deviations annealed with the learning rate — the regularizer that mattered most on small
-/// data. No wall-time cap: the run, and the model it writes, do not depend on the machine's
-/// load (set [`TrainConfig::max_seconds`] to bound it).
-pub fn default_config(data: &Dataset) -> (ModelSpec, TrainConfig) {
-    let dim = data.dim();
-    let s = SplineSpec::linear(16, 4.0);
-    let s2 = SplineSpec::linear(32, 4.0);
-    let spec = match dim {
-        0 | 1 => ModelSpec::Flow(FlowSpec::spline(1, s)),
-        2 => ModelSpec::spline_joint(s2, &[32, 32]),
-        _ => ModelSpec::Flow(FlowSpec::coupling_stack(
-            dim,
-            4,
-            &[32, 32],
-            s,
-            Permutation::Random(0),
-        )),
-    };
-    let cfg = TrainConfig {
-        steps: 10_000,
-        lr: 3e-3,
-        batch_size: Some(256),
-        validation_fraction: 0.1,
-        eval_every: 50,
-        patience: Some(60),
-        clip_grad_norm: Some(10.0),
-        input_noise: 0.12 * data.mean_std() as f32,
-        schedule: Schedule::Cosine {
-            final_fraction: 0.0,
-        },
-        ..TrainConfig::default()
-    };
-    (spec, cfg)
-}

@@ -206,7 +206,7 @@ impl FlowSpec {
         }
         let mut out = Vec::new();
         let mut rng = match perm {
-            Permutation::Random(seed) => Some(crate::init::Rng::new(seed)),
+            Permutation::Random(seed) => Some(crate::rng::Rng::new(seed)),
             _ => None,
         };
         for l in 0..layers {

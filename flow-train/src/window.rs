@@ -12,7 +12,8 @@
 
 use crate::defaults::{auto_config, auto_training, AutoOptions};
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};
-use crate::train::{train, Progress, TrainConfig, TrainedModel};
+use crate::train::{train, Progress, TrainedModel};
+use crate::TrainConfig;
 use crate::{Dataset, Exported, TrainError};
 use flow_core::model::ModelBuilder;
 use std::ops::ControlFlow;

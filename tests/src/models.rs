@@ -85,3 +85,24 @@ pub fn imu_window8(rng: &mut impl RngCore) -> ModelBuilder {
     b.columns(&IMU_COLUMNS).window(8, Some(100), None);
     b
 }
+
+/// A joint `p(x₁)·p(x₂ | x₁)` on `R³`, `x₁ ∈ R`, with random parameters: the marginal an affine
+/// and a quadratic spline (6 bins), the conditional a conditional spline (8 bins, hidden
+/// `[8, 8]`), a permutation and a conditional coupling (8 bins, hidden `[10]`). The layers only:
+/// the caller adds the metadata and encodes.
+pub fn joint_layers(rng: &mut impl RngCore) -> ModelBuilder {
+    let q6 = SplineShape::new(6, 3.0, Order::Quadratic).unwrap();
+    let l8 = SplineShape::new(8, 3.0, Order::Linear).unwrap();
+    let marg = params(rng, Spline::param_count(1, &q6), 1.5);
+    let cs = hypernet(rng, 1, &[8, 8], 2 * l8.params_per_dim(), 2.0);
+    let lower = params(rng, Spline::param_count(1, &l8), 1.5);
+    let nn = hypernet(rng, 1 + 1, &[10], l8.params_per_dim(), 2.0);
+    let mut b = ModelBuilder::joint(3, 1);
+    b.affine(&[0.2], &[1.3])
+        .spline(1, &q6, &marg)
+        .end_marginal()
+        .conditional_spline(2, &l8, 1, &[8, 8], &cs)
+        .permute(&[1, 0])
+        .coupling(1, 1, &l8, 1, &[10], &lower, &nn);
+    b
+}

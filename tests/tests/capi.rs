@@ -14,14 +14,19 @@
 //!   compares its lines with the host's; checks its stack against the header's bound and
 //!   prints its instruction counts, flash and RAM (flow-capi/README.md has the figures).
 
+#[allow(dead_code)]
+#[path = "../../flow-device-bench/src/workload.rs"]
+mod workload;
+
 use flow_core::model::ModelBuilder;
 use flow_core::{ConditionalFlow, Flow, JointFlow, Model, Order, Spline, SplineShape};
-use flow_tests::models::{hypernet, params};
+use flow_tests::models::{hypernet, joint_layers, params};
 use rand_core::SeedableRng;
 use rand_pcg::{Pcg32, Pcg64};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use workload::{POINTS, RAW_POINTS};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -416,22 +421,10 @@ fn conditional_bytes() -> Vec<u8> {
     b.encode().unwrap()
 }
 
+/// [`joint_layers`] with a scaler.
 fn joint_bytes() -> Vec<u8> {
-    let mut rng = Pcg32::seed_from_u64(SEED ^ 1);
-    let q6 = SplineShape::new(6, 3.0, Order::Quadratic).unwrap();
-    let l8 = SplineShape::new(8, 3.0, Order::Linear).unwrap();
-    let marg = params(&mut rng, Spline::param_count(1, &q6), 1.5);
-    let cs = hypernet(&mut rng, 1, &[8, 8], 2 * l8.params_per_dim(), 2.0);
-    let lower = params(&mut rng, Spline::param_count(1, &l8), 1.5);
-    let nn = hypernet(&mut rng, 1 + 1, &[10], l8.params_per_dim(), 2.0);
-    let mut b = ModelBuilder::joint(3, 1);
-    b.affine(&[0.2], &[1.3])
-        .spline(1, &q6, &marg)
-        .end_marginal()
-        .conditional_spline(2, &l8, 1, &[8, 8], &cs)
-        .permute(&[1, 0])
-        .coupling(1, 1, &l8, 1, &[10], &lower, &nn)
-        .scaler(&[0.0, 10.0, -5.0], &[1.0, 4.0, 0.25]);
+    let mut b = joint_layers(&mut Pcg32::seed_from_u64(SEED ^ 1));
+    b.scaler(&[0.0, 10.0, -5.0], &[1.0, 4.0, 0.25]);
     b.encode().unwrap()
 }
 
@@ -696,39 +689,7 @@ fn check_c_firmware(machine: &Machine) {
     assert!(out.lines().any(|l| l == "done"), "no `done`:\n{out}");
     let got = lines(&out);
 
-    // The host's numbers: the Rust firmware's points, seed and quantiles.
-    const POINTS: [[f32; 2]; 20] = [
-        [0.0, 0.0],
-        [0.5, -0.25],
-        [-1.2, 2.1],
-        [2.5, -2.9],
-        [-0.01, 0.7],
-        [1.75, 1.75],
-        [3.0, 0.0],
-        [-3.0, 1.0],
-        [0.4, 3.0],
-        [1.0, -3.0],
-        [3.0, -3.0],
-        [-3.0, -3.0],
-        [2.999_999, -2.999_999],
-        [3.000_001, 0.5],
-        [-0.5, -3.000_001],
-        [5.0, 0.0],
-        [0.0, -7.5],
-        [-12.0, 40.0],
-        [1.0e3, -1.0e3],
-        [-1.0e6, 2.0],
-    ];
-    const RAW: [[f32; 2]; 8] = [
-        [0.1, -0.2],
-        [0.35, 0.1],
-        [-0.6, -1.1],
-        [1.2, 0.8],
-        [-1.4, 1.6],
-        [2.0, -2.0],
-        [0.0, 0.0],
-        [25.0, -40.0],
-    ];
+    // The host's numbers: the harness's points (the Rust firmware's), seed and quantiles.
     let mut want = Lines::new();
     for (i, p) in POINTS.iter().enumerate() {
         want.insert(
@@ -739,7 +700,7 @@ fn check_c_firmware(machine: &Machine) {
     let t10 = m
         .threshold(0.01)
         .expect("the model stores the 1 % threshold");
-    for (i, p) in RAW.iter().enumerate() {
+    for (i, p) in RAW_POINTS.iter().enumerate() {
         want.insert(
             format!("lp_raw {i}"),
             res(m.log_prob_raw(&flow, p).map(|v| vec![v]), code),

@@ -29,6 +29,7 @@ mod geometry;
 use flow_core::model::ModelBuilder;
 use flow_core::nn::dense_param_count;
 use flow_core::{Model, Order, Spline, SplineShape};
+use flow_tests::elf::Elf;
 use flow_tests::models::{hypernet, params};
 use flow_train::cost::DeviceCost;
 use rand_core::SeedableRng;
@@ -121,34 +122,9 @@ fn measure(label: &str, model: &[u8]) -> Measured {
     };
     Measured {
         instructions: metric("icount_per_log_prob"),
-        flash: elf_flash(&bin("flow-device-bench")) - elf_flash(&bin("template")),
+        flash: Elf::read(&bin("flow-device-bench")).flash() - Elf::read(&bin("template")).flash(),
         ram: metric("flow_struct_bytes") + metric("stack_log_prob_bytes"),
     }
-}
-
-/// `.vector_table + .text + .rodata + .data` of a 32-bit little-endian ELF.
-fn elf_flash(path: &Path) -> u64 {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        b.len() > 52 && &b[..4] == b"\x7fELF" && b[4] == 1 && b[5] == 1,
-        "{} is not a 32-bit little-endian ELF",
-        path.display()
-    );
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u32_at(0x20), u16_at(0x2E), u16_at(0x30), u16_at(0x32));
-    let header = |i: usize| shoff + i * shentsize;
-    let strtab = u32_at(header(shstrndx) + 0x10);
-    (0..shnum)
-        .filter(|&i| {
-            let o = strtab + u32_at(header(i));
-            let end = b[o..].iter().position(|&c| c == 0).unwrap_or(0);
-            [".vector_table", ".text", ".rodata", ".data"]
-                .contains(&std::str::from_utf8(&b[o..o + end]).unwrap_or(""))
-        })
-        .map(|i| u32_at(header(i) + 0x14) as u64)
-        .sum()
 }
 
 // --- the models --------------------------------------------------------------------------------

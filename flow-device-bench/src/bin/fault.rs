@@ -12,6 +12,8 @@ mod errtext;
 #[path = "../out.rs"]
 mod out;
 // (The calibration is not used here.)
+#[path = "../panic.rs"]
+mod panic;
 #[allow(dead_code, unused_imports)]
 #[path = "../rt.rs"]
 mod rt;

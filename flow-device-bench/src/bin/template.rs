@@ -11,9 +11,14 @@ mod errtext;
 #[allow(dead_code)]
 #[path = "../out.rs"]
 mod out;
+#[path = "../panic.rs"]
+mod panic;
 #[allow(dead_code)]
 #[path = "../rt.rs"]
 mod rt;
+#[allow(dead_code)]
+#[path = "../stack.rs"]
+mod stack;
 #[path = "../vectors.rs"]
 mod vectors;
 
@@ -22,7 +27,8 @@ use core::hint::black_box;
 use cortex_m_rt::entry;
 
 use out::{key, metric, say, Line};
-use rt::{Calibration, StackMeter, Ticker};
+use rt::{Calibration, Ticker};
+use stack::StackMeter;
 
 /// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`
 /// suffix (`out::metric_key`).

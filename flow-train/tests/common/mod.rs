@@ -2,6 +2,8 @@
 //! directories and the repository's files. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod gauss;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

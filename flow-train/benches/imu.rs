@@ -16,6 +16,9 @@
 //! cargo bench -p flow-train --bench imu -- write OUT.nflw [tiny|small|medium | cfg words | var words]
 //! ```
 //!
+//! Windows of consecutive readings (mixtures and `fit --window` flows on the same folds) are
+//! the `stream` bench's (`cargo bench -p flow-train --bench stream`, docs/streams.md).
+//!
 //! The data directory is `$FLOW_DATA_DIR`, else the repository's `data/`; the bench
 //! reads `imu/imu_train.csv` and `imu/imu_train_rows.csv` (and the circles files).
 //!
@@ -64,56 +67,16 @@
 //! input noise, `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256],
 //! `wd`, `vf`, `clip`, `fin`.
 
+#[path = "common/gmm.rs"]
+mod gmm;
+#[path = "common/imu_data.rs"]
+mod imu_data;
+
 use flow_train::defaults::{auto_config, AutoOptions, Preset};
 use flow_train::*;
+use gmm::Gmm;
+use imu_data::{data_dir, folds, load, Imu};
 use std::ops::ControlFlow;
-
-fn data_dir() -> std::path::PathBuf {
-    match std::env::var_os("FLOW_DATA_DIR") {
-        Some(d) => d.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"),
-    }
-}
-
-struct Imu {
-    data: Dataset,
-    /// Recording id per row.
-    rec: Vec<u32>,
-    /// Whether the row's recording is walking.
-    walking: Vec<bool>,
-}
-
-fn load() -> Imu {
-    let dir = data_dir().join("imu");
-    let data = Dataset::load_csv(dir.join("imu_train.csv")).expect("imu_train.csv");
-    let rows_path = dir.join("imu_train_rows.csv");
-    let rows = std::fs::read_to_string(&rows_path)
-        .unwrap_or_else(|e| panic!("{}: {e}", rows_path.display()));
-    let (mut rec, mut walking) = (Vec::new(), Vec::new());
-    for line in rows.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        rec.push(f[1].parse().expect("recording id"));
-        walking.push(f[2] == "walking");
-    }
-    assert_eq!(rec.len(), data.len());
-    Imu { data, rec, walking }
-}
-
-/// Fold (0..n) of each recording: the standing and the walking recordings, in id order, dealt
-/// round-robin (walking offset by `n / 2`, so that 4 folds hold 7 recordings each).
-fn folds(imu: &Imu, n: usize) -> Vec<(u32, usize)> {
-    let mut ids: Vec<(u32, bool)> = imu.rec.iter().copied().zip(imu.walking.clone()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let (mut s, mut w) = (0, n / 2);
-    ids.iter()
-        .map(|&(id, walk)| {
-            let c = if walk { &mut w } else { &mut s };
-            *c += 1;
-            (id, (*c - 1) % n)
-        })
-        .collect()
-}
 
 /// The number of folds: `$IMU_FOLDS`, else 4.
 fn n_folds() -> usize {
@@ -607,159 +570,10 @@ fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec, TrainConfi
     (spec, cfg)
 }
 
-/// A full-covariance Gaussian mixture fitted by EM (k-means++ seeding, `reg` added to the
-/// covariance diagonals, as sklearn's `reg_covar`).
-struct Gmm {
-    w: Vec<f64>,
-    mu: Vec<Vec<f64>>,
-    /// Cholesky factors (lower) of the covariances.
-    chol: Vec<Vec<f64>>,
-}
-
-fn cholesky(a: &[f64], d: usize) -> Vec<f64> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let mut s = a[i * d + j];
-            for k in 0..j {
-                s -= l[i * d + k] * l[j * d + k];
-            }
-            l[i * d + j] = if i == j {
-                s.max(1e-300).sqrt()
-            } else {
-                s / l[j * d + j]
-            };
-        }
-    }
-    l
-}
-
-impl Gmm {
-    fn comp_lp(&self, c: usize, x: &[f64]) -> f64 {
-        let d = x.len();
-        let l = &self.chol[c];
-        let mut z = vec![0.0; d];
-        let mut logdet = 0.0;
-        for i in 0..d {
-            let mut s = x[i] - self.mu[c][i];
-            for k in 0..i {
-                s -= l[i * d + k] * z[k];
-            }
-            z[i] = s / l[i * d + i];
-            logdet += l[i * d + i].ln();
-        }
-        -0.5 * z.iter().map(|v| v * v).sum::<f64>()
-            - logdet
-            - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
-            + self.w[c].ln()
-    }
-
-    fn fit(data: &Dataset, k: usize, seed: u64, reg: f64) -> Self {
-        let (n, d) = (data.len(), data.dim());
-        let x: Vec<Vec<f64>> = (0..n)
-            .map(|i| data.row(i).iter().map(|&v| v as f64).collect())
-            .collect();
-        let mut rng = flow_train::init::Rng::new(seed);
-        let dist =
-            |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>();
-        let mut mu = vec![x[rng.below(n)].clone()];
-        while mu.len() < k {
-            let dd: Vec<f64> = x
-                .iter()
-                .map(|p| mu.iter().map(|m| dist(p, m)).fold(f64::MAX, f64::min))
-                .collect();
-            let tot: f64 = dd.iter().sum();
-            let mut r = rng.uniform() as f64 * tot;
-            let mut pick = n - 1;
-            for (i, v) in dd.iter().enumerate() {
-                r -= v;
-                if r <= 0.0 {
-                    pick = i;
-                    break;
-                }
-            }
-            mu.push(x[pick].clone());
-        }
-        // Hard k-means assignments to start, as sklearn.
-        let mut resp = vec![vec![0.0; k]; n];
-        for _ in 0..20 {
-            for (i, p) in x.iter().enumerate() {
-                let c = (0..k)
-                    .min_by(|&a, &b| dist(p, &mu[a]).total_cmp(&dist(p, &mu[b])))
-                    .unwrap();
-                resp[i].iter_mut().for_each(|r| *r = 0.0);
-                resp[i][c] = 1.0;
-            }
-            for (c, m) in mu.iter_mut().enumerate() {
-                let nk: f64 = resp.iter().map(|r| r[c]).sum();
-                if nk > 0.0 {
-                    for j in 0..d {
-                        m[j] = x.iter().zip(&resp).map(|(p, r)| r[c] * p[j]).sum::<f64>() / nk;
-                    }
-                }
-            }
-        }
-        let mut g = Gmm {
-            w: vec![1.0 / k as f64; k],
-            mu,
-            chol: vec![vec![0.0; d * d]; k],
-        };
-        let mut prev = f64::MIN;
-        for _ in 0..300 {
-            // M step.
-            for c in 0..k {
-                let nk: f64 = resp.iter().map(|r| r[c]).sum::<f64>() + 1e-10;
-                g.w[c] = nk / n as f64;
-                for j in 0..d {
-                    g.mu[c][j] = x.iter().zip(&resp).map(|(p, r)| r[c] * p[j]).sum::<f64>() / nk;
-                }
-                let mut cov = vec![0.0; d * d];
-                for (p, r) in x.iter().zip(&resp) {
-                    for a in 0..d {
-                        for b in 0..=a {
-                            cov[a * d + b] += r[c] * (p[a] - g.mu[c][a]) * (p[b] - g.mu[c][b]);
-                        }
-                    }
-                }
-                for a in 0..d {
-                    for b in 0..=a {
-                        cov[a * d + b] /= nk;
-                        cov[b * d + a] = cov[a * d + b];
-                    }
-                    cov[a * d + a] += reg;
-                }
-                g.chol[c] = cholesky(&cov, d);
-            }
-            // E step.
-            let mut ll = 0.0;
-            for (p, r) in x.iter().zip(resp.iter_mut()) {
-                let lps: Vec<f64> = (0..k).map(|c| g.comp_lp(c, p)).collect();
-                let mx = lps.iter().copied().fold(f64::MIN, f64::max);
-                let lse = mx + lps.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
-                for c in 0..k {
-                    r[c] = (lps[c] - lse).exp();
-                }
-                ll += lse;
-            }
-            ll /= n as f64;
-            if (ll - prev).abs() < 1e-3 {
-                break;
-            }
-            prev = ll;
-        }
-        g
-    }
-}
-
 impl Fitted for Gmm {
     fn log_probs(&self, x: &Dataset) -> Vec<f64> {
         (0..x.len())
-            .map(|i| {
-                let p: Vec<f64> = x.row(i).iter().map(|&v| v as f64).collect();
-                let lps: Vec<f64> = (0..self.w.len()).map(|c| self.comp_lp(c, &p)).collect();
-                let mx = lps.iter().copied().fold(f64::MIN, f64::max);
-                mx + lps.iter().map(|v| (v - mx).exp()).sum::<f64>().ln()
-            })
+            .map(|i| self.log_prob(&x.row(i).iter().map(|&v| v as f64).collect::<Vec<_>>()))
             .collect()
     }
 }
@@ -1018,7 +832,7 @@ fn main() {
                 let s = cv(&imu, seeds, &|d, _, seed| {
                     let t = std::time::Instant::now();
                     let g = Gmm::fit(d, k, seed, 1e-6);
-                    let p = k * (d.dim() + d.dim() * (d.dim() + 1) / 2) + k - 1;
+                    let p = Gmm::param_count(k, d.dim());
                     (Box::new(g), p, t.elapsed().as_secs_f64(), 0)
                 });
                 s.print(&format!("GMM full-cov {k} components"));

@@ -64,8 +64,16 @@
 //! input noise, `nza` the per-row noise exponent (0 for one width), `lr`, `st`, `bs` [256],
 //! `wd`, `vf`, `clip`, `fin`.
 
+// Shared with other benches and tests: not every item is used here.
+#[allow(dead_code)]
 #[path = "../../tests/common/gauss.rs"]
 mod gauss;
+#[path = "../common/imu_data.rs"]
+mod imu_data;
+// Shared with other benches and tests: not every item is used here.
+#[allow(dead_code)]
+#[path = "../common/gmm.rs"]
+mod mixture;
 
 use flow_train::defaults::{auto_config, AutoOptions, Preset};
 use flow_train::*;

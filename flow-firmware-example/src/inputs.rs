@@ -1,4 +1,4 @@
-//! What the example scores and draws (also read by the host test, `tests/tests/firmware.rs`,
+//! What the example scores and draws (also read by the host test, `tests/tests/firmware/`,
 //! which computes the same numbers with flow-core and compares them with the printed ones).
 
 /// Sensor readings in the model's raw units (a reading of `D` values takes value `j` from

@@ -2,7 +2,9 @@
 //! of [`crate::wire`].
 
 use super::format::{Preamble, Tail};
-use super::{FlowKind, Grouping, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc};
+use super::{
+    FlowKind, Grouping, Header, Hidden, LayerRecord, Metadata, ParamRef, SplineDesc, FORMAT_VERSION,
+};
 use crate::chain::Layer;
 use crate::error::{Error, Feature};
 use crate::nn::MAX_HIDDEN_LAYERS;
@@ -69,11 +71,7 @@ pub(super) fn parts<'a>(
     let records = records
         .get(..records.len() - r.rest().len())
         .ok_or(Bad::Malformed)?;
-    let metadata = if version < 2 {
-        Metadata::v1(r.str(), r.byte_str(), r.byte_str())
-    } else {
-        Metadata::read(r)
-    };
+    let metadata = Metadata::read_version(r, version);
     let tail = Tail::read(r);
     r.done()?;
     Ok((header, (records, count), metadata, tail))
@@ -201,13 +199,25 @@ impl<'a> Wire<'a> for LayerRecord<'a> {
 
 impl<'a> Wire<'a> for Metadata<'a> {
     fn read(r: &mut Reader<'a>) -> Self {
-        Metadata {
+        Metadata::read_version(r, FORMAT_VERSION)
+    }
+}
+
+impl<'a> Metadata<'a> {
+    /// The metadata as format `version` writes it: version 1 has no window and grouping.
+    fn read_version(r: &mut Reader<'a>, version: u16) -> Self {
+        let mut m = Metadata {
             columns: r.str(),
             scaler: r.byte_str(),
             thresholds: r.byte_str(),
-            window: r.u16(),
-            grouping: Grouping::read(r),
+            window: 0,
+            grouping: Grouping::None,
+        };
+        if version >= 2 {
+            m.window = r.u16();
+            m.grouping = Grouping::read(r);
         }
+        m
     }
 }
 

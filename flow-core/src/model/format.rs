@@ -401,17 +401,6 @@ impl<'a> Metadata<'a> {
     pub fn columns_str(&self) -> Option<&'a str> {
         core::str::from_utf8(self.columns).ok()
     }
-
-    /// `window` and `grouping` are version 2's: a version-1 file has neither.
-    pub(super) fn v1(columns: &'a [u8], scaler: &'a [u8], thresholds: &'a [u8]) -> Self {
-        Metadata {
-            columns,
-            scaler,
-            thresholds,
-            window: 0,
-            grouping: Grouping::None,
-        }
-    }
 }
 
 /// serde's decoding of [`Metadata::columns`]: a string (so valid UTF-8), kept as its bytes.

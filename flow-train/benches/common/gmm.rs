@@ -17,7 +17,6 @@ pub struct Gmm {
     chol: Vec<Vec<f64>>,
 }
 
-
 /// `f(i)` for `i` in `0..n`, in order, the indices split into one contiguous run per core.
 fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()

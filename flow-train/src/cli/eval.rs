@@ -16,32 +16,9 @@ use anyhow::{bail, Result};
 use flow_train::export::auroc;
 use serde_json::json;
 
-/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it: the
-/// single-threaded reference of [`score_parallel`] (its test).
-#[cfg(test)]
-pub fn score(
-    rt: &mut Runtime<'_>,
-    table: &Table,
-    context_columns: &[String],
-    standardized: bool,
-) -> Result<Vec<Result<f32, flow_core::Error>>> {
-    let (x, cx, _, _) = model_inputs(rt, table, context_columns)?;
-    let (d, c) = (rt.dim(), rt.context_dim());
-    Ok((0..table.rows())
-        .map(|i| {
-            let row = &x[i * d..(i + 1) * d];
-            let ctx = &cx[i * c..(i + 1) * c];
-            if standardized {
-                rt.log_prob(row, ctx)
-            } else {
-                rt.log_prob_raw(row, ctx)
-            }
-        })
-        .collect())
-}
-
-/// [`score`] on `threads` threads (`None`: every core) through flow-core's compiled flows
-/// with their knot tables: the same values, bit for bit (`score.rs`).
+/// Each row's log-density (raw units unless `standardized`), or flow-core's error for it, on
+/// `threads` threads (`None`: every core) through flow-core's compiled flows with their knot
+/// tables: the single-row runtime's values, bit for bit (`score.rs` tests it).
 pub fn score_parallel(
     bytes: &[u8],
     rt: &Runtime<'_>,

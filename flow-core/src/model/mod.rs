@@ -242,7 +242,7 @@ impl<'a> Model<'a> {
         if m.window != 0 && (m.window < 2 || h.kind != FlowKind::Joint || dim != 2 * ctx) {
             return Err(FormatError::Metadata.into());
         }
-        if m.window == 0 && m.grouping != Grouping::None {
+        if m.window == 0 && !matches!(m.grouping, Grouping::None) {
             return Err(FormatError::Metadata.into());
         }
         let thresholds = weights(m.thresholds)?;

@@ -15,42 +15,17 @@ struct Split {
 }
 
 fn split() -> Split {
-    let imu = repo().join("data/imu");
-    let text = read_text(&imu.join("imu_train.csv"));
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().to_string();
-    let x: Vec<[f64; 6]> = lines
-        .map(|l| {
-            let v: Vec<f64> = l.split(',').map(|c| c.parse().unwrap()).collect();
-            v.try_into().unwrap()
-        })
-        .collect();
-    let meta: Vec<(u32, bool)> = read_text(&imu.join("imu_train_rows.csv"))
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[1].parse().unwrap(), f[2] == "walking")
-        })
-        .collect();
-    assert_eq!((x.len(), meta.len()), (2800, 2800));
-    let mut held = Vec::new();
-    for class in [false, true] {
-        let mut ids: Vec<u32> = meta.iter().filter(|m| m.1 == class).map(|m| m.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        held.extend(ids.iter().step_by(4));
-    }
+    let (header, rows) = imu_split();
     let mut s = Split {
         train: Vec::new(),
         test: Vec::new(),
         header,
     };
-    for (r, m) in x.iter().zip(&meta) {
-        if held.contains(&m.0) {
-            s.test.push((m.0, m.1, *r));
+    for (rec, walking, held, r) in rows {
+        if held {
+            s.test.push((rec, walking, r));
         } else {
-            s.train.push((m.0, *r));
+            s.train.push((rec, r));
         }
     }
     s

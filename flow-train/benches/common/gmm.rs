@@ -6,7 +6,7 @@
 //! The M step (per component) and the E step (per reading) run on every core; each value is
 //! computed by one thread in a fixed order, so the fit does not depend on the thread count.
 
-use crate::gauss::cholesky;
+use crate::gauss::{cholesky, log_density_in};
 use flow_train::Dataset;
 
 /// A fitted mixture.
@@ -46,21 +46,7 @@ impl Gmm {
 
     /// `log(w_c N(x; μ_c, Σ_c))`, with `z` a scratch of `x.len()` values.
     fn comp_lp(&self, c: usize, x: &[f64], z: &mut [f64]) -> f64 {
-        let d = x.len();
-        let l = &self.chol[c];
-        let mut logdet = 0.0;
-        for i in 0..d {
-            let mut s = x[i] - self.mu[c][i];
-            for k in 0..i {
-                s -= l[i * d + k] * z[k];
-            }
-            z[i] = s / l[i * d + i];
-            logdet += l[i * d + i].ln();
-        }
-        -0.5 * z.iter().map(|v| v * v).sum::<f64>()
-            - logdet
-            - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
-            + self.w[c].ln()
+        log_density_in(x, &self.mu[c], &self.chol[c], z) + self.w[c].ln()
     }
 
     /// Each component's `comp_lp` of `x`.

@@ -118,17 +118,21 @@ impl<'a> Runtime<'a> {
         }
     }
 
-    /// Stored column names: the data columns, then the context columns (empty if unknown).
-    pub fn columns(&self) -> (Vec<String>, Vec<String>) {
-        let all: Vec<String> = self
-            .model
+    /// The stored column names as written (empty if none).
+    pub fn stored_names(&self) -> Vec<String> {
+        self.model
             .metadata()
             .columns_str()
             .unwrap_or_default()
             .split('\n')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .collect();
+            .collect()
+    }
+
+    /// Stored column names: the data columns, then the context columns (empty if unknown).
+    pub fn columns(&self) -> (Vec<String>, Vec<String>) {
+        let all = self.stored_names();
         if all.len() < self.dim() {
             return (Vec::new(), Vec::new());
         }

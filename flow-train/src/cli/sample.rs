@@ -79,15 +79,7 @@ fn windows(a: &SampleArgs, rt: &mut Runtime<'_>, w: usize, quiet: bool) -> Resul
         bail!("--context: a windowed model takes no context");
     }
     let d = rt.dim() / 2;
-    let stored: Vec<String> = rt
-        .model
-        .metadata()
-        .columns_str()
-        .unwrap_or_default()
-        .split('\n')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let stored = rt.stored_names();
     let mut names = vec!["window".to_string()];
     if stored.len() == d {
         names.extend(stored);

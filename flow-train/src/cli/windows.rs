@@ -115,15 +115,7 @@ pub fn score(rt: &mut Runtime<'_>, readings: &[f32], ids: &[u32]) -> Result<Vec<
 /// A table's readings (the model's stored column names) and their recording ids.
 fn readings(rt: &Runtime<'_>, t: &Table, rule: &Rule) -> Result<(Vec<f32>, Vec<u32>)> {
     let d = rt.dim() / 2;
-    let names: Vec<String> = rt
-        .model
-        .metadata()
-        .columns_str()
-        .unwrap_or_default()
-        .split('\n')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let names = rt.stored_names();
     let idx: Vec<usize> = if names.len() == d {
         names
             .iter()
@@ -221,55 +213,12 @@ pub fn eval(a: &super::EvalArgs, rt: &mut Runtime<'_>, quiet: bool) -> Result<()
         if bad.is_empty() {
             bail!("{}: no anomalous reading has a full window", t.source);
         }
-        let below: Vec<(f32, usize, usize)> = rt
-            .model
-            .thresholds()
-            .map(|(q, thr)| {
-                let flagged = bad.iter().filter(|&&s| s < thr).count();
-                let normal = good.iter().filter(|&&s| s < thr).count();
-                (q, flagged, normal)
-            })
-            .collect();
-        for (q, flagged, normal) in &below {
-            info!(
-                quiet,
-                "below the {}% threshold: {flagged}/{} anomalous windows, {normal}/{} normal",
-                q * 100.0,
-                bad.len(),
-                good.len()
-            );
-        }
-        figures.insert("anomalous_windows".into(), json!(bad.len()));
-        figures.insert(
-            "below_thresholds".into(),
-            below
-                .iter()
-                .map(|&(q, flagged, normal)| {
-                    json!({"quantile": q, "anomalous": flagged, "normal": normal})
-                })
-                .collect(),
-        );
-        let wide = |v: &[f32]| v.iter().map(|&s| s as f64).collect::<Vec<_>>();
-        let value = flow_train::export::auroc(&wide(&good), &wide(&bad));
-        figures.insert("auroc".into(), json!(value));
+        let value =
+            super::eval::anomaly_figures(rt, &good, &bad, 0.0, "windows", &mut figures, quiet);
         auroc_value = Some(value);
     }
     figures.insert("nll".into(), json!(nll));
-    if a.json {
-        println!("{}", serde_json::Value::Object(figures));
-        return Ok(());
-    }
-    let emit = |line: String| {
-        if per_row_stdout {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
-    emit(format!("windows {}", good.len()));
-    if let Some(v) = auroc_value {
-        emit(format!("auroc {v}"));
-    }
-    emit(format!("nll {nll}"));
+    let windows = [format!("windows {}", good.len())];
+    super::eval::report(figures, a.json, per_row_stdout, &windows, auroc_value, nll);
     Ok(())
 }

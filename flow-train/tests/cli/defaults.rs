@@ -119,39 +119,14 @@ fn imu_defaults_on_new_recordings() {
         eprintln!("imu_defaults_on_new_recordings: skipped in a debug build (run with --release)");
         return;
     }
-    let imu = repo().join("data/imu");
-    let text = read_text(&imu.join("imu_train.csv"));
-    let mut lines = text.lines();
-    let header = lines.next().unwrap().to_string();
-    let x: Vec<[f64; 6]> = lines
-        .map(|l| {
-            let v: Vec<f64> = l.split(',').map(|c| c.parse().unwrap()).collect();
-            v.try_into().unwrap()
-        })
-        .collect();
-    let meta: Vec<(u32, bool)> = read_text(&imu.join("imu_train_rows.csv"))
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[1].parse().unwrap(), f[2] == "walking")
-        })
-        .collect();
-    assert_eq!((x.len(), meta.len()), (2800, 2800));
-    let mut held = Vec::new();
-    for class in [false, true] {
-        let mut ids: Vec<u32> = meta.iter().filter(|m| m.1 == class).map(|m| m.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        held.extend(ids.iter().step_by(4));
-    }
+    let (header, rows) = imu_split();
     let (mut train, mut test, mut walking) = (Vec::new(), Vec::new(), Vec::new());
-    for (r, m) in x.iter().zip(&meta) {
-        if held.contains(&m.0) {
-            test.push(*r);
-            walking.push(m.1);
+    for &(_, walk, held, r) in &rows {
+        if held {
+            test.push(r);
+            walking.push(walk);
         } else {
-            train.push(*r);
+            train.push(r);
         }
     }
     let n = train.len() as f64;

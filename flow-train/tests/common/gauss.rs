@@ -23,8 +23,12 @@ pub fn cholesky(a: &[f64], d: usize) -> Vec<f64> {
 
 /// `ln N(x; mu, L·Lᵀ)` for the lower Cholesky factor `l` (row-major, `x.len()` squared).
 pub fn log_density(x: &[f64], mu: &[f64], l: &[f64]) -> f64 {
+    log_density_in(x, mu, l, &mut vec![0.0; x.len()])
+}
+
+/// [`log_density`] with `z`, `x.len()` values of scratch, given (no allocation).
+pub fn log_density_in(x: &[f64], mu: &[f64], l: &[f64], z: &mut [f64]) -> f64 {
     let d = x.len();
-    let mut z = vec![0.0; d];
     let mut logdet = 0.0;
     for i in 0..d {
         let mut s = x[i] - mu[i];

@@ -96,3 +96,44 @@ pub fn line_value(out: &str, key: &str) -> f64 {
     let line = line.unwrap_or_else(|| panic!("no line {key:?} in {out:?}"));
     line.parse().unwrap()
 }
+
+/// One IMU row: its recording, whether it is walking, whether it is held out, the reading.
+pub type ImuRow = (u32, bool, bool, [f64; 6]);
+
+/// The IMU training file split by recording: every fourth recording of each class (in id
+/// order) held out, 8 of 28. Returns the CSV header and every row as (recording, walking,
+/// held out, reading).
+pub fn imu_split() -> (String, Vec<ImuRow>) {
+    let imu = repo().join("data/imu");
+    let text = read_text(&imu.join("imu_train.csv"));
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let x: Vec<[f64; 6]> = lines
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            v.try_into().unwrap()
+        })
+        .collect();
+    let meta: Vec<(u32, bool)> = read_text(&imu.join("imu_train_rows.csv"))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2] == "walking")
+        })
+        .collect();
+    assert_eq!((x.len(), meta.len()), (2800, 2800));
+    let mut held = Vec::new();
+    for class in [false, true] {
+        let mut ids: Vec<u32> = meta.iter().filter(|m| m.1 == class).map(|m| m.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        held.extend(ids.iter().step_by(4));
+    }
+    let rows = x
+        .iter()
+        .zip(&meta)
+        .map(|(r, m)| (m.0, m.1, held.contains(&m.0), *r))
+        .collect();
+    (header, rows)
+}

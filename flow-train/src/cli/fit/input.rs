@@ -145,3 +145,30 @@ pub(super) fn scaler(values: &[f32], w: usize, idx: &[usize]) -> (Vec<f32>, Vec<
         .collect();
     (mean.iter().map(|&m| m as f32).collect(), scale)
 }
+
+/// The data's suspicious-data warnings on stderr (`checks.rs`); with `--strict` they are an
+/// error and nothing is written.
+pub(super) fn warn_suspicious(
+    a: &FitArgs,
+    table: &Table,
+    raw: &[f32],
+    names: &[String],
+    params: usize,
+) -> Result<()> {
+    let warnings = super::super::checks::suspicious(raw, names, |i| table.place(i), params);
+    for w in &warnings {
+        eprintln!(
+            "{}: {}: {w}",
+            if a.strict { "error" } else { "warning" },
+            table.source
+        );
+    }
+    if a.strict && !warnings.is_empty() {
+        bail!(
+            "--strict: {} problem(s) with the data (above); {} was not written",
+            warnings.len(),
+            a.out.display()
+        );
+    }
+    Ok(())
+}

@@ -50,7 +50,7 @@ use flow_train::{
     train, Dataset, Exported, Isa, ModelSpec, SplineSpec, StopReason, TrainConfig, TrainedModel,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use input::{check_ranges, groups, isa, load, scaler};
+use input::{check_ranges, groups, isa, load, scaler, warn_suspicious};
 use model::{builder, fold_context_scaler, quantile};
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -437,22 +437,7 @@ fn announce(
     info!(quiet, "model: {}", describe(spec, kind));
     info!(quiet, "parameters: {}", spec.param_count());
     // Suspicious data: warnings, or errors with --strict (nothing written).
-    let warnings =
-        super::checks::suspicious(raw, raw_names, |i| table.place(i), spec.param_count());
-    for w in &warnings {
-        eprintln!(
-            "{}: {}: {w}",
-            if a.strict { "error" } else { "warning" },
-            table.source
-        );
-    }
-    if a.strict && !warnings.is_empty() {
-        bail!(
-            "--strict: {} problem(s) with the data (above); {} was not written",
-            warnings.len(),
-            a.out.display()
-        );
-    }
+    warn_suspicious(a, table, raw, raw_names, spec.param_count())?;
     info!(
         quiet,
         "device cost (estimated, Cortex-M4F; docs/device-cost.md): {} instructions per \

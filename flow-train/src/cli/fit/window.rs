@@ -19,7 +19,7 @@
 use super::super::runtime::Runtime;
 use super::super::windows::{self, Rule};
 use super::super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
-use super::input::{check_ranges, isa, load, scaler};
+use super::input::{check_ranges, isa, load, scaler, warn_suspicious};
 use super::model::quantile;
 use super::QUANTILES;
 use anyhow::{bail, Result};
@@ -202,22 +202,8 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         cfg.marginal.0.param_count(),
         cfg.conditional.0.param_count()
     );
-    let warnings =
-        super::super::checks::suspicious(&raw, &names, |i| table.place(i), spec.param_count());
-    for w in &warnings {
-        eprintln!(
-            "{}: {}: {w}",
-            if a.strict { "error" } else { "warning" },
-            table.source
-        );
-    }
-    if a.strict && !warnings.is_empty() {
-        bail!(
-            "--strict: {} problem(s) with the data (above); {} was not written",
-            warnings.len(),
-            a.out.display()
-        );
-    }
+    // Suspicious data: warnings, or errors with --strict (nothing written).
+    warn_suspicious(a, &table, &raw, &names, spec.param_count())?;
     info!(
         quiet,
         "device cost (estimated, Cortex-M4F; docs/device-cost.md): {} instructions per new \

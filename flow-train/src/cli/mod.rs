@@ -3,6 +3,7 @@
 mod checks;
 mod eval;
 mod export_c;
+mod figures;
 mod files;
 mod fit;
 mod import;

@@ -213,12 +213,11 @@ pub fn eval(a: &super::EvalArgs, rt: &mut Runtime<'_>, quiet: bool) -> Result<()
         if bad.is_empty() {
             bail!("{}: no anomalous reading has a full window", t.source);
         }
-        let value =
-            super::eval::anomaly_figures(rt, &good, &bad, 0.0, "windows", &mut figures, quiet);
+        let value = super::figures::anomalies(rt, &good, &bad, 0.0, "windows", &mut figures, quiet);
         auroc_value = Some(value);
     }
     figures.insert("nll".into(), json!(nll));
     let windows = [format!("windows {}", good.len())];
-    super::eval::report(figures, a.json, per_row_stdout, &windows, auroc_value, nll);
+    super::figures::report(figures, a.json, per_row_stdout, &windows, auroc_value, nll);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! the model in words.
 
 use super::super::FlowArg;
-use super::Kind;
+use super::model::Kind;
 use anyhow::{bail, Result};
 use flow_core::Order;
 use flow_train::{FlowSpec, LayerSpec, ModelSpec, Permutation, SplineSpec};

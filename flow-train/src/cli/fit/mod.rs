@@ -51,33 +51,13 @@ use flow_train::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use input::{check_ranges, groups, isa, load, scaler, warn_suspicious};
-use model::{builder, fold_context_scaler, quantile};
+use model::{builder, fold_context_scaler, quantile, Kind, QUANTILES};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-/// Points of built-in data when `--n` is not given. More generated data is what closes the
-/// gap to the data's entropy (the library's best on Pyro's 1000 points overfits to ≈ 1.85
-/// nats); see the README's "Trainer" section for the measurement.
-pub const DEFAULT_N: usize = 100_000;
-/// Noise of built-in data when `--noise` is not given (Pyro's tutorial uses 0.05).
-pub const DEFAULT_NOISE: f64 = 0.05;
-/// Inner radius of built-in circles when `--factor` is not given (Pyro's tutorial: 0.5).
-pub const DEFAULT_FACTOR: f64 = 0.5;
 /// A run whose kept parameters score this many nats per row worse than its initial
 /// parameters has diverged: its model is not written.
 pub const DIVERGED: f64 = 1.0;
-/// The anomaly-threshold quantiles stored in the model.
-pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
-
-/// What the stored model is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Plain,
-    /// `p(x₁)·p(x₂ | x₁)` with `x₁` of this size.
-    Joint(usize),
-    /// `p(x | c)` with `c` of this size.
-    Conditional(usize),
-}
 
 /// `fit` in stages: the data, the split and scaler, the architecture and settings (and the
 /// plan, announced), training, the checks of the run, the model file.

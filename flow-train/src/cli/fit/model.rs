@@ -1,10 +1,22 @@
 //! The last stage of `fit`: trained parameters to a model file — the context scaler folded
 //! into the hypernetworks, the writer, the thresholds' quantiles.
 
-use super::Kind;
 use anyhow::Result;
 use flow_core::model::ModelBuilder;
 use flow_train::{Exported, LayerSpec, ModelSpec};
+
+/// The anomaly-threshold quantiles stored in the model.
+pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
+
+/// What the stored model is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Plain,
+    /// `p(x₁)·p(x₂ | x₁)` with `x₁` of this size.
+    Joint(usize),
+    /// `p(x | c)` with `c` of this size.
+    Conditional(usize),
+}
 
 /// Folds the context scaler into the first layer of every hypernetwork that reads the
 /// context, so the stored model takes the raw context: `W' = W / s`, `b' = b - W·m/s` on the

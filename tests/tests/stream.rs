@@ -7,27 +7,21 @@
 //! with the example) and one of the same planned architecture with random parameters
 //! (`flow_tests::models::imu_window8`), its thresholds the quantiles of its own windows on
 //! `data/imu/imu_train.csv`. QEMU missing is a failure, not a skip (`scripts/test-all.sh`
-//! installs it). Builds and runs go to this test's own temporary directory.
-//!
-//! (The QEMU, build and ELF helpers are the minimum this file needs, written after those of
-//! `tests/firmware.rs`.)
+//! installs it). Builds and runs go to this test's own temporary directory, through the
+//! device tests' shared fixtures (`flow_tests::firmware`, `flow_tests::qemu`).
 
-#[allow(dead_code)]
-#[path = "../../flow-device-bench/src/geometry.rs"]
-mod geometry;
 #[path = "../../flow-device-bench/src/windows.rs"]
 mod windows;
 
 use flow_core::stream::WindowScorer;
 use flow_core::{JointFlow, Model};
+use flow_tests::elf::Elf;
+use flow_tests::firmware::{self, root, Board, Embed, ExampleBuild, M4F};
+use flow_tests::qemu::{self, MPS2_AN386};
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
-/// QEMU is stopped after this many seconds (the runs take a few).
-const QEMU_TIMEOUT_S: &str = "120";
 /// The flow type of both models (capacities: `D = 12`, 9 layers, hidden 16, 4 bins).
 type Flow<'a> = JointFlow<'a, 12, 9, 16, 4>;
 /// Readings per window.
@@ -38,24 +32,15 @@ const ROWS_PER_RECORDING: usize = 100;
 /// recordings of walking, one of standing.
 const EXAMPLE_ROWS: std::ops::Range<usize> = 1200..1500;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// The test's own directory for its model and readings files, builds and runs.
 fn work_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stream");
-    std::fs::create_dir_all(&d).expect("create the test's work directory");
-    d
+    firmware::work_dir(env!("CARGO_TARGET_TMPDIR"), "stream")
 }
 
 /// Writes `bytes` to `work_dir()/name` unless it holds them already (an unchanged file keeps
 /// its mtime: no rebuild).
 fn write_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = work_dir().join(name);
-    if std::fs::read(&p).ok().as_deref() != Some(bytes) {
-        std::fs::write(&p, bytes).expect("write a model file");
-    }
-    p
+    firmware::write_file(&work_dir(), name, bytes)
 }
 
 // --- the readings and the models ------------------------------------------------------------
@@ -209,110 +194,31 @@ fn spiked_csv_with(
 
 // --- building and running -------------------------------------------------------------------
 
-/// The firmware builds share target directories: one at a time.
-static BUILDS: Mutex<()> = Mutex::new(());
-
-/// A cargo command in `dir` without the host's flags, target and target directory.
-fn cargo(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// The layer-kind features `model` needs.
-fn features(model: &[u8]) -> Vec<&'static str> {
-    geometry::features(&Model::parse(model).unwrap()).unwrap()
-}
-
-/// Runs `cmd` (a build), failing with its stderr; copies `from` to `work_dir()/<label>.elf`.
-fn build(mut cmd: Command, from: PathBuf, label: &str) -> PathBuf {
-    let _serial = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-    let out = cmd.output().expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building {label} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let to = work_dir().join(format!("{label}.elf"));
-    std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-    to
-}
-
 /// The example for the mps2-an386 (Cortex-M4F) embedding `model` (its layer kinds added to
 /// the default features), scoring the readings of `readings` (`FLOW_READINGS`, rows
-/// `FLOW_READINGS_ROWS`) or, with `None`, its default ones.
+/// `FLOW_READINGS_ROWS`) or, with `None`, its default ones; its ELF.
 fn example_build(model: &Path, readings: Option<(&Path, &str)>, label: &str) -> PathBuf {
-    let dir = root().join("flow-firmware-example");
-    let target_dir = work_dir().join("example-target");
-    let bytes = std::fs::read(model).unwrap();
-    let mut cmd = cargo(&dir);
-    cmd.args([
-        "build",
-        "--release",
-        "--config",
-        "boards/mps2-an386.toml",
-        "--features",
-    ])
-    .arg(
-        ["mps2-an386"]
-            .iter()
-            .chain(&features(&bytes))
-            .copied()
-            .collect::<Vec<_>>()
-            .join(","),
-    )
-    .arg("--target-dir")
-    .arg(&target_dir)
-    .env("FLOW_MODEL", model)
-    .env_remove("FLOW_MODEL_UNCHECKED");
-    match readings {
-        Some((csv, rows)) => cmd
-            .env("FLOW_READINGS", csv)
-            .env("FLOW_READINGS_ROWS", rows),
-        None => cmd
-            .env_remove("FLOW_READINGS")
-            .env_remove("FLOW_READINGS_ROWS"),
-    };
-    let elf = target_dir.join("thumbv7em-none-eabihf/release/flow-firmware-example");
-    build(cmd, elf, label)
-}
-
-fn require(qemu: &str) {
-    let ok = Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{qemu} is not installed; scripts/test-all.sh installs it (qemu-system-arm)"
-    );
+    let features = firmware::features(model).expect("the model's layer kinds");
+    ExampleBuild {
+        readings,
+        features: &features,
+        ..ExampleBuild::new(Board::MPS2_AN386, model)
+    }
+    .build(&work_dir().join("example-target"), &work_dir().join(label))
+    .unwrap_or_else(|stderr| panic!("building {label} failed:\n{stderr}"))
 }
 
 /// Runs the example's ELF with its own runner (`qemu-run.sh mps2-an386`); its output.
 fn example_run(elf: &Path) -> String {
-    require("qemu-system-arm");
-    let out = Command::new(root().join("flow-firmware-example/qemu-run.sh"))
-        .arg("mps2-an386")
-        .arg(elf)
-        .env("QEMU_TIMEOUT", QEMU_TIMEOUT_S)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run qemu-run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = qemu::run_example(Board::MPS2_AN386, elf);
     assert!(
-        out.status.code() == Some(0) && stdout.lines().last() == Some("done"),
-        "the example's run failed (status {:?}):\n{stdout}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        run.code == Some(0) && run.stdout.lines().last() == Some("done"),
+        "the example's run failed (status {:?}):\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
     );
-    stdout
+    run.stdout
 }
 
 // --- the example's stream mode ----------------------------------------------------------------
@@ -523,94 +429,35 @@ fn example_stream_mode_matches_host_trained_model() {
 
 // --- the harness: what a new reading costs on the M4F ----------------------------------------
 
-/// The section sizes of a 32-bit little-endian ELF.
-struct Elf(std::collections::BTreeMap<String, u64>);
-
-impl Elf {
-    fn read(path: &Path) -> Self {
-        let b = std::fs::read(path).expect("read ELF");
-        assert!(b.len() > 52 && &b[..4] == b"\x7fELF" && b[4] == 1 && b[5] == 1);
-        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
-        let (shoff, shentsize, shnum, shstrndx) =
-            (u32_at(0x20), u16_at(0x2E), u16_at(0x30), u16_at(0x32));
-        let header = |i: usize| shoff + i * shentsize;
-        let strtab = u32_at(header(shstrndx) + 0x10);
-        let mut sections = std::collections::BTreeMap::new();
-        for i in 0..shnum {
-            let h = header(i);
-            let at = strtab + u32_at(h);
-            let end = b[at..].iter().position(|&c| c == 0).unwrap_or(0);
-            let name = String::from_utf8_lossy(&b[at..at + end]).into_owned();
-            sections.insert(name, u32_at(h + 0x14) as u64);
-        }
-        Elf(sections)
-    }
-
-    fn size(&self, s: &str) -> u64 {
-        self.0.get(s).copied().unwrap_or(0)
-    }
-
-    /// `.vector_table + .text + .rodata + .data`: what the chip's flash holds.
-    fn flash(&self) -> u64 {
-        [".vector_table", ".text", ".rodata", ".data"]
-            .iter()
-            .map(|s| self.size(s))
-            .sum()
-    }
-
-    /// `.data + .bss + .uninit`.
-    fn static_ram(&self) -> u64 {
-        [".data", ".bss", ".uninit"]
-            .iter()
-            .map(|s| self.size(s))
-            .sum()
-    }
-}
-
-/// The harness for the M4F embedding `model`, with exactly its layer kinds.
+/// The harness for the M4F embedding `model`, with exactly its layer kinds; its ELF.
 fn harness_build(model: &Path, label: &str) -> PathBuf {
-    let dir = root().join("flow-device-bench");
-    let target_dir = work_dir().join("harness-target");
-    let bytes = std::fs::read(model).unwrap();
-    let mut cmd = cargo(&dir);
-    cmd.args(["build", "--release", "--target", "thumbv7em-none-eabihf"])
-        .args([
-            "--bin",
-            "flow-device-bench",
-            "--no-default-features",
-            "--features",
-        ])
-        .arg(features(&bytes).join(","))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("FLOW_MODEL", model)
-        .env_remove("FLOW_MODEL_UNCHECKED")
-        .env_remove("FLOW_STREAM");
-    let elf = target_dir.join("thumbv7em-none-eabihf/release/flow-device-bench");
-    build(cmd, elf, label)
+    let embed = Embed {
+        model: model.to_path_buf(),
+        ..Embed::default()
+    };
+    let elfs = firmware::build_harness(
+        M4F,
+        &embed,
+        &["flow-device-bench"],
+        &[],
+        &work_dir().join("harness-target"),
+        &work_dir().join(label),
+    )
+    .unwrap_or_else(|stderr| panic!("building {label} failed:\n{stderr}"));
+    elfs[0].clone()
 }
 
 /// Runs the harness on QEMU's mps2-an386 (Cortex-M4F) with `-icount shift=0`, as
 /// `scripts/run-bench.sh m4f` does; its output.
 fn harness_run(elf: &Path) -> String {
-    require("qemu-system-arm");
-    let out = Command::new("timeout")
-        .args(["--kill-after=5", QEMU_TIMEOUT_S, "qemu-system-arm"])
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .args(["-icount", "shift=0", "-kernel"])
-        .arg(elf)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run timeout qemu-system-arm");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = qemu::run(MPS2_AN386, elf);
     assert!(
-        out.status.code() == Some(0) && stdout.lines().last() == Some("done"),
-        "the harness's run failed (status {:?}):\n{stdout}",
-        out.status.code()
+        run.code == Some(0) && run.stdout.lines().last() == Some("done"),
+        "the harness's run failed (status {:?}):\n{}",
+        run.code,
+        run.stdout
     );
-    stdout
+    run.stdout
 }
 
 /// The value of the harness's `name <v>` line.

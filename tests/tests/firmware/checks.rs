@@ -6,6 +6,8 @@ use crate::workload;
 use flow_core::model::FlowKind;
 use flow_core::{Flow, Model};
 use flow_tests::elf::Elf;
+use flow_tests::firmware::Embed;
+use flow_tests::qemu::{self, Machine};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -113,7 +115,7 @@ pub(crate) fn check(case: Case<'_>) {
     let mut bad = Vec::new();
     for &m in case.machines {
         let name = format!("{label} ({}) on {}", case.target, m.name);
-        let run = qemu(m, &elfs[0]);
+        let run = qemu::run(m, &elfs[0]);
         let out = parse(&run.stdout);
         assert!(
             out.load_error.is_none(),
@@ -181,7 +183,7 @@ pub(crate) fn check(case: Case<'_>) {
             elf.static_ram() + peak,
         );
         if case.with_template {
-            let trun = qemu(m, &elfs[1]);
+            let trun = qemu::run(m, &elfs[1]);
             let tout = parse(&trun.stdout);
             assert!(
                 trun.code == Some(0) && tout.done,
@@ -220,7 +222,7 @@ pub(crate) fn check(case: Case<'_>) {
             elf.flash() as i64 - t.flash() as i64,
             elf.static_ram() as i64 - t.static_ram() as i64,
         );
-        let run = qemu(case.machines[0], &elfs[2]);
+        let run = qemu::run(case.machines[0], &elfs[2]);
         assert!(
             run.stdout.contains("hardfault pc="),
             "{label}: no hardfault line:\n{}",

@@ -1,11 +1,11 @@
 //! The checked-in default model.
 
-use crate::geometry::Geometry;
 use flow_core::{Flow, Model};
+use flow_tests::firmware::{example_dir, M4F};
+use flow_tests::geometry::Geometry;
+use flow_tests::qemu::MPS2_AN386;
 
 use crate::checks::*;
-use crate::harness::*;
-use crate::models::*;
 use crate::results::*;
 
 // --- the checked-in default model ------------------------------------------------------------------

@@ -3,14 +3,13 @@
 use crate::{shown, text, workload};
 use flow_core::{Error, Flow, JointFlow, Model};
 use flow_tests::elf::Elf;
+use flow_tests::firmware::{example_dir, Board, ExampleBuild, M0, M4F};
+use flow_tests::qemu;
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
-use crate::harness::*;
 use crate::models::*;
 use crate::results::*;
 
@@ -21,34 +20,6 @@ use crate::results::*;
 #[path = "../../../flow-firmware-example/src/inputs.rs"]
 mod example_inputs;
 
-/// A board of the example that runs in QEMU (through the example's `qemu-run.sh`).
-#[derive(Clone, Copy)]
-struct Board {
-    /// Its feature and `boards/<name>.toml`.
-    name: &'static str,
-    target: &'static str,
-}
-
-const EX_MPS2_AN386: Board = Board {
-    name: "mps2-an386",
-    target: M4F,
-};
-const EX_NETDUINOPLUS2: Board = Board {
-    name: "netduinoplus2",
-    target: M4F,
-};
-const EX_MICROBIT: Board = Board {
-    name: "microbit",
-    target: M0,
-};
-const EX_HIFIVE1: Board = Board {
-    name: "hifive1",
-    target: RV32IMAC,
-};
-
-/// The example's builds, serialized like the harness's (they share a target directory).
-static EXAMPLE_BUILDS: Mutex<()> = Mutex::new(());
-
 /// Builds the example for `board` embedding `model` (and, if set, the bytes of `unchecked`
 /// in its place), in the test's own target directory; the ELF copied to
 /// `work_dir()/<label>/example.elf`, or cargo's stderr if the build fails.
@@ -58,70 +29,11 @@ fn example_build(
     unchecked: Option<&Path>,
     label: &str,
 ) -> Result<PathBuf, String> {
-    let _serial = EXAMPLE_BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-    let target_dir = work_dir().join("example-target");
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(example_dir())
-        .args(["build", "--release", "--features", board.name, "--config"])
-        .arg(format!("boards/{}.toml", board.name))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("FLOW_MODEL", model)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null());
-    match unchecked {
-        Some(p) => cmd.env("FLOW_MODEL_UNCHECKED", p),
-        None => cmd.env_remove("FLOW_MODEL_UNCHECKED"),
-    };
-    let out = cmd.output().expect("run cargo to build the example");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    ExampleBuild {
+        unchecked,
+        ..ExampleBuild::new(board, model)
     }
-    let from = target_dir
-        .join(board.target)
-        .join("release/flow-firmware-example");
-    let dest = work_dir().join(label);
-    std::fs::create_dir_all(&dest).expect("create build output dir");
-    let to = dest.join("example.elf");
-    std::fs::copy(&from, &to)
-        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
-    Ok(to)
-}
-
-/// Runs the example's ELF on `board` with the example's own runner, `qemu-run.sh` (QEMU without
-/// semihosting on the UART boards; the run ends at `done` or an `error` line).
-fn example_run(board: Board, elf: &Path) -> Run {
-    let qemu = if board.target == RV32IMAC {
-        "qemu-system-riscv32"
-    } else {
-        "qemu-system-arm"
-    };
-    let ok = Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{qemu} is not installed; scripts/test-all.sh installs it (qemu-system-arm, \
-         qemu-system-misc)"
-    );
-    let out = Command::new(example_dir().join("qemu-run.sh"))
-        .arg(board.name)
-        .arg(elf)
-        .env("QEMU_TIMEOUT", QEMU_TIMEOUT_S)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run qemu-run.sh");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    .build(&work_dir().join("example-target"), &work_dir().join(label))
 }
 
 /// A reading's result as the example prints it: `log_prob` (its bits) or the error's text, and
@@ -253,7 +165,7 @@ fn example_host<const D: usize>(model: &Model<'_>, flow: &impl ExampleFlow<D>) -
 fn example_case(board: Board, model_path: &Path, host: &ExampleOut, label: &str) {
     let elf = example_build(board, model_path, None, label)
         .unwrap_or_else(|e| panic!("building the example for {}:\n{e}", board.name));
-    let run = example_run(board, &elf);
+    let run = qemu::run_example(board, &elf);
     assert!(
         run.code == Some(0) && run.stdout.lines().any(|l| l == "done"),
         "{label}: exit status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -293,22 +205,22 @@ fn example_default_model(board: Board) {
 
 #[test]
 fn example_on_mps2_an386_matches_host() {
-    example_default_model(EX_MPS2_AN386);
+    example_default_model(Board::MPS2_AN386);
 }
 
 #[test]
 fn example_on_netduinoplus2_uart_matches_host() {
-    example_default_model(EX_NETDUINOPLUS2);
+    example_default_model(Board::NETDUINOPLUS2);
 }
 
 #[test]
 fn example_on_microbit_uart_matches_host() {
-    example_default_model(EX_MICROBIT);
+    example_default_model(Board::MICROBIT);
 }
 
 #[test]
 fn example_on_hifive1_uart_matches_host() {
-    example_default_model(EX_HIFIVE1);
+    example_default_model(Board::HIFIVE1);
 }
 
 /// A joint flow (the kind `flow-train fit` writes by default): Pyro's trained
@@ -321,7 +233,7 @@ fn example_joint_model_on_netduinoplus2_matches_host() {
     let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
     let host = example_host(&model, &flow);
     example_case(
-        EX_NETDUINOPLUS2,
+        Board::NETDUINOPLUS2,
         &path,
         &host,
         "example-joint-netduinoplus2",
@@ -372,7 +284,7 @@ fn example_build_fails_on_a_corrupt_model() {
     bad[at] ^= 0x10;
     let err = Model::parse(&bad).expect_err("corrupt").to_string();
     let path = write_file("example-corrupt.nflw", &bad);
-    let stderr = example_build(EX_NETDUINOPLUS2, &path, None, "example-corrupt-build")
+    let stderr = example_build(Board::NETDUINOPLUS2, &path, None, "example-corrupt-build")
         .expect_err("the build of a corrupt model succeeded");
     assert!(
         stderr.contains(&format!("{}: {err}", path.display())),
@@ -390,10 +302,10 @@ fn example_load_error_at_run_time_is_reported_in_words() {
     bad[at] ^= 0x10;
     let err = Model::parse(&bad).expect_err("corrupt").to_string();
     let bad_path = write_file("example-corrupt.nflw", &bad);
-    for board in [EX_NETDUINOPLUS2, EX_MPS2_AN386] {
+    for board in [Board::NETDUINOPLUS2, Board::MPS2_AN386] {
         let label = format!("example-load-error-{}", board.name);
         let elf = example_build(board, &good, Some(&bad_path), &label).unwrap();
-        let run = example_run(board, &elf);
+        let run = qemu::run_example(board, &elf);
         assert_eq!(
             run.stdout.lines().last(),
             Some(format!("error: {err}").as_str()),

@@ -1,6 +1,8 @@
 //! Failures: a corrupt or compiled-out model is a load error, not a panic.
 
 use flow_core::{Error, Feature, Model};
+use flow_tests::firmware::{self, Embed, M4F};
+use flow_tests::qemu::{self, MPS2_AN386};
 
 use crate::harness::*;
 use crate::models::*;
@@ -35,7 +37,7 @@ fn corrupt_model_is_a_load_error_at_run_time() {
         &["flow-device-bench"],
         &["--features", "error-text"],
     );
-    let run = qemu(MPS2_AN386, &elfs[0]);
+    let run = qemu::run(MPS2_AN386, &elfs[0]);
     let out = parse(&run.stdout);
     assert_eq!(
         out.load_error.as_deref(),
@@ -68,7 +70,7 @@ fn compiled_out_layer_kind_is_a_load_error_at_run_time() {
         ..Embed::default()
     };
     let elfs = build(M4F, &embed, "compiled-out-m4f", &["flow-device-bench"], &[]);
-    let run = qemu(MPS2_AN386, &elfs[0]);
+    let run = qemu::run(MPS2_AN386, &elfs[0]);
     let out = parse(&run.stdout);
     assert_eq!(
         out.load_error.as_deref(),
@@ -86,19 +88,15 @@ fn unparsable_model_fails_the_build() {
     bad.truncate(bad.len() - 1);
     let err = Model::parse(&bad).err().unwrap().to_string();
     let path = write_file("truncated.nflw", &bad);
-    let _serial = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-    let out = cargo(
+    let mut cmd = cargo(
         M4F,
         &Embed {
             model: path,
             ..Embed::default()
         },
-    )
-    .args(["--bin", "flow-device-bench"])
-    .output()
-    .expect("run cargo");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the build succeeded:\n{stderr}");
+    );
+    cmd.args(["--bin", "flow-device-bench"]);
+    let stderr = firmware::build(cmd, &[]).expect_err("the build of an unparsable model succeeded");
     assert!(
         stderr.contains(&err),
         "the build error does not name the model's error \"{err}\":\n{stderr}"

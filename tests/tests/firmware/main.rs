@@ -45,9 +45,6 @@
 #[path = "../../../flow-device-bench/src/errtext.rs"]
 mod errtext;
 #[allow(dead_code)]
-#[path = "../../../flow-device-bench/src/geometry.rs"]
-mod geometry;
-#[allow(dead_code)]
 #[path = "../../../flow-device-bench/src/workload.rs"]
 mod workload;
 
@@ -59,7 +56,9 @@ mod text;
 
 use flow_core::model::FlowKind;
 use flow_core::{ConditionalFlow, Flow, JointFlow, Model};
-use geometry::Geometry;
+use flow_tests::firmware::{M0, M3, M4F, RV32IMAC, RV32IMC};
+use flow_tests::geometry::{self, Geometry};
+use flow_tests::qemu::{Machine, LM3S6965EVB, MICROBIT, MPS2_AN385, MPS2_AN386, SIFIVE_E};
 
 /// What the example prints for `item`.
 fn shown<T: text::Show + ?Sized>(item: &T) -> String {
@@ -79,7 +78,6 @@ mod no_panic;
 mod results;
 
 use checks::*;
-use harness::*;
 use models::*;
 use results::*;
 

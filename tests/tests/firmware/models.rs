@@ -7,12 +7,10 @@ use flow_core::{ConditionalFlow, Flow, Model, Order, Spline, SplineShape};
 use flow_tests::models::{hypernet, joint_layers, params};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Seed of the tutorial model the comparison tests embed.
 pub(crate) const TEST_SEED: u64 = 0xF10F_C0DE;
-/// Wall-clock limit of one QEMU run, in seconds (a run takes a few seconds at most).
-pub(crate) const QEMU_TIMEOUT_S: &str = "120";
 
 // --- the model files -------------------------------------------------------------------------
 
@@ -163,30 +161,15 @@ pub(crate) fn imu_stream(flow: &Flow<6, 3, 24, 8>, model: &Model<'_>) -> Vec<u8>
         .collect()
 }
 
-/// The harness crate.
-pub(crate) fn firmware_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow-device-bench")
-}
-
-/// The example crate, whose default model the harness embeds too.
-pub(crate) fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow-firmware-example")
-}
-
+/// The test's own directory for its model files, builds and reports.
 pub(crate) fn work_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware");
-    std::fs::create_dir_all(&d).expect("create the test's work directory");
-    d
+    flow_tests::firmware::work_dir(env!("CARGO_TARGET_TMPDIR"), "firmware")
 }
 
 /// Writes `bytes` to `work_dir()/name` unless the file already holds them (an unchanged file
 /// keeps its mtime, so cargo does not rebuild the firmware for it).
 pub(crate) fn write_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = work_dir().join(name);
-    if std::fs::read(&p).ok().as_deref() != Some(bytes) {
-        std::fs::write(&p, bytes).expect("write a model or stream file");
-    }
-    p
+    flow_tests::firmware::write_file(&work_dir(), name, bytes)
 }
 
 /// Pyro's own trained tutorial flows, imported from their state dicts, run on the device with

@@ -1,5 +1,7 @@
 //! The link-time no-panic check.
 
+use flow_tests::firmware::{Embed, M0, M4F};
+
 use crate::harness::*;
 use crate::models::*;
 

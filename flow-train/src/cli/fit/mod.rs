@@ -51,7 +51,7 @@ use flow_train::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use input::{check_ranges, groups, isa, load, scaler, warn_suspicious};
-use model::{builder, fold_context_scaler, quantile, Kind, QUANTILES};
+use model::{builder, fold_context_scaler, listed, thresholds, Kind};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
@@ -639,17 +639,7 @@ fn write(
         .as_ref()
         .map_or(0.0, |(_, s)| s.iter().map(|&v| (v as f64).ln()).sum());
 
-    let mut sorted: Vec<f32> = if val_idx.is_empty() { lp_train } else { lp_val };
-    sorted.retain(|v| v.is_finite());
-    sorted.sort_by(f32::total_cmp);
-    let thresholds: Vec<(f32, f32)> = if sorted.is_empty() {
-        Vec::new()
-    } else {
-        QUANTILES
-            .iter()
-            .map(|&q| (q, quantile(&sorted, q)))
-            .collect()
-    };
+    let thresholds = thresholds(if val_idx.is_empty() { lp_train } else { lp_val });
     b.thresholds(&thresholds);
     let bytes = b
         .encode()
@@ -685,11 +675,7 @@ fn write(
         } else {
             "validation"
         },
-        thresholds
-            .iter()
-            .map(|(q, v)| format!("{}% {v:.3}", q * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&thresholds)
     );
     println!(
         "wrote {} ({} bytes, {} parameters)",
@@ -720,6 +706,7 @@ fn write(
 #[cfg(test)]
 mod tests {
     use super::arch::conditional_spec;
+    use super::model::quantile;
     use super::*;
 
     #[test]

@@ -125,3 +125,23 @@ pub(super) fn quantile(sorted: &[f32], q: f32) -> f32 {
     let t = pos - lo as f64;
     (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
 }
+
+/// The stored anomaly thresholds: the [`QUANTILES`] of the finite log-densities `lp` (none
+/// when there are none).
+pub(super) fn thresholds(mut lp: Vec<f32>) -> Vec<(f32, f32)> {
+    lp.retain(|v| v.is_finite());
+    lp.sort_by(f32::total_cmp);
+    if lp.is_empty() {
+        return Vec::new();
+    }
+    QUANTILES.iter().map(|&q| (q, quantile(&lp, q))).collect()
+}
+
+/// Thresholds as `0.1% -4.2, 1% …` for the status line.
+pub(super) fn listed(thresholds: &[(f32, f32)]) -> String {
+    thresholds
+        .iter()
+        .map(|(q, v)| format!("{}% {v:.3}", q * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

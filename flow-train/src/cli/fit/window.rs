@@ -20,7 +20,7 @@ use super::super::runtime::Runtime;
 use super::super::windows::{self, Rule};
 use super::super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
 use super::input::{check_ranges, isa, load, scaler, warn_suspicious};
-use super::model::{quantile, QUANTILES};
+use super::model::{listed, thresholds};
 use anyhow::{bail, Result};
 use flow_train::defaults::{AutoOptions, Preset};
 use flow_train::train::split_groups;
@@ -314,17 +314,11 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             a.out.display()
         );
     }
-    let mut sorted = if lp_val.is_empty() {
+    let thresholds = thresholds(if lp_val.is_empty() {
         lp_train.clone()
     } else {
         lp_val.clone()
-    };
-    sorted.retain(|v| v.is_finite());
-    sorted.sort_by(f32::total_cmp);
-    let thresholds: Vec<(f32, f32)> = QUANTILES
-        .iter()
-        .map(|&q| (q, quantile(&sorted, q)))
-        .collect();
+    });
     b.thresholds(&thresholds);
     let bytes = b
         .encode()
@@ -351,11 +345,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
         } else {
             "validation"
         },
-        thresholds
-            .iter()
-            .map(|(q, v)| format!("{}% {v:.3}", q * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&thresholds)
     );
     println!(
         "wrote {} ({} bytes, {} parameters)",

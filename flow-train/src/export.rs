@@ -276,6 +276,16 @@ impl Exported {
     }
 }
 
+/// NumPy's default (linear) quantile `q` of `sorted` (ascending, not empty): what `fit`'s
+/// stored thresholds and the plots' views use.
+pub fn quantile(sorted: &[f32], q: f64) -> f32 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let t = pos - lo as f64;
+    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
+}
+
 /// Area under the ROC curve of log-densities as a normality score ("normal rows score
 /// higher"): the probability that a normal row's score exceeds an anomalous row's, ties
 /// counting half (Mann–Whitney U with average ranks). NaN scores count as `-inf`. `eval

@@ -22,6 +22,7 @@ use super::table::read_csv;
 use super::{info, model_error, model_inputs, one_stdin, read_model, PlotArgs};
 use anyhow::{anyhow, Context, Result};
 use flow_core::model::FlowKind;
+use flow_train::export::quantile;
 use plotters::prelude::*;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -48,15 +49,6 @@ fn register_font() -> Result<()> {
     } else {
         Err(anyhow!("the embedded font did not load"))
     }
-}
-
-/// NumPy's linear quantile `q` of `sorted`.
-fn quantile(sorted: &[f32], q: f64) -> f32 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    let t = pos - lo as f64;
-    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
 }
 
 /// The view of `v`: its 0.1–99.9 % range padded by 5 % on each side (never empty).

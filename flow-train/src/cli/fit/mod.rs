@@ -706,8 +706,8 @@ fn write(
 #[cfg(test)]
 mod tests {
     use super::arch::conditional_spec;
-    use super::model::quantile;
     use super::*;
+    use flow_train::export::quantile;
 
     #[test]
     fn quantiles_match_numpy_linear() {

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use flow_core::model::ModelBuilder;
+use flow_train::export::quantile;
 use flow_train::{Exported, LayerSpec, ModelSpec};
 
 /// The anomaly-threshold quantiles stored in the model.
@@ -117,15 +118,6 @@ pub(super) fn builder(
     Ok(b)
 }
 
-/// NumPy's default (linear) quantile of sorted values.
-pub(super) fn quantile(sorted: &[f32], q: f32) -> f32 {
-    let pos = q as f64 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    let t = pos - lo as f64;
-    (sorted[lo] as f64 * (1.0 - t) + sorted[hi] as f64 * t) as f32
-}
-
 /// The stored anomaly thresholds: the [`QUANTILES`] of the finite log-densities `lp` (none
 /// when there are none).
 pub(super) fn thresholds(mut lp: Vec<f32>) -> Vec<(f32, f32)> {
@@ -134,7 +126,10 @@ pub(super) fn thresholds(mut lp: Vec<f32>) -> Vec<(f32, f32)> {
     if lp.is_empty() {
         return Vec::new();
     }
-    QUANTILES.iter().map(|&q| (q, quantile(&lp, q))).collect()
+    QUANTILES
+        .iter()
+        .map(|&q| (q, quantile(&lp, q as f64)))
+        .collect()
 }
 
 /// Thresholds as `0.1% -4.2, 1% …` for the status line.

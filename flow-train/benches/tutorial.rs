@@ -174,10 +174,7 @@ fn main() {
                 None,
             ));
         }
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let (lo, hi) = v
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (mean, lo, hi) = spread(&v);
         println!(
             "default_config over {n} seeds: test NLL mean {mean:.4}, min {lo:.4}, max {hi:.4}"
         );
@@ -206,10 +203,7 @@ fn main() {
                 None,
             ));
         }
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let (lo, hi) = v
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (mean, lo, hi) = spread(&v);
         let below = v.iter().filter(|&&x| x <= 2.034183).count();
         println!("(b) over {n} seeds: test NLL mean {mean:.4}, min {lo:.4}, max {hi:.4}; {below}/{n} at or below Pyro's 2.0342");
     }
@@ -233,6 +227,44 @@ fn main() {
     }
 }
 
+/// The mean, least and greatest of `v`.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    (mean, lo, hi)
+}
+
+/// Runs the `cases` whose name contains one of the words in `filter` (every case without one).
+fn run_cases(
+    cases: Vec<(String, ModelSpec, TrainConfig)>,
+    train_d: &Dataset,
+    test: &Dataset,
+    filter: &[String],
+) {
+    for (name, spec, cfg) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        run(&name, &spec, &cfg, train_d, test, None);
+    }
+}
+
+/// The two 2-D architectures the searches compare, with the spline `s` and hypernetworks of
+/// two hidden layers of `hidden`: the joint (`J`) and four couplings (`C4`).
+fn joint_and_couplings(s: SplineSpec, hidden: usize) -> [(&'static str, ModelSpec); 2] {
+    let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
+    let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
+        2,
+        4,
+        &[hidden, hidden],
+        s,
+        Permutation::Reverse,
+    ));
+    [("J", joint), ("C4", coup)]
+}
+
 fn explore(train_d: &Dataset, test: &Dataset, filter: &[String]) {
     let mut grid = Vec::new();
     for layers in [2usize, 4, 6] {
@@ -246,11 +278,9 @@ fn explore(train_d: &Dataset, test: &Dataset, filter: &[String]) {
             }
         }
     }
+    let mut cases = Vec::new();
     for (layers, bins, bound, hidden, batch) in grid {
         let name = format!("L{layers} K{bins} B{bound} H{hidden} bs{batch}");
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
         let spec = ModelSpec::Flow(FlowSpec::coupling_stack(
             2,
             layers,
@@ -272,8 +302,9 @@ fn explore(train_d: &Dataset, test: &Dataset, filter: &[String]) {
             max_seconds: Some(10.0),
             ..TrainConfig::default()
         };
-        run(&name, &spec, &cfg, train_d, test, None);
+        cases.push((name, spec, cfg));
     }
+    run_cases(cases, train_d, test, filter);
 }
 
 fn explore2(train_d: &Dataset, test: &Dataset, filter: &[String]) {
@@ -283,14 +314,9 @@ fn explore2(train_d: &Dataset, test: &Dataset, filter: &[String]) {
         lr,
         batch_size: batch,
         validation_fraction: val,
-        eval_every: 50,
         patience: if val > 0.0 { Some(60) } else { None },
-        clip_grad_norm: Some(10.0),
-        schedule: Schedule::Cosine {
-            final_fraction: 0.0,
-        },
         max_seconds: Some(10.0),
-        ..TrainConfig::default()
+        ..TrainConfig::circles_default(0.0)
     };
     for bins in [16usize, 32] {
         for hidden in [16usize, 32, 64] {
@@ -331,12 +357,7 @@ fn explore2(train_d: &Dataset, test: &Dataset, filter: &[String]) {
             }
         }
     }
-    for (name, spec, cfg) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        run(&name, &spec, &cfg, train_d, test, None);
-    }
+    run_cases(cases, train_d, test, filter);
 }
 
 fn explore3(train_d: &Dataset, test: &Dataset, filter: &[String]) {
@@ -345,46 +366,23 @@ fn explore3(train_d: &Dataset, test: &Dataset, filter: &[String]) {
         for wd in [0.0f32, 1e-2] {
             for (hidden, bins) in [(32usize, 16usize), (64, 16), (32, 32)] {
                 let s = SplineSpec::linear(bins, 4.0);
-                let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
-                let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
-                    2,
-                    4,
-                    &[hidden, hidden],
-                    s,
-                    Permutation::Reverse,
-                ));
-                for (tag, spec) in [("J", joint), ("C4", coup)] {
-                    let cfg = TrainConfig {
-                        steps: 6000,
-                        lr: 3e-3,
-                        batch_size: Some(256),
-                        validation_fraction: 0.1,
-                        eval_every: 50,
-                        patience: Some(60),
-                        clip_grad_norm: Some(10.0),
-                        weight_decay: wd,
-                        input_noise: noise,
-                        schedule: Schedule::Cosine {
-                            final_fraction: 0.0,
-                        },
-                        max_seconds: Some(10.0),
-                        ..TrainConfig::default()
-                    };
+                let cfg = TrainConfig {
+                    steps: 6000,
+                    weight_decay: wd,
+                    max_seconds: Some(10.0),
+                    ..TrainConfig::circles_default(noise)
+                };
+                for (tag, spec) in joint_and_couplings(s, hidden) {
                     cases.push((
                         format!("{tag} H{hidden} K{bins} noise{noise} wd{wd}"),
                         spec,
-                        cfg,
+                        cfg.clone(),
                     ));
                 }
             }
         }
     }
-    for (name, spec, cfg) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        run(&name, &spec, &cfg, train_d, test, None);
-    }
+    run_cases(cases, train_d, test, filter);
 }
 
 fn explore4(train_d: &Dataset, test: &Dataset, filter: &[String]) {
@@ -397,45 +395,23 @@ fn explore4(train_d: &Dataset, test: &Dataset, filter: &[String]) {
         ] {
             for (hidden, bins, bound) in [(32usize, 16usize, 4.0f32), (32, 24, 4.0)] {
                 let s = SplineSpec::linear(bins, bound);
-                let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
-                let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
-                    2,
-                    4,
-                    &[hidden, hidden],
-                    s,
-                    Permutation::Reverse,
-                ));
-                for (tag, spec) in [("J", joint), ("C4", coup)] {
-                    let cfg = TrainConfig {
-                        steps,
-                        lr: 3e-3,
-                        batch_size: batch,
-                        validation_fraction: 0.1,
-                        eval_every: 50,
-                        patience: Some(60),
-                        clip_grad_norm: Some(10.0),
-                        input_noise: noise,
-                        schedule: Schedule::Cosine {
-                            final_fraction: 0.0,
-                        },
-                        max_seconds: Some(10.0),
-                        ..TrainConfig::default()
-                    };
+                let cfg = TrainConfig {
+                    steps,
+                    batch_size: batch,
+                    max_seconds: Some(10.0),
+                    ..TrainConfig::circles_default(noise)
+                };
+                for (tag, spec) in joint_and_couplings(s, hidden) {
                     cases.push((
                         format!("{tag} H{hidden} K{bins} noise{noise} S{steps} bs{batch:?}"),
                         spec,
-                        cfg,
+                        cfg.clone(),
                     ));
                 }
             }
         }
     }
-    for (name, spec, cfg) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        run(&name, &spec, &cfg, train_d, test, None);
-    }
+    run_cases(cases, train_d, test, filter);
 }
 
 fn explore5(train_d: &Dataset, test: &Dataset, filter: &[String]) {
@@ -449,46 +425,22 @@ fn explore5(train_d: &Dataset, test: &Dataset, filter: &[String]) {
                         bound: 4.0,
                         order,
                     };
-                    let joint = ModelSpec::spline_joint(s, &[hidden, hidden]);
-                    let coup = ModelSpec::Flow(FlowSpec::coupling_stack(
-                        2,
-                        4,
-                        &[hidden, hidden],
-                        s,
-                        Permutation::Reverse,
-                    ));
-                    for (tag, spec) in [("J", joint), ("C4", coup)] {
-                        let cfg = TrainConfig {
-                            steps: 10_000,
-                            lr: 3e-3,
-                            batch_size: Some(256),
-                            validation_fraction: 0.1,
-                            eval_every: 50,
-                            patience: Some(60),
-                            clip_grad_norm: Some(10.0),
-                            input_noise: noise,
-                            schedule: Schedule::Cosine {
-                                final_fraction: 0.0,
-                            },
-                            max_seconds: Some(10.0),
-                            ..TrainConfig::default()
-                        };
+                    let cfg = TrainConfig {
+                        max_seconds: Some(10.0),
+                        ..TrainConfig::circles_default(noise)
+                    };
+                    for (tag, spec) in joint_and_couplings(s, hidden) {
                         cases.push((
                             format!("{tag} {order:?} K{bins} H{hidden} noise{noise}"),
                             spec,
-                            cfg,
+                            cfg.clone(),
                         ));
                     }
                 }
             }
         }
     }
-    for (name, spec, cfg) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        run(&name, &spec, &cfg, train_d, test, None);
-    }
+    run_cases(cases, train_d, test, filter);
 }
 
 fn explore6(train_d: &Dataset, test: &Dataset) {

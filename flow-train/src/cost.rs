@@ -22,7 +22,7 @@
 //! 10 % of the harness's figures.
 
 use crate::spec::{FlowSpec, LayerSpec, ModelSpec, SplineSpec};
-use flow_core::model::{FlowKind, LayerRecord};
+use flow_core::model::{FlowKind, Hidden, LayerRecord, SplineDesc};
 use flow_core::{Model, Order};
 
 /// A model's expected cost on a Cortex-M4F (see the [module docs](self)).
@@ -104,6 +104,29 @@ enum Layer<'a> {
         order: Order,
         coupling: bool,
     },
+}
+
+impl<'a> Layer<'a> {
+    /// The [`Layer::Hyper`] of a stored coupling or conditional spline: `(lower, upper, input)`
+    /// dimensions, its hypernetwork's hidden sizes `hs` (copied into `hidden`), its `spline`.
+    fn hyper(
+        hidden: &'a mut Vec<usize>,
+        (lower, upper, input): (usize, usize, usize),
+        hs: &Hidden,
+        spline: SplineDesc,
+        coupling: bool,
+    ) -> Self {
+        hidden.extend(hs.used().iter().map(|&s| usize::from(s)));
+        Layer::Hyper {
+            lower,
+            upper,
+            input,
+            hidden,
+            bins: spline.bins.into(),
+            order: spline.order,
+            coupling,
+        }
+    }
 }
 
 impl Features {
@@ -198,16 +221,9 @@ impl Features {
                     hidden: hs,
                     ..
                 } => {
-                    hidden.extend(hs.used().iter().map(|&s| usize::from(s)));
-                    Layer::Hyper {
-                        lower: split.into(),
-                        upper: upper_dim.into(),
-                        input: usize::from(split) + usize::from(context),
-                        hidden: &hidden,
-                        bins: spline.bins.into(),
-                        order: spline.order,
-                        coupling: true,
-                    }
+                    let input = usize::from(split) + usize::from(context);
+                    let sizes = (split.into(), upper_dim.into(), input);
+                    Layer::hyper(&mut hidden, sizes, &hs, spline, true)
                 }
                 LayerRecord::ConditionalSpline {
                     dim,
@@ -216,16 +232,8 @@ impl Features {
                     hidden: hs,
                     ..
                 } => {
-                    hidden.extend(hs.used().iter().map(|&s| usize::from(s)));
-                    Layer::Hyper {
-                        lower: 0,
-                        upper: dim.into(),
-                        input: context.into(),
-                        hidden: &hidden,
-                        bins: spline.bins.into(),
-                        order: spline.order,
-                        coupling: false,
-                    }
+                    let sizes = (0, dim.into(), context.into());
+                    Layer::hyper(&mut hidden, sizes, &hs, spline, false)
                 }
             };
             f.add(&layer);
@@ -304,43 +312,46 @@ impl Features {
     /// The features as space-separated `name=value` pairs (the measurement table's column).
     pub fn to_tsv(&self) -> String {
         let k = &self.kinds;
-        format!(
-            "chains={} conditional={} joint={} affine={} exp={} spline={} coupling={} permute={} \
-             cond_spline={} quadratic={} affine_dims={} exp_dims={} permute_dims={} \
-             tabled_dims={} tabled_bins={} computed_dims={} computed_bins={} macs={} \
-             hidden_units={} table_bytes={} L={} H={} K={} D={}",
-            self.chains,
-            self.conditional,
-            self.joint,
-            k[0],
-            k[1],
-            k[2],
-            k[3],
-            k[4],
-            k[5],
-            k[6],
-            self.affine_dims,
-            self.exp_dims,
-            self.permute_dims,
-            self.tabled_dims,
-            self.tabled_bins,
-            self.computed_dims,
-            self.computed_bins,
-            self.macs,
-            self.hidden_units,
-            self.table_bytes,
-            self.max_layers,
-            self.max_hidden,
-            self.max_bins,
-            self.dim
-        )
+        let named = [
+            ("chains", self.chains),
+            ("conditional", self.conditional),
+            ("joint", self.joint),
+            ("affine", k[0]),
+            ("exp", k[1]),
+            ("spline", k[2]),
+            ("coupling", k[3]),
+            ("permute", k[4]),
+            ("cond_spline", k[5]),
+            ("quadratic", k[6]),
+            ("affine_dims", self.affine_dims),
+            ("exp_dims", self.exp_dims),
+            ("permute_dims", self.permute_dims),
+            ("tabled_dims", self.tabled_dims),
+            ("tabled_bins", self.tabled_bins),
+            ("computed_dims", self.computed_dims),
+            ("computed_bins", self.computed_bins),
+            ("macs", self.macs),
+            ("hidden_units", self.hidden_units),
+            ("table_bytes", self.table_bytes),
+            ("L", self.max_layers),
+            ("H", self.max_hidden),
+            ("K", self.max_bins),
+            ("D", self.dim),
+        ];
+        let pairs: Vec<String> = named.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        pairs.join(" ")
     }
 
     /// The cost model's figures.
     pub fn cost(&self) -> DeviceCost {
         let x = |v: u64| v as f64;
-        let dot = |c: &[f64], v: &[u64]| -> f64 { c.iter().zip(v).map(|(c, &v)| c * x(v)).sum() };
-        let k = self.kinds;
+        let dot = |c: &[f64], v: &[u64]| -> f64 {
+            assert_eq!(c.len(), v.len(), "one coefficient per feature");
+            c.iter().zip(v).map(|(c, &v)| c * x(v)).sum()
+        };
+        // The features `head` followed by the layer kinds present (FLASH's and RAM's tails).
+        let with_kinds =
+            |head: &[u64]| -> Vec<u64> { head.iter().chain(&self.kinds).copied().collect() };
         let instr = dot(
             &INSTRUCTIONS,
             &[
@@ -360,24 +371,10 @@ impl Features {
         );
         let flash = x(self.file_bytes)
             + x(self.table_bytes)
-            + dot(
-                &FLASH,
-                &[
-                    1,
-                    self.joint,
-                    self.conditional,
-                    k[0],
-                    k[1],
-                    k[2],
-                    k[3],
-                    k[4],
-                    k[5],
-                    k[6],
-                ],
-            );
+            + dot(&FLASH, &with_kinds(&[1, self.joint, self.conditional]));
         let ram = dot(
             &RAM,
-            &[
+            &with_kinds(&[
                 1,
                 self.max_layers * self.chains,
                 self.max_hidden,
@@ -385,14 +382,7 @@ impl Features {
                 self.dim,
                 self.joint,
                 self.conditional,
-                k[0],
-                k[1],
-                k[2],
-                k[3],
-                k[4],
-                k[5],
-                k[6],
-            ],
+            ]),
         );
         let round = |v: f64| v.max(0.0).round() as u64;
         DeviceCost {

@@ -77,6 +77,16 @@ pub struct AutoOptions {
     pub max_flash_bytes: Option<usize>,
 }
 
+impl AutoOptions {
+    /// The size `preset` (`None`: the default size) and no other limit.
+    pub fn with_preset(preset: Option<Preset>) -> Self {
+        Self {
+            preset,
+            ..Self::default()
+        }
+    }
+}
+
 /// The limits an automatic architecture must keep: parameters, and the estimated device cost.
 #[derive(Clone, Copy, Debug)]
 struct Budget {
@@ -218,20 +228,7 @@ pub fn default_config(data: &Dataset) -> (ModelSpec, TrainConfig) {
             Permutation::Random(0),
         )),
     };
-    let cfg = TrainConfig {
-        steps: 10_000,
-        lr: 3e-3,
-        batch_size: Some(256),
-        validation_fraction: 0.1,
-        eval_every: 50,
-        patience: Some(60),
-        clip_grad_norm: Some(10.0),
-        input_noise: 0.12 * data.mean_std() as f32,
-        schedule: Schedule::Cosine {
-            final_fraction: 0.0,
-        },
-        ..TrainConfig::default()
-    };
+    let cfg = TrainConfig::circles_default(0.12 * data.mean_std() as f32);
     (spec, cfg)
 }
 
@@ -542,17 +539,7 @@ mod tests {
     #[test]
     fn six_d_shape() {
         let d = data(2000, 6, 7);
-        let auto = |preset| {
-            auto_config(
-                &d,
-                &AutoOptions {
-                    preset,
-                    max_params: None,
-                    ..AutoOptions::default()
-                },
-            )
-            .unwrap()
-        };
+        let auto = |preset| auto_config(&d, &AutoOptions::with_preset(preset)).unwrap();
         let (spec, cfg) = auto(None);
         assert_eq!(spec, auto(Some(Preset::Small)).0);
         let c = couplings_of(&spec);
@@ -625,11 +612,7 @@ mod tests {
         // The data-adaptive noise rule is of the order of the value tuned on circles (0.12).
         let noise = DataSummary::of(&d).input_noise() / d.mean_std() as f32;
         assert!((0.07..0.15).contains(&noise), "{noise}");
-        let small = AutoOptions {
-            preset: Some(Preset::Small),
-            max_params: None,
-            ..AutoOptions::default()
-        };
+        let small = AutoOptions::with_preset(Some(Preset::Small));
         let (spec, _) = auto_config(&d, &small).unwrap();
         assert!(matches!(spec, ModelSpec::Joint { .. }));
         assert!(
@@ -699,11 +682,7 @@ mod tests {
             Dataset::new(6, v).unwrap()
         };
         let d = standardize(&raw, 1.0);
-        let tiny = AutoOptions {
-            preset: Some(Preset::Tiny),
-            max_params: None,
-            ..AutoOptions::default()
-        };
+        let tiny = AutoOptions::with_preset(Some(Preset::Tiny));
         let (spec, mut cfg) = auto_config(&d, &tiny).unwrap();
         assert!(spec.param_count() <= 2_000);
         cfg.steps = 300;

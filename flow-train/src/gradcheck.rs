@@ -29,6 +29,12 @@ fn check(spec: &ModelSpec, n: usize, s: f32, seed: u64) -> f64 {
     check_at(spec, &params(spec, seed), n, s, seed)
 }
 
+/// [`check`], its worst ratio printed (seen with `--nocapture`) after `name`.
+fn check_named(name: &str, spec: &ModelSpec, n: usize, s: f32, seed: u64) {
+    let w = check(spec, n, s, seed);
+    println!("{name}: worst {w:.2e}");
+}
+
 /// [`check`] at the parameters `p32`.
 fn check_at(spec: &ModelSpec, p32: &[f32], n: usize, s: f32, seed: u64) -> f64 {
     let p: Vec<f64> = p32.iter().map(|&v| v as f64).collect();
@@ -71,6 +77,26 @@ fn flow(dim: usize, layers: Vec<LayerSpec>) -> ModelSpec {
     })
 }
 
+/// The joint `p(x₁)·p(x₂, x₃ | x₁)`: one spline `s` for `x₁`, then `layers` on `(x₂, x₃)`
+/// with `x₁` as the context.
+fn joint(s: SplineSpec, layers: Vec<LayerSpec>) -> ModelSpec {
+    ModelSpec::Joint {
+        marginal: FlowSpec::spline(1, s),
+        conditional: FlowSpec {
+            dim: 2,
+            context: 1,
+            layers,
+        },
+    }
+}
+
+fn cond_spline(hidden: &[usize], s: SplineSpec) -> LayerSpec {
+    LayerSpec::ConditionalSpline {
+        hidden: hidden.to_vec(),
+        spline: s,
+    }
+}
+
 fn coupling(split: usize, hidden: &[usize], s: SplineSpec) -> LayerSpec {
     LayerSpec::Coupling {
         split,
@@ -88,24 +114,14 @@ fn coupling(split: usize, hidden: &[usize], s: SplineSpec) -> LayerSpec {
 #[test]
 fn spline_linear() {
     // σ = 1.6 with bound 2.5 puts ~12% of coordinates outside the box (identity tails).
-    let w = check(
-        &flow(2, vec![LayerSpec::Spline(SplineSpec::linear(5, 2.5))]),
-        150,
-        1.6,
-        1,
-    );
-    println!("spline linear: worst {w:.2e}");
+    let spec = flow(2, vec![LayerSpec::Spline(SplineSpec::linear(5, 2.5))]);
+    check_named("spline linear", &spec, 150, 1.6, 1);
 }
 
 #[test]
 fn spline_quadratic() {
-    let w = check(
-        &flow(2, vec![LayerSpec::Spline(SplineSpec::quadratic(6, 2.5))]),
-        150,
-        1.6,
-        2,
-    );
-    println!("spline quadratic: worst {w:.2e}");
+    let spec = flow(2, vec![LayerSpec::Spline(SplineSpec::quadratic(6, 2.5))]);
+    check_named("spline quadratic", &spec, 150, 1.6, 2);
 }
 
 #[test]
@@ -113,16 +129,14 @@ fn coupling_linear_then_spline() {
     // The data-side spline's gradient flows through the coupling's input gradient.
     let s = SplineSpec::linear(4, 3.0);
     let spec = flow(3, vec![coupling(1, &[6, 5], s), LayerSpec::Spline(s)]);
-    let w = check(&spec, 130, 1.4, 3);
-    println!("coupling linear: worst {w:.2e}");
+    check_named("coupling linear", &spec, 130, 1.4, 3);
 }
 
 #[test]
 fn coupling_quadratic_split2() {
     let s = SplineSpec::quadratic(5, 2.0);
     let spec = flow(3, vec![coupling(2, &[7], s), LayerSpec::Spline(s)]);
-    let w = check(&spec, 100, 1.2, 4);
-    println!("coupling quadratic: worst {w:.2e}");
+    check_named("coupling quadratic", &spec, 100, 1.2, 4);
 }
 
 #[test]
@@ -147,34 +161,22 @@ fn stack_with_permute_and_affine() {
             LayerSpec::Spline(s),
         ],
     );
-    let w = check(&spec, 140, 1.3, 5);
-    println!("stack: worst {w:.2e}");
+    check_named("stack", &spec, 140, 1.3, 5);
 }
 
 #[test]
 fn joint_with_conditional_layers() {
     let s = SplineSpec::linear(4, 2.5);
-    let spec = ModelSpec::Joint {
-        marginal: FlowSpec::spline(1, s),
-        conditional: FlowSpec {
-            dim: 2,
-            context: 1,
-            layers: vec![
-                LayerSpec::ConditionalSpline {
-                    hidden: vec![5, 4],
-                    spline: s,
-                },
-                LayerSpec::Permute(vec![1, 0]),
-                coupling(1, &[4], SplineSpec::quadratic(4, 2.5)),
-                LayerSpec::ConditionalSpline {
-                    hidden: vec![3],
-                    spline: SplineSpec::quadratic(3, 2.0),
-                },
-            ],
-        },
-    };
-    let w = check(&spec, 120, 1.3, 6);
-    println!("joint: worst {w:.2e}");
+    let spec = joint(
+        s,
+        vec![
+            cond_spline(&[5, 4], s),
+            LayerSpec::Permute(vec![1, 0]),
+            coupling(1, &[4], SplineSpec::quadratic(4, 2.5)),
+            cond_spline(&[3], SplineSpec::quadratic(3, 2.0)),
+        ],
+    );
+    check_named("joint", &spec, 120, 1.3, 6);
 }
 
 /// `auto_config`'s 6-D architecture: mixing couplings (lower parts of different sizes, three
@@ -227,20 +229,7 @@ fn identity_init_is_the_identity() {
             act.clone(),
         ],
     );
-    let joint = ModelSpec::Joint {
-        marginal: FlowSpec::spline(1, s),
-        conditional: FlowSpec {
-            dim: 2,
-            context: 1,
-            layers: vec![
-                LayerSpec::ConditionalSpline {
-                    hidden: vec![5],
-                    spline: q,
-                },
-                coupling(1, &[3, 3], s),
-            ],
-        },
-    };
+    let joint = joint(s, vec![cond_spline(&[5], q), coupling(1, &[3, 3], s)]);
     let log_n = |z: &[f64]| {
         z.iter()
             .map(|v| -0.5 * v * v - 0.5 * (2.0 * std::f64::consts::PI).ln())

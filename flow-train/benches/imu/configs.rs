@@ -148,15 +148,8 @@ pub(crate) fn parse_var(words: &[String], d: &Dataset, seed: u64) -> (ModelSpec,
         Some("medium") => Some(Preset::Medium),
         _ => None,
     };
-    let (mut spec, mut cfg) = auto_config(
-        d,
-        &AutoOptions {
-            preset,
-            max_params: None,
-            ..AutoOptions::default()
-        },
-    )
-    .expect("auto_config");
+    let (mut spec, mut cfg) =
+        auto_config(d, &AutoOptions::with_preset(preset)).expect("auto_config");
     let arch_keys = ["c", "h", "k", "o", "b", "ew", "ewk", "ea", "es", "eb", "as"];
     if arch_keys.iter().any(|k| get(k).is_some()) {
         let summary = flow_train::defaults::DataSummary::of(d);

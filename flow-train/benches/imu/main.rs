@@ -124,15 +124,7 @@ fn circles(words: &[String], seeds: u64) {
         let (spec, mut cfg) = if words.iter().any(|w| w == "default") {
             default_config(&train_d)
         } else {
-            auto_config(
-                &train_d,
-                &AutoOptions {
-                    preset,
-                    max_params: None,
-                    ..AutoOptions::default()
-                },
-            )
-            .unwrap()
+            auto_config(&train_d, &AutoOptions::with_preset(preset)).unwrap()
         };
         cfg.seed = seed;
         if let Some(x) = get("noise") {
@@ -217,15 +209,7 @@ fn write_model(imu: &Imu, words: &[String]) {
     } else if words.iter().skip(1).any(|w| w.contains('=')) {
         parse_cfg(&words[1..], &d, &imu.rec, 0)
     } else {
-        auto_config(
-            &d,
-            &AutoOptions {
-                preset,
-                max_params: None,
-                ..AutoOptions::default()
-            },
-        )
-        .unwrap()
+        auto_config(&d, &AutoOptions::with_preset(preset)).unwrap()
     };
     // As `fit` with its defaults: no group ids.
     cfg.groups = None;
@@ -356,11 +340,7 @@ fn main() {
                 Some("medium") => Some(Preset::Medium),
                 _ => None,
             };
-            let opts = AutoOptions {
-                preset,
-                max_params: None,
-                ..AutoOptions::default()
-            };
+            let opts = AutoOptions::with_preset(preset);
             // As `fit` with its defaults: no group ids (`groups` passes the recordings, as
             // `fit --rows-per-group 100` would).
             let with_groups = args.iter().any(|a| a == "groups");

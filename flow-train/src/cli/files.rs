@@ -10,6 +10,15 @@ pub fn is_std(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
+/// Where an output `path` goes, for a status line: `standard output` for `-`, else the path.
+pub fn output_name(path: &Path) -> String {
+    if is_std(path) {
+        "standard output".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// The bytes of `path`, or of standard input for `-`; an error names the file.
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if is_std(path) {

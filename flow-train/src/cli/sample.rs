@@ -2,7 +2,7 @@
 
 use super::runtime::Runtime;
 use super::table::write_csv;
-use super::{files::is_std, info, model_error, read_model, SampleArgs};
+use super::{files::output_name, info, model_error, read_model, SampleArgs};
 use anyhow::{bail, Result};
 use rand_core::SeedableRng;
 
@@ -57,11 +57,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         quiet,
         "wrote {} samples to {} ({})",
         a.count,
-        if is_std(&a.out) {
-            "standard output".to_string()
-        } else {
-            a.out.display().to_string()
-        },
+        output_name(&a.out),
         if a.standardized || !rt.has_scaler() {
             "flow space"
         } else {
@@ -114,11 +110,7 @@ fn windows(a: &SampleArgs, rt: &mut Runtime<'_>, w: usize, quiet: bool) -> Resul
         quiet,
         "wrote {} windows of {w} readings to {}",
         a.count,
-        if is_std(&a.out) {
-            "standard output".to_string()
-        } else {
-            a.out.display().to_string()
-        }
+        output_name(&a.out)
     );
     Ok(())
 }

@@ -48,6 +48,20 @@ pub(super) fn check_ranges(a: &FitArgs) -> Result<()> {
     Ok(())
 }
 
+/// The end of `fit`'s `training:` status line: `instruction set <isa>[ (detected)]; <time
+/// limit or none>`.
+pub(super) fn isa_and_time_limit(arg: IsaArg, isa: Isa, max_seconds: Option<f64>) -> String {
+    let detected = if arg == IsaArg::Auto {
+        " (detected)"
+    } else {
+        ""
+    };
+    let limit = max_seconds.map_or("no time limit".to_string(), |s| {
+        format!("time limit {s} s (the result depends on the machine's speed)")
+    });
+    format!("instruction set {}{detected}; {limit}", isa.name())
+}
+
 /// The instruction set `--isa` asks for; one this CPU lacks is an error.
 pub(super) fn isa(arg: IsaArg) -> Result<Isa> {
     let want = match arg {

@@ -39,7 +39,7 @@ mod window;
 
 use super::runtime::Runtime;
 use super::table::Table;
-use super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, OrderArg, PresetArg};
+use super::{info, FitArgs, FlowArg, OrderArg, PresetArg};
 use anyhow::{bail, Context, Result};
 use arch::{auto_conditional, describe, explicit_spec, Arch};
 use flow_core::model::FlowKind;
@@ -49,9 +49,8 @@ use flow_train::train::{split_groups, split_indices};
 use flow_train::{
     train, Dataset, Exported, Isa, ModelSpec, SplineSpec, StopReason, TrainConfig, TrainedModel,
 };
-use indicatif::{ProgressBar, ProgressStyle};
-use input::{check_ranges, groups, isa, load, scaler, warn_suspicious};
-use model::{builder, fold_context_scaler, listed, thresholds, Kind};
+use input::{check_ranges, groups, isa, isa_and_time_limit, load, scaler, warn_suspicious};
+use model::{builder, fold_context_scaler, progress_bar, report_stored, store, Kind};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
@@ -444,21 +443,12 @@ fn announce(
     );
     info!(
         quiet,
-        "training: {} steps, Adam lr {}, batch {}, seed {}, instruction set {}{}; {}",
+        "training: {} steps, Adam lr {}, batch {}, seed {}, {}",
         cfg.steps,
         cfg.lr,
         cfg.batch_size.map_or("full".to_string(), |b| b.to_string()),
         cfg.seed,
-        isa.name(),
-        if a.isa == IsaArg::Auto {
-            " (detected)"
-        } else {
-            ""
-        },
-        cfg.max_seconds
-            .map_or("no time limit".to_string(), |s| format!(
-                "time limit {s} s (the result depends on the machine's speed)"
-            ))
+        isa_and_time_limit(a.isa, isa, cfg.max_seconds)
     );
     if !val_idx.is_empty() {
         info!(
@@ -482,16 +472,11 @@ fn announce(
 /// Stage 4: training, with a progress bar on stderr.
 fn train_with_progress(quiet: bool, choice: &Choice, split: &Split) -> Result<TrainedModel> {
     let (spec, cfg, dataset) = (&choice.spec, &choice.cfg, &split.dataset);
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(cfg.steps as u64)
-    };
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} steps  {msg}")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .progress_chars("=> "),
-    );
+    let pb = progress_bar(
+        quiet,
+        cfg.steps as u64,
+        "{elapsed:>4} [{bar:30}] {pos}/{len} steps  {msg}",
+    )?;
     let mut best = f64::INFINITY;
     let m = train(spec, cfg, dataset, |p| {
         pb.set_position(p.step as u64);
@@ -624,27 +609,13 @@ fn write(
             })
             .collect()
     };
-    let nll = |lp: &[f32]| -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len().max(1) as f64;
     let lp_train = score(&mut rt, train_idx);
     let lp_val = score(&mut rt, val_idx);
-    let (train_nll, val_nll) = (nll(&lp_train), nll(&lp_val));
-    if !train_nll.is_finite() || (!val_idx.is_empty() && !val_nll.is_finite()) {
-        bail!(
-            "the trained model's NLL is not finite (training {train_nll}, validation \
-             {val_nll}): the run diverged; {} was not written",
-            a.out.display()
-        );
-    }
+    let stored = store(&mut b, &lp_train, &lp_val, &a.out)?;
+    let (train_nll, val_nll) = (stored.train_nll, stored.val_nll);
     let log_scale: f64 = data_scaler
         .as_ref()
         .map_or(0.0, |(_, s)| s.iter().map(|&v| (v as f64).ln()).sum());
-
-    let thresholds = thresholds(if val_idx.is_empty() { lp_train } else { lp_val });
-    b.thresholds(&thresholds);
-    let bytes = b
-        .encode()
-        .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
-    write_atomic(&a.out, &bytes)?;
 
     let space = if standardize {
         "standardized space"
@@ -667,24 +638,16 @@ fn write(
             }
         );
     }
-    info!(
+    report_stored(
         quiet,
-        "anomaly thresholds (log p quantiles of the {} rows, {space}): {}",
-        if val_idx.is_empty() {
-            "training"
-        } else {
-            "validation"
-        },
-        listed(&thresholds)
-    );
-    println!(
-        "wrote {} ({} bytes, {} parameters)",
-        a.out.display(),
-        bytes.len(),
-        spec.param_count()
+        &stored,
+        ("log p", "rows", space),
+        !val_idx.is_empty(),
+        &a.out,
+        spec.param_count(),
     );
     if let Some(dir) = &a.plots {
-        let rt = Runtime::new(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rt = Runtime::new(&stored.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
         let x: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[c..].to_vec()).collect();
         let cx: Vec<f32> = raw.chunks_exact(w).flat_map(|r| r[..c].to_vec()).collect();
         let name = a.out.file_name().map_or_else(

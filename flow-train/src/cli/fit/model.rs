@@ -1,10 +1,13 @@
 //! The last stage of `fit`: trained parameters to a model file — the context scaler folded
 //! into the hypernetworks, the writer, the thresholds' quantiles.
 
-use anyhow::Result;
+use super::super::{files::write_atomic, info};
+use anyhow::{bail, Result};
 use flow_core::model::ModelBuilder;
 use flow_train::export::quantile;
 use flow_train::{Exported, LayerSpec, ModelSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
 
 /// The anomaly-threshold quantiles stored in the model.
 pub const QUANTILES: [f32; 3] = [0.001, 0.01, 0.05];
@@ -130,6 +133,88 @@ pub(super) fn thresholds(mut lp: Vec<f32>) -> Vec<(f32, f32)> {
         .iter()
         .map(|&q| (q, quantile(&lp, q as f64)))
         .collect()
+}
+
+/// What [`store`] wrote: the file's bytes, its thresholds and the NLLs (nats per scored row
+/// or window) they came with.
+pub(super) struct Stored {
+    pub bytes: Vec<u8>,
+    pub thresholds: Vec<(f32, f32)>,
+    pub train_nll: f64,
+    pub val_nll: f64,
+}
+
+/// The end of `fit`, of rows and of windows alike, from the log-densities flow-core gave the
+/// training and validation parts: a run whose NLL is not finite is refused and `out` left
+/// as it was; otherwise the thresholds of the validation part (of the training part without
+/// one) go into the model, which is encoded and written to `out` atomically.
+pub(super) fn store(
+    b: &mut ModelBuilder,
+    lp_train: &[f32],
+    lp_val: &[f32],
+    out: &Path,
+) -> Result<Stored> {
+    let nll = |lp: &[f32]| -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len().max(1) as f64;
+    let (train_nll, val_nll) = (nll(lp_train), nll(lp_val));
+    if !train_nll.is_finite() || (!lp_val.is_empty() && !val_nll.is_finite()) {
+        bail!(
+            "the trained model's NLL is not finite (training {train_nll}, validation \
+             {val_nll}): the run diverged; {} was not written",
+            out.display()
+        );
+    }
+    let thresholds = thresholds(if lp_val.is_empty() { lp_train } else { lp_val }.to_vec());
+    b.thresholds(&thresholds);
+    let bytes = b
+        .encode()
+        .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
+    write_atomic(out, &bytes)?;
+    Ok(Stored {
+        bytes,
+        thresholds,
+        train_nll,
+        val_nll,
+    })
+}
+
+/// The last two status lines of `fit`: the stored thresholds, quantiles of `what` (`log p`
+/// or `window log p`) of the validation (or training) `items` (`rows`, `windows`) in `space`,
+/// then `wrote <out> (<n> bytes, <p> parameters)` on standard output.
+pub(super) fn report_stored(
+    quiet: bool,
+    s: &Stored,
+    (what, items, space): (&str, &str, &str),
+    validated: bool,
+    out: &Path,
+    params: usize,
+) {
+    info!(
+        quiet,
+        "anomaly thresholds ({what} quantiles of the {} {items}, {space}): {}",
+        if validated { "validation" } else { "training" },
+        listed(&s.thresholds)
+    );
+    println!(
+        "wrote {} ({} bytes, {params} parameters)",
+        out.display(),
+        s.bytes.len(),
+    );
+}
+
+/// The training's progress bar on standard error (hidden with `quiet`): `steps` long, drawn
+/// with the `indicatif` `template`.
+pub(super) fn progress_bar(quiet: bool, steps: u64, template: &str) -> Result<ProgressBar> {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps)
+    };
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> "),
+    );
+    Ok(pb)
 }
 
 /// Thresholds as `0.1% -4.2, 1% …` for the status line.

@@ -18,15 +18,14 @@
 
 use super::super::runtime::Runtime;
 use super::super::windows::{self, Rule};
-use super::super::{files::write_atomic, info, FitArgs, FlowArg, IsaArg, PresetArg};
-use super::input::{check_ranges, isa, load, scaler, warn_suspicious};
-use super::model::{listed, thresholds};
+use super::super::{info, FitArgs, FlowArg, PresetArg};
+use super::input::{check_ranges, isa, isa_and_time_limit, load, scaler, warn_suspicious};
+use super::model::{progress_bar, report_stored, store};
 use anyhow::{bail, Result};
 use flow_train::defaults::{AutoOptions, Preset};
 use flow_train::train::split_groups;
 use flow_train::window::{auto_window, pairs, train_window, WindowConfig};
 use flow_train::{Dataset, TrainConfig};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Instant;
 
 /// Options that describe something else than a windowed model's automatic architecture.
@@ -222,7 +221,7 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     info!(
         quiet,
         "training: marginal {} steps, conditional {} steps, on two threads; Adam lr {}/{}, \
-         batch {}, seed {}, instruction set {}{}; {}",
+         batch {}, seed {}, {}",
         cfg.marginal.1.steps,
         cfg.conditional.1.steps,
         cfg.marginal.1.lr,
@@ -232,30 +231,12 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             .batch_size
             .map_or("full".to_string(), |b| b.to_string()),
         a.seed,
-        isa.name(),
-        if a.isa == IsaArg::Auto {
-            " (detected)"
-        } else {
-            ""
-        },
-        a.max_seconds
-            .map_or("no time limit".to_string(), |s| format!(
-                "time limit {s} s (the result depends on the machine's speed)"
-            ))
+        isa_and_time_limit(a.isa, isa, a.max_seconds)
     );
 
     // Training, both parts at once.
     let total = (cfg.marginal.1.steps + cfg.conditional.1.steps) as u64;
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
-    };
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} steps")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .progress_chars("=> "),
-    );
+    let pb = progress_bar(quiet, total, "{elapsed:>4} [{bar:30}] {pos}/{len} steps")?;
     let trained = train_window(&cfg, &readings, &pair_data, &|n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
     for (part, m) in [
@@ -299,31 +280,14 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
     };
     let lp_train = windows_of(&train_idx)?;
     let lp_val = windows_of(&val_idx)?;
-    let nll = |lp: &[f32]| -lp.iter().map(|&v| v as f64).sum::<f64>() / lp.len().max(1) as f64;
     if lp_train.is_empty() {
         bail!(
             "no training recording has {window} readings: no window to score (a shorter \
              --window, or longer recordings)"
         );
     }
-    let (train_nll, val_nll) = (nll(&lp_train), nll(&lp_val));
-    if !train_nll.is_finite() || (!lp_val.is_empty() && !val_nll.is_finite()) {
-        bail!(
-            "the trained model's NLL is not finite (training {train_nll}, validation \
-             {val_nll}): the run diverged; {} was not written",
-            a.out.display()
-        );
-    }
-    let thresholds = thresholds(if lp_val.is_empty() {
-        lp_train.clone()
-    } else {
-        lp_val.clone()
-    });
-    b.thresholds(&thresholds);
-    let bytes = b
-        .encode()
-        .map_err(|e| anyhow::anyhow!("encoding the model: {e}"))?;
-    write_atomic(&a.out, &bytes)?;
+    let stored = store(&mut b, &lp_train, &lp_val, &a.out)?;
+    let (train_nll, val_nll) = (stored.train_nll, stored.val_nll);
 
     println!(
         "NLL (flow-core f32, nats per window of {window}, raw units): training {train_nll:.4} \
@@ -337,21 +301,13 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             lp_val.len()
         );
     }
-    info!(
+    report_stored(
         quiet,
-        "anomaly thresholds (window log p quantiles of the {} windows, raw units): {}",
-        if lp_val.is_empty() {
-            "training"
-        } else {
-            "validation"
-        },
-        listed(&thresholds)
-    );
-    println!(
-        "wrote {} ({} bytes, {} parameters)",
-        a.out.display(),
-        bytes.len(),
-        spec.param_count()
+        &stored,
+        ("window log p", "windows", "raw units"),
+        !lp_val.is_empty(),
+        &a.out,
+        spec.param_count(),
     );
     info!(quiet, "fit took {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())

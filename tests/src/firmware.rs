@@ -173,26 +173,18 @@ pub struct Board {
 }
 
 impl Board {
+    const fn new(name: &'static str, target: &'static str) -> Self {
+        Board { name, target }
+    }
+
     /// The MPS2 AN386 (Cortex-M4F) in QEMU, output through semihosting.
-    pub const MPS2_AN386: Board = Board {
-        name: "mps2-an386",
-        target: M4F,
-    };
+    pub const MPS2_AN386: Board = Board::new("mps2-an386", M4F);
     /// The Netduino Plus 2 (Cortex-M4F) in QEMU, output on its UART.
-    pub const NETDUINOPLUS2: Board = Board {
-        name: "netduinoplus2",
-        target: M4F,
-    };
+    pub const NETDUINOPLUS2: Board = Board::new("netduinoplus2", M4F);
     /// The BBC micro:bit (Cortex-M0) in QEMU, output on its UART.
-    pub const MICROBIT: Board = Board {
-        name: "microbit",
-        target: M0,
-    };
+    pub const MICROBIT: Board = Board::new("microbit", M0);
     /// The HiFive1 (RISC-V) in QEMU, output on its UART.
-    pub const HIFIVE1: Board = Board {
-        name: "hifive1",
-        target: RV32IMAC,
-    };
+    pub const HIFIVE1: Board = Board::new("hifive1", RV32IMAC);
 }
 
 /// A build of the example for `board` embedding `model`.

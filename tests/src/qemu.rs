@@ -37,31 +37,22 @@ pub struct Machine {
     pub cpu: Option<&'static str>,
 }
 
+impl Machine {
+    const fn new(name: &'static str, cpu: Option<&'static str>) -> Self {
+        Machine { name, cpu }
+    }
+}
+
 /// The MPS2 AN386 (Cortex-M4F).
-pub const MPS2_AN386: Machine = Machine {
-    name: "mps2-an386",
-    cpu: Some("cortex-m4"),
-};
+pub const MPS2_AN386: Machine = Machine::new("mps2-an386", Some("cortex-m4"));
 /// The Stellaris LM3S6965 evaluation board (Cortex-M3).
-pub const LM3S6965EVB: Machine = Machine {
-    name: "lm3s6965evb",
-    cpu: None,
-};
+pub const LM3S6965EVB: Machine = Machine::new("lm3s6965evb", None);
 /// The MPS2 AN385 (Cortex-M3).
-pub const MPS2_AN385: Machine = Machine {
-    name: "mps2-an385",
-    cpu: None,
-};
+pub const MPS2_AN385: Machine = Machine::new("mps2-an385", None);
 /// The BBC micro:bit (Cortex-M0).
-pub const MICROBIT: Machine = Machine {
-    name: "microbit",
-    cpu: None,
-};
+pub const MICROBIT: Machine = Machine::new("microbit", None);
 /// The HiFive1's FE310 (RISC-V): the harness prints on UART0 (`run_uart`).
-pub const SIFIVE_E: Machine = Machine {
-    name: "sifive_e",
-    cpu: None,
-};
+pub const SIFIVE_E: Machine = Machine::new("sifive_e", None);
 
 /// A run's exit status and output.
 pub struct Run {

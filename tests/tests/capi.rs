@@ -98,21 +98,19 @@ fn build_lib(target: &str, caps: &[(&str, &str)], features: &str, dir: &str) -> 
     (out.join("libflow_capi.a"), header)
 }
 
+/// `flow-train` (its release build, run by Cargo from the repository) with the arguments
+/// `args`; more may be added.
+fn flow_train(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args(["run", "-q", "--release", "-p", "flow-train", "--"])
+        .args(args);
+    cmd
+}
+
 /// `flow-train export-c` of `model` into `out` as `name`.
 fn export_c(model: &Path, out: &Path, name: &str) {
-    run(Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "run",
-            "-q",
-            "--release",
-            "-p",
-            "flow-train",
-            "--",
-            "-q",
-            "export-c",
-            "--model",
-        ])
+    run(flow_train(&["-q", "export-c", "--model"])
         .arg(model)
         .arg("--out")
         .arg(out)
@@ -189,20 +187,31 @@ trait Case {
     fn sample(&self, rng: &mut Pcg64, c: &[f32]) -> Result<Vec<f32>, flow_core::Error>;
 }
 
-impl<const D: usize, const L: usize, const H: usize, const K: usize> Case for Flow<'_, D, L, H, K> {
-    fn dim(&self) -> usize {
-        D
-    }
-    fn context(&self) -> usize {
-        0
-    }
-    fn log_prob(&self, x: &[f32], _: &[f32]) -> Result<f32, flow_core::Error> {
-        Flow::log_prob(self, x.try_into().unwrap())
-    }
-    fn sample(&self, rng: &mut Pcg64, _: &[f32]) -> Result<Vec<f32>, flow_core::Error> {
-        Flow::sample::<f32, _>(self, rng).map(|v| v.to_vec())
-    }
+/// The [`Case`] of a flow type without a context (`Flow`, `JointFlow`): the trait's one
+/// implementation for both, by name (a macro, as the two types share no trait to be generic over).
+macro_rules! case_without_context {
+    ($flow:ident) => {
+        impl<const D: usize, const L: usize, const H: usize, const K: usize> Case
+            for $flow<'_, D, L, H, K>
+        {
+            fn dim(&self) -> usize {
+                D
+            }
+            fn context(&self) -> usize {
+                0
+            }
+            fn log_prob(&self, x: &[f32], _: &[f32]) -> Result<f32, flow_core::Error> {
+                $flow::log_prob(self, x.try_into().unwrap())
+            }
+            fn sample(&self, rng: &mut Pcg64, _: &[f32]) -> Result<Vec<f32>, flow_core::Error> {
+                $flow::sample::<f32, _>(self, rng).map(|v| v.to_vec())
+            }
+        }
+    };
 }
+
+case_without_context!(Flow);
+case_without_context!(JointFlow);
 
 impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: usize> Case
     for ConditionalFlow<'_, D, C, L, H, K>
@@ -220,23 +229,6 @@ impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: us
         self.condition(c.try_into().unwrap())
             .sample(rng)
             .map(|v| v.to_vec())
-    }
-}
-
-impl<const D: usize, const L: usize, const H: usize, const K: usize> Case
-    for JointFlow<'_, D, L, H, K>
-{
-    fn dim(&self) -> usize {
-        D
-    }
-    fn context(&self) -> usize {
-        0
-    }
-    fn log_prob(&self, x: &[f32], _: &[f32]) -> Result<f32, flow_core::Error> {
-        JointFlow::log_prob(self, x.try_into().unwrap())
-    }
-    fn sample(&self, rng: &mut Pcg64, _: &[f32]) -> Result<Vec<f32>, flow_core::Error> {
-        JointFlow::sample::<f32, _>(self, rng).map(|v| v.to_vec())
     }
 }
 
@@ -488,19 +480,7 @@ fn host_c_test_log_prob_raw_equals_eval_per_row() {
     std::fs::write(&points, rows).unwrap();
     let model = root().join("flow-firmware-example/models/circles_coupling.nflw");
     let per_row = dir.join("per_row.csv");
-    run(Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "run",
-            "-q",
-            "--release",
-            "-p",
-            "flow-train",
-            "--",
-            "-q",
-            "eval",
-            "--model",
-        ])
+    run(flow_train(&["-q", "eval", "--model"])
         .arg(&model)
         .arg("--data")
         .arg(&data)
@@ -842,20 +822,7 @@ fn no_panic_path_in_any_function_on_every_device_target() {
 
 /// `flow-train export-c` with `args`: its exit success and stderr.
 fn export_c_result(args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "run",
-            "-q",
-            "--release",
-            "-p",
-            "flow-train",
-            "--",
-            "export-c",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = flow_train(&["export-c"]).args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -364,21 +364,10 @@ fn table_models() -> Vec<(String, Vec<u8>)> {
     cond_spline(&mut b, &mut rng, 1, 3, &shape(4, 3.0, Quadratic), &[8]);
     v.push(("conditional_d1_c3_k4".into(), b.encode().expect("encode")));
     let mut b = ModelBuilder::conditional(4, 2);
-    coupling(
-        &mut b,
-        &mut rng,
-        (2, 2, 2),
-        &shape(6, 3.0, Linear),
-        &[16, 16],
-    );
+    let s6 = shape(6, 3.0, Linear);
+    coupling(&mut b, &mut rng, (2, 2, 2), &s6, &[16, 16]);
     b.permute(&[2, 3, 0, 1]);
-    coupling(
-        &mut b,
-        &mut rng,
-        (2, 2, 2),
-        &shape(6, 3.0, Linear),
-        &[16, 16],
-    );
+    coupling(&mut b, &mut rng, (2, 2, 2), &s6, &[16, 16]);
     v.push(("conditional_d4_c2_k6".into(), b.encode().expect("encode")));
     v
 }

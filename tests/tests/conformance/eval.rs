@@ -161,6 +161,24 @@ pub(crate) fn breaks_of<T: Fp>(g: &Geom<T>, dir: Direction) -> Breaks<T> {
     }
 }
 
+/// `v` in `f64` and the bin Pyro's search picks for it in `dir`; `None` outside the box.
+fn searched_bin<T: Fp>(g: &Geom<T>, v: T, dir: Direction) -> Option<(f64, usize)> {
+    let (v, bd) = (v.to_f64(), g.bound.to_f64());
+    if !(v >= -bd && v <= bd) {
+        return None;
+    }
+    let knots = match dir {
+        Direction::Forward => &g.xk,
+        Direction::Inverse => &g.yk,
+    };
+    let kk = knots.len() - 1;
+    let count = knots
+        .iter()
+        .filter(|&&t| v >= t.to_f64() + SEARCH_EPS)
+        .count();
+    Some((v, count.saturating_sub(1).min(kk - 1)))
+}
+
 /// The rounding-error amplification of the formula Pyro evaluates at `v` (in `dir`, in the bin
 /// its search picks), beyond what a perturbation of the input explains; 1 outside the box.
 ///
@@ -173,20 +191,9 @@ pub(crate) fn breaks_of<T: Fp>(g: &Geom<T>, dir: Direction) -> Breaks<T> {
 ///   `den` large against `den`: `κ = (Σ|num terms| + |θ| Σ|den terms|)/|den|`.
 /// * Quadratic forward: every term is positive (`den > s/2`): 1.
 pub(crate) fn formula_kappa<T: Fp>(g: &Geom<T>, v: T, dir: Direction) -> f64 {
-    let (v, bd) = (v.to_f64(), g.bound.to_f64());
-    if !(v >= -bd && v <= bd) {
+    let Some((v, k)) = searched_bin(g, v, dir) else {
         return 1.0;
-    }
-    let knots = match dir {
-        Direction::Forward => &g.xk,
-        Direction::Inverse => &g.yk,
     };
-    let kk = knots.len() - 1;
-    let count = knots
-        .iter()
-        .filter(|&&t| v >= t.to_f64() + SEARCH_EPS)
-        .count();
-    let k = count.saturating_sub(1).min(kk - 1);
     let f = |a: &[T], i: usize| a[i].to_f64();
     let (xa, dx) = (f(&g.xk, k), f(&g.xk, k + 1) - f(&g.xk, k));
     let (ya, dy) = (f(&g.yk, k), f(&g.yk, k + 1) - f(&g.yk, k));
@@ -267,20 +274,9 @@ pub(crate) fn formula_kappa<T: Fp>(g: &Geom<T>, v: T, dir: Direction) -> f64 {
 /// its relative error is `ε (|x_k| + |x_{k+1}|)/Δx`, likewise `Δy`; `log|J|` contains
 /// `ln s² = 2 ln Δy - 2 ln Δx`.
 pub(crate) fn knot_cancel<T: Fp>(g: &Geom<T>, v: T, dir: Direction) -> f64 {
-    let (v, bd) = (v.to_f64(), g.bound.to_f64());
-    if !(v >= -bd && v <= bd) {
+    let Some((_, k)) = searched_bin(g, v, dir) else {
         return 0.0;
-    }
-    let knots = match dir {
-        Direction::Forward => &g.xk,
-        Direction::Inverse => &g.yk,
     };
-    let kk = knots.len() - 1;
-    let count = knots
-        .iter()
-        .filter(|&&t| v >= t.to_f64() + SEARCH_EPS)
-        .count();
-    let k = count.saturating_sub(1).min(kk - 1);
     let c = |a: &[T]| {
         let (lo, hi) = (a[k].to_f64(), a[k + 1].to_f64());
         (lo.abs() + hi.abs()) / (hi - lo)

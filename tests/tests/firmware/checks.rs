@@ -3,8 +3,7 @@
 
 use crate::geometry::Geometry;
 use crate::workload;
-use flow_core::model::FlowKind;
-use flow_core::{Flow, Model};
+use flow_core::Model;
 use flow_tests::elf::Elf;
 use flow_tests::firmware::Embed;
 use flow_tests::qemu::{self, Machine};
@@ -244,6 +243,26 @@ pub(crate) fn check(case: Case<'_>) {
     );
 }
 
+/// The case `label` on `target`'s `machines` for the model `bytes`, written to the work
+/// directory as `file`, whose geometry must be `geometry` (as [`geometry_line`] writes it),
+/// with the host's results of the typed flow `flow` makes of it (the workload's own samples
+/// as the stream).
+pub(crate) fn model_case<'a, 'b, const D: usize, const C: usize, F: workload::Density<D, C>>(
+    (label, target, machines): (&'a str, &'a str, &'a [Machine]),
+    (file, bytes): (&str, &'b [u8]),
+    geometry: &str,
+    flow: impl FnOnce(&Model<'b>) -> Result<F, flow_core::Error>,
+) -> Case<'a> {
+    let path = write_file(file, bytes);
+    let model = Model::parse(bytes).unwrap_or_else(|e| panic!("{label}: the model: {e}"));
+    let g = Geometry::of(&model).unwrap();
+    assert_eq!(geometry_line(&g), geometry, "{label}: the model's geometry");
+    let flow =
+        flow(&model).unwrap_or_else(|e| panic!("{label}: no flow of its type for {g:?}: {e}"));
+    let host = host_results::<D, C, _>(&model, &flow, None);
+    Case::new(label, target, machines, path, g, bytes.len(), host)
+}
+
 /// The tutorial model at `TEST_SEED` in the work directory, its flow type, and its checks.
 pub(crate) fn tutorial_case<'a>(
     label: &'a str,
@@ -251,23 +270,13 @@ pub(crate) fn tutorial_case<'a>(
     machines: &'a [Machine],
 ) -> Case<'a> {
     let bytes = tutorial_model(TEST_SEED);
-    let path = write_file("tutorial.nflw", &bytes);
-    let model = Model::parse(&bytes).expect("the tutorial model parses");
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        g,
-        Geometry {
-            kind: FlowKind::Plain,
-            dim: 2,
-            context: 0,
-            split: 0,
-            layers: 1,
-            hidden: 20,
-            bins: 16
-        }
+    let case = model_case(
+        (label, target, machines),
+        ("tutorial.nflw", &bytes),
+        "plain 2 0 0 1 20 16",
+        Model::flow::<2, 1, 20, 16>,
     );
-    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
-    let host = host_results::<2, 0, _>(&model, &flow, None);
+    let host = &case.host;
     // The model must exercise the flow: finite log_probs that differ, some points flagged,
     // not all.
     let lps: Vec<f32> = host
@@ -287,6 +296,6 @@ pub(crate) fn tutorial_case<'a>(
     assert!(0 < n && n < m, "the stream flags {n} of {m}");
     Case {
         with_template: true,
-        ..Case::new(label, target, machines, path, g, bytes.len(), host)
+        ..case
     }
 }

@@ -3,12 +3,28 @@
 use flow_core::{Error, Feature, Model};
 use flow_tests::firmware::{self, Embed, M4F};
 use flow_tests::qemu::{self, MPS2_AN386};
+use std::path::Path;
 
 use crate::harness::*;
 use crate::models::*;
 use crate::results::*;
 
 // --- failures -----------------------------------------------------------------------------------
+
+/// Runs the firmware `elf` on the MPS2 AN386: it must print `load-error <expect>` and exit with
+/// failure (`what` names the case). Returns what it printed.
+fn load_error_run(elf: &Path, expect: &str, what: &str) -> Output {
+    let run = qemu::run(MPS2_AN386, elf);
+    let out = parse(&run.stdout);
+    assert_eq!(
+        out.load_error.as_deref(),
+        Some(expect),
+        "{what}: stdout:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.code, Some(1), "a load error must exit with failure");
+    out
+}
 
 /// A corrupted copy of the tutorial model (one parameter byte flipped) embedded with
 /// `FLOW_MODEL_UNCHECKED`: the firmware prints `load-error <the host's error>` and exits 1.
@@ -37,15 +53,7 @@ fn corrupt_model_is_a_load_error_at_run_time() {
         &["flow-device-bench"],
         &["--features", "error-text"],
     );
-    let run = qemu::run(MPS2_AN386, &elfs[0]);
-    let out = parse(&run.stdout);
-    assert_eq!(
-        out.load_error.as_deref(),
-        Some(host_err.as_str()),
-        "corrupt model: stdout:\n{}",
-        run.stdout
-    );
-    assert_eq!(run.code, Some(1), "a load error must exit with failure");
+    let out = load_error_run(&elfs[0], &host_err, "corrupt model");
     assert!(!out.done && out.results.is_empty());
 }
 
@@ -70,15 +78,7 @@ fn compiled_out_layer_kind_is_a_load_error_at_run_time() {
         ..Embed::default()
     };
     let elfs = build(M4F, &embed, "compiled-out-m4f", &["flow-device-bench"], &[]);
-    let run = qemu::run(MPS2_AN386, &elfs[0]);
-    let out = parse(&run.stdout);
-    assert_eq!(
-        out.load_error.as_deref(),
-        Some(expect.as_str()),
-        "compiled-out kind: stdout:\n{}",
-        run.stdout
-    );
-    assert_eq!(run.code, Some(1), "a load error must exit with failure");
+    load_error_run(&elfs[0], &expect, "compiled-out kind");
 }
 
 /// `FLOW_MODEL` naming a file that does not parse fails the build with flow-core's error.

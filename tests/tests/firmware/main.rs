@@ -55,7 +55,7 @@ mod workload;
 mod text;
 
 use flow_core::model::FlowKind;
-use flow_core::{ConditionalFlow, Flow, JointFlow, Model};
+use flow_core::{Flow, Model};
 use flow_tests::firmware::{M0, M3, M4F, RV32IMAC, RV32IMC};
 use flow_tests::geometry::{self, Geometry};
 use flow_tests::qemu::{Machine, LM3S6965EVB, MICROBIT, MPS2_AN385, MPS2_AN386, SIFIVE_E};
@@ -124,74 +124,39 @@ fn cortex_m0_microbit_matches_host() {
 #[test]
 fn conditional_model_matches_host_on_m4f() {
     let bytes = conditional_model(TEST_SEED);
-    let path = write_file("conditional.nflw", &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        (g.kind, g.dim, g.context, g.layers, g.hidden, g.bins),
-        (FlowKind::Conditional, 2, 2, 3, 12, 8)
-    );
-    let flow: ConditionalFlow<2, 2, 3, 12, 8> = model.conditional_flow().unwrap();
-    let host = host_results::<2, 2, _>(&model, &flow, None);
-    check(Case::new(
-        "conditional-m4f",
-        M4F,
-        &[MPS2_AN386],
-        path,
-        g,
-        bytes.len(),
-        host,
+    check(model_case(
+        ("conditional-m4f", M4F, &[MPS2_AN386]),
+        ("conditional.nflw", &bytes),
+        "conditional 2 2 0 3 12 8",
+        Model::conditional_flow::<2, 2, 3, 12, 8>,
     ));
 }
 
 #[test]
 fn joint_model_matches_host_on_m0() {
     let bytes = joint_model(TEST_SEED);
-    let path = write_file("joint.nflw", &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        (g.kind, g.dim, g.split, g.layers, g.hidden, g.bins),
-        (FlowKind::Joint, 3, 1, 3, 10, 8)
+    let case = model_case(
+        ("joint-m0", M0, &[MICROBIT]),
+        ("joint.nflw", &bytes),
+        "joint 3 0 1 3 10 8",
+        Model::joint_flow::<3, 3, 10, 8>,
     );
-    let flow: JointFlow<3, 3, 10, 8> = model.joint_flow().unwrap();
-    let host = host_results::<3, 0, _>(&model, &flow, None);
     // No 1 % threshold stored: the lowest one is used.
     assert_eq!(
-        host.threshold,
+        case.host.threshold,
         Some(Some((0.05f32.to_bits(), (-6.0f32).to_bits())))
     );
-    check(Case::new(
-        "joint-m0",
-        M0,
-        &[MICROBIT],
-        path,
-        g,
-        bytes.len(),
-        host,
-    ));
+    check(case);
 }
 
 /// Pyro's (a) `Spline(2, 16)` on a core with FPU and on one without.
 fn pyro_spline_case(label: &str, target: &str, machines: &[Machine]) {
     let bytes = pyro_trained("a_spline_params.json", PYRO_A);
-    let path = write_file(&format!("{label}.nflw"), &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        (g.kind, g.dim, g.layers, g.hidden, g.bins),
-        (FlowKind::Plain, 2, 1, 0, 16)
-    );
-    let flow: Flow<2, 1, 0, 16> = model.flow().unwrap();
-    let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case::new(
-        label,
-        target,
-        machines,
-        path,
-        g,
-        bytes.len(),
-        host,
+    check(model_case(
+        (label, target, machines),
+        (&format!("{label}.nflw"), &bytes),
+        "plain 2 0 0 1 0 16",
+        Model::flow::<2, 1, 0, 16>,
     ));
 }
 
@@ -208,19 +173,11 @@ fn pyro_trained_spline_matches_host_on_m0() {
 #[test]
 fn pyro_trained_joint_matches_host_on_m4f() {
     let bytes = pyro_trained("c_conditional_params.json", PYRO_C);
-    let path = write_file("pyro_c_m4f.nflw", &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
-    let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case::new(
-        "pyro-c-m4f",
-        M4F,
-        &[MPS2_AN386],
-        path,
-        g,
-        bytes.len(),
-        host,
+    check(model_case(
+        ("pyro-c-m4f", M4F, &[MPS2_AN386]),
+        ("pyro_c_m4f.nflw", &bytes),
+        "joint 2 0 1 1 10 8",
+        Model::joint_flow::<2, 1, 10, 8>,
     ));
 }
 
@@ -230,46 +187,22 @@ fn pyro_trained_coupling_matches_host_on_m4f() {
         "b_spline_coupling_params.json",
         r#"{"dim": 2, "layers": [{"type": "spline_coupling", "count_bins": 16}]}"#,
     );
-    let path = write_file("pyro_b.nflw", &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        (g.kind, g.dim, g.layers, g.hidden, g.bins),
-        (FlowKind::Plain, 2, 1, 20, 16)
-    );
-    let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
-    let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case::new(
-        "pyro-b-m4f",
-        M4F,
-        &[MPS2_AN386],
-        path,
-        g,
-        bytes.len(),
-        host,
+    check(model_case(
+        ("pyro-b-m4f", M4F, &[MPS2_AN386]),
+        ("pyro_b.nflw", &bytes),
+        "plain 2 0 0 1 20 16",
+        Model::flow::<2, 1, 20, 16>,
     ));
 }
 
 #[test]
 fn pyro_trained_joint_matches_host_on_m0() {
     let bytes = pyro_trained("c_conditional_params.json", PYRO_C);
-    let path = write_file("pyro_c.nflw", &bytes);
-    let model = Model::parse(&bytes).unwrap();
-    let g = Geometry::of(&model).unwrap();
-    assert_eq!(
-        (g.kind, g.dim, g.split, g.layers, g.hidden, g.bins),
-        (FlowKind::Joint, 2, 1, 1, 10, 8)
-    );
-    let flow: JointFlow<2, 1, 10, 8> = model.joint_flow().unwrap();
-    let host = host_results::<2, 0, _>(&model, &flow, None);
-    check(Case::new(
-        "pyro-c-m0",
-        M0,
-        &[MICROBIT],
-        path,
-        g,
-        bytes.len(),
-        host,
+    check(model_case(
+        ("pyro-c-m0", M0, &[MICROBIT]),
+        ("pyro_c.nflw", &bytes),
+        "joint 2 0 1 1 10 8",
+        Model::joint_flow::<2, 1, 10, 8>,
     ));
 }
 

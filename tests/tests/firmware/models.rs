@@ -33,6 +33,23 @@ pub(crate) fn thresholds(mut lps: Vec<f32>) -> Vec<(f32, f32)> {
         .collect()
 }
 
+/// The [`thresholds`] of the log-densities of 4000 samples of `flow` (drawn from a `Pcg32`
+/// seeded with `seed ^ 0x7157`; a conditional flow's at the workload's contexts in turn).
+fn sampled_thresholds<const D: usize, const C: usize, F: workload::Density<D, C>>(
+    flow: &F,
+    seed: u64,
+) -> Vec<(f32, f32)> {
+    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
+    let lps = (0..4000)
+        .map(|i| {
+            let c: [f32; C] = workload::widen(&workload::CONTEXTS[i % workload::CONTEXTS.len()]);
+            let x = flow.draw(&mut rng, &c).unwrap();
+            flow.score(&x, &c).unwrap()
+        })
+        .collect();
+    thresholds(lps)
+}
+
 /// Pyro's tutorial `spline_coupling(2, count_bins=16)` (linear, bound 3, hidden [20, 20]) with
 /// moderate random parameters: lower spline in `[-1.5, 1.5)`, hypernetwork layers in
 /// `±1.5/sqrt(fan_in)` (1.5 × torch's default init), so that the splines are far from the
@@ -55,14 +72,7 @@ pub(crate) fn tutorial_model(seed: u64) -> Vec<u8> {
     let bytes = b.encode().unwrap();
     let model = Model::parse(&bytes).unwrap();
     let flow: Flow<2, 1, 20, 16> = model.flow().unwrap();
-    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
-    let lps = (0..4000)
-        .map(|_| {
-            flow.log_prob(&flow.sample::<f32, _>(&mut rng).unwrap())
-                .unwrap()
-        })
-        .collect();
-    b.thresholds(&thresholds(lps));
+    b.thresholds(&sampled_thresholds(&flow, seed));
     b.encode().unwrap()
 }
 
@@ -85,15 +95,7 @@ pub(crate) fn conditional_model(seed: u64) -> Vec<u8> {
     let bytes = b.encode().unwrap();
     let model = Model::parse(&bytes).unwrap();
     let flow: ConditionalFlow<2, 2, 3, 12, 8> = model.conditional_flow().unwrap();
-    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
-    let lps = (0..4000)
-        .map(|i| {
-            let c: [f32; 2] = workload::widen(&workload::CONTEXTS[i % workload::CONTEXTS.len()]);
-            let x = flow.condition(&c).sample(&mut rng).unwrap();
-            flow.log_prob(&x, &c).unwrap()
-        })
-        .collect();
-    b.thresholds(&thresholds(lps));
+    b.thresholds(&sampled_thresholds(&flow, seed));
     b.encode().unwrap()
 }
 
@@ -129,14 +131,7 @@ pub(crate) fn imu_model(seed: u64) -> Vec<u8> {
     let bytes = b.encode().unwrap();
     let model = Model::parse(&bytes).unwrap();
     let flow: Flow<6, 3, 24, 8> = model.flow().unwrap();
-    let mut rng = Pcg32::seed_from_u64(seed ^ 0x7157);
-    let lps = (0..4000)
-        .map(|_| {
-            flow.log_prob(&flow.sample::<f32, _>(&mut rng).unwrap())
-                .unwrap()
-        })
-        .collect();
-    b.thresholds(&thresholds(lps));
+    b.thresholds(&sampled_thresholds(&flow, seed));
     b.encode().unwrap()
 }
 

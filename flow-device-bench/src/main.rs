@@ -42,41 +42,31 @@ use workload::{Density, Report, INSIDE_POINTS, POINTS};
 
 /// The names of the `metric!` lines less their `icount_`/`stack_` prefix and `_bytes`
 /// suffix (`out::metric_key`), overlapping where they can: `per_log_prob` and `log_prob` are
-/// in `per_log_prob_all`, `sample` in `per_sample`.
+/// in `per_log_prob_all`, `sample` in `per_sample`; then the `extra` names of the build.
+macro_rules! metric_names {
+    ($($extra:literal),*) => {
+        concat!(
+            "instr_per_tick_milli",
+            "model_file",
+            "model_params",
+            "flow_struct",
+            "load",
+            "tables",
+            "parse",
+            "per_log_prob_all",
+            "per_sample",
+            "main",
+            "capacity",
+            "peak",
+            $($extra),*
+        )
+    };
+}
 #[cfg(not(flow_window))]
-const METRIC_NAMES: &str = concat!(
-    "instr_per_tick_milli",
-    "model_file",
-    "model_params",
-    "flow_struct",
-    "load",
-    "tables",
-    "parse",
-    "per_log_prob_all",
-    "per_sample",
-    "main",
-    "capacity",
-    "peak",
-);
+const METRIC_NAMES: &str = metric_names!();
 /// With a windowed model, also: `icount_per_reading`, `scorer_bytes`, `stack_push_bytes`.
 #[cfg(flow_window)]
-const METRIC_NAMES: &str = concat!(
-    "instr_per_tick_milli",
-    "model_file",
-    "model_params",
-    "flow_struct",
-    "load",
-    "tables",
-    "parse",
-    "per_log_prob_all",
-    "per_sample",
-    "main",
-    "capacity",
-    "peak",
-    "per_reading",
-    "scorer",
-    "push",
-);
+const METRIC_NAMES: &str = metric_names!("per_reading", "scorer", "push");
 
 /// The `geometry` line: `geometry <kind> <D> <C> <d₁> <L> <H> <K>`, written at compile time
 /// (one string instead of a call per number).

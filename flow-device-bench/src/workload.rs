@@ -145,23 +145,33 @@ pub trait Density<const D: usize, const C: usize> {
     }
 }
 
-impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
-    for Flow<'_, D, L, H, K>
-{
-    const KIND: FlowKind = FlowKind::Plain;
-    #[inline]
-    fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
-        self.log_prob(x)
-    }
-    // One copy of the sampling path however often the workload draws (flash).
-    #[inline(never)]
-    fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
-        self.sample(rng)
-    }
+/// The [`Density`] of a flow type without a context (`Flow`, `JointFlow`, of `kind`), with
+/// the further items `extra` (a macro: the two types share no trait to be generic over).
+macro_rules! density_without_context {
+    ($flow:ident, $kind:ident $(, { $($extra:tt)* })?) => {
+        impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
+            for $flow<'_, D, L, H, K>
+        {
+            const KIND: FlowKind = FlowKind::$kind;
+            #[inline]
+            fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
+                self.log_prob(x)
+            }
+            // One copy of the sampling path however often the workload draws (flash).
+            #[inline(never)]
+            fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
+                self.sample(rng)
+            }
+            $($($extra)*)?
+        }
+    };
+}
+
+density_without_context!(Flow, Plain, {
     fn score_raw(&self, model: &Model<'_>, raw: &[f32; D]) -> Option<Result<f32, Error>> {
         Some(model.log_prob_raw(self, raw))
     }
-}
+});
 
 impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: usize> Density<D, C>
     for ConditionalFlow<'_, D, C, L, H, K>
@@ -177,19 +187,7 @@ impl<const D: usize, const C: usize, const L: usize, const H: usize, const K: us
     }
 }
 
-impl<const D: usize, const L: usize, const H: usize, const K: usize> Density<D, 0>
-    for JointFlow<'_, D, L, H, K>
-{
-    const KIND: FlowKind = FlowKind::Joint;
-    #[inline]
-    fn score(&self, x: &[f32; D], _: &[f32; 0]) -> Result<f32, Error> {
-        self.log_prob(x)
-    }
-    #[inline(never)]
-    fn draw(&self, rng: &mut Pcg32, _: &[f32; 0]) -> Result<[f32; D], Error> {
-        self.sample(rng)
-    }
-}
+density_without_context!(JointFlow, Joint);
 
 // --- where the results go ----------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 //! must serve; on a real board without one it would stop the core. For tests only.
 
 pub use cortex_m_rt::entry;
-use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
+
+#[path = "cortex_m_faults.rs"]
+mod faults;
 
 pub const NAME: &str = "mps2-an386 (QEMU, semihosting)";
 
@@ -26,16 +28,4 @@ pub fn exit(ok: bool) -> ! {
     loop {
         cortex_m::asm::wfi();
     }
-}
-
-#[exception]
-unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
-    crate::say!("error: hard fault at pc ", crate::text::Hex(ef.pc()));
-    exit(false)
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::board::say_panic(info);
-    exit(false)
 }

@@ -89,48 +89,21 @@ fn instruction_budget_picks_the_largest_architecture_within_it() {
 fn budgets_nothing_meets_are_errors_that_write_nothing() {
     let dir = scratch("none");
     let out = dir.join("m.nflw");
-    let e = fails(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "500",
-        "--steps",
-        "5",
-        "--max-flash-bytes",
-        "1000",
-        "--out",
-        p(&out),
-    ]);
-    assert!(
-        e.contains("no 2-D model fits in 1000 estimated flash bytes"),
-        "{e}"
-    );
-    assert!(!out.exists());
-    let e = fails(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "500",
-        "--steps",
-        "5",
-        "--flow",
-        "joint",
-        "--bins",
-        "32",
-        "--hidden",
-        "32,32",
-        "--max-instructions",
-        "5000",
-        "--out",
-        p(&out),
-    ]);
-    assert!(
-        e.contains("Cortex-M4F instructions per log_prob, over the limit of 5000"),
-        "{e}"
-    );
-    assert!(!out.exists());
+    for (opts, needle) in [
+        (
+            "--max-flash-bytes 1000",
+            "no 2-D model fits in 1000 estimated flash bytes",
+        ),
+        (
+            "--flow joint --bins 32 --hidden 32,32 --max-instructions 5000",
+            "Cortex-M4F instructions per log_prob, over the limit of 5000",
+        ),
+    ] {
+        let args = format!("--n 500 --steps 5 {opts}");
+        let e = fails(&fit_args("circles", &args, &out));
+        assert!(e.contains(needle), "{e}");
+        assert!(!out.exists());
+    }
     // A flash budget that admits a model: within it.
     let m = fit_inspect(
         &dir,
@@ -155,15 +128,7 @@ fn budgets_nothing_meets_are_errors_that_write_nothing() {
 fn circles_within_6800_instructions_reaches_the_target() {
     let dir = scratch("circles");
     let out = dir.join("m.nflw");
-    ok(&[
-        "fit",
-        "--data",
-        "circles",
-        "--max-instructions",
-        "6800",
-        "--out",
-        p(&out),
-    ]);
+    ok(&fit_args("circles", "--max-instructions 6800", &out));
     let test = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/circles_test_scaled.csv");
     let e = ok(&[
         "eval",

@@ -85,17 +85,11 @@ fn windows_on_new_recordings() {
     let amp2 = write(&dir, "amp2.csv", &s.header, &amp2);
     let speed2 = write(&dir, "speed2.csv", &s.header, &speed2);
     let model = dir.join("w8.nflw");
-    let fit = succeeds(&[
-        "fit",
-        "--data",
+    let fit = succeeds(&fit_args(
         p(&train),
-        "--group-column",
-        "rec",
-        "--window",
-        "8",
-        "--out",
-        p(&model),
-    ]);
+        "--group-column rec --window 8",
+        &model,
+    ));
     let info = stderr(&fit);
     assert!(
         info.contains("recordings by column `rec`: 20 recording(s)"),
@@ -119,41 +113,16 @@ fn windows_on_new_recordings() {
     );
 
     // Every reading with 7 predecessors in its recording is one window: 8 × 93.
-    let out = ok(&[
-        "eval",
-        "--model",
-        p(&model),
-        "--data",
-        p(&test_csv),
-        "--anomalies",
-        p(&amp2),
-    ]);
+    let out = eval_anomalies(&model, &test_csv, &amp2, &[]);
     assert_eq!(line_value(&out, "windows "), 744.0, "{out}");
     let nll = last_nll(&out);
     let auroc_amp2 = line_value(&out, "auroc ");
-    let speed = ok(&[
-        "eval",
-        "--model",
-        p(&model),
-        "--data",
-        p(&test_csv),
-        "--anomalies",
-        p(&speed2),
-    ]);
+    let speed = eval_anomalies(&model, &test_csv, &speed2, &[]);
     let auroc_speed2 = line_value(&speed, "auroc ");
 
     // The plain per-reading default on the same readings.
     let plain = dir.join("plain.nflw");
-    succeeds(&[
-        "fit",
-        "--data",
-        p(&train),
-        "--group-column",
-        "rec",
-        "--out",
-        p(&plain),
-        "--quiet",
-    ]);
+    succeeds(&fit_args(p(&train), "--group-column rec --quiet", &plain));
     let strip = |f: &Path, name: &str| {
         let t = read_text(f);
         let body: Vec<String> = t
@@ -169,29 +138,10 @@ fn windows_on_new_recordings() {
         strip(&amp2, "a1.csv"),
         strip(&speed2, "s1.csv"),
     );
-    let plain_out = ok(&[
-        "eval",
-        "--model",
-        p(&plain),
-        "--data",
-        p(&t1),
-        "--anomalies",
-        p(&a1),
-    ]);
+    let plain_out = eval_anomalies(&plain, &t1, &a1, &[]);
     let plain_nll = last_nll(&plain_out);
     let plain_amp2 = line_value(&plain_out, "auroc ");
-    let plain_speed2 = line_value(
-        &ok(&[
-            "eval",
-            "--model",
-            p(&plain),
-            "--data",
-            p(&t1),
-            "--anomalies",
-            p(&s1),
-        ]),
-        "auroc ",
-    );
+    let plain_speed2 = line_value(&eval_anomalies(&plain, &t1, &s1, &[]), "auroc ");
     eprintln!(
         "window of 8: NLL {nll:.3} per window, AUROC amp2 {auroc_amp2:.4}, speed2 \
          {auroc_speed2:.4}; plain: NLL {plain_nll:.3} per reading (×8 = {:.3}), AUROC amp2 \
@@ -307,22 +257,11 @@ fn windowed_fits_are_reproducible() {
     let train = write(&dir, "train.csv", &s.header, &s.train);
     let fit = |name: &str| {
         let out = dir.join(name);
-        succeeds(&[
-            "fit",
-            "--data",
+        succeeds(&fit_args(
             p(&train),
-            "--rows-per-group",
-            "100",
-            "--window",
-            "4",
-            "--steps",
-            "200",
-            "--seed",
-            "5",
-            "--out",
-            p(&out),
-            "--quiet",
-        ]);
+            "--rows-per-group 100 --window 4 --steps 200 --seed 5 --quiet",
+            &out,
+        ));
         std::fs::read(&out).unwrap()
     };
     assert_eq!(fit("a.nflw"), fit("b.nflw"));
@@ -336,85 +275,42 @@ fn window_errors_are_sentences() {
     let out = dir.join("m.nflw");
     let t = p(&train);
     let o = p(&out);
-    let e = fails(&["fit", "--data", t, "--window", "1", "--out", o]);
-    assert!(e.contains("--window must be at least 2"), "{e}");
-    let e = fails(&["fit", "--data", "circles", "--window", "4", "--out", o]);
-    assert!(e.contains("built-in data have no time"), "{e}");
-    let e = fails(&[
-        "fit", "--data", t, "--window", "4", "--flow", "coupling", "--out", o,
-    ]);
-    assert!(e.contains("chooses its architecture itself"), "{e}");
-    let e = fails(&[
-        "fit",
-        "--data",
-        t,
-        "--window",
-        "4",
-        "--context-columns",
-        "acc_x",
-        "--out",
-        o,
-    ]);
-    assert!(e.contains("no --context-columns"), "{e}");
-    let e = fails(&[
-        "fit",
-        "--data",
-        t,
-        "--window",
-        "4",
-        "--group-column",
-        "nope",
-        "--out",
-        o,
-    ]);
-    assert!(e.contains("nope"), "{e}");
-    // Recordings shorter than the window: nothing to score, nothing written.
-    let e = fails(&[
-        "fit",
-        "--data",
-        t,
-        "--window",
-        "20",
-        "--rows-per-group",
-        "10",
-        "--steps",
-        "20",
-        "--out",
-        o,
-    ]);
-    assert!(e.contains("no training recording has 20 readings"), "{e}");
+    for (data, opts, needle) in [
+        (t, "--window 1", "--window must be at least 2"),
+        ("circles", "--window 4", "built-in data have no time"),
+        (
+            t,
+            "--window 4 --flow coupling",
+            "chooses its architecture itself",
+        ),
+        (
+            t,
+            "--window 4 --context-columns acc_x",
+            "no --context-columns",
+        ),
+        (t, "--window 4 --group-column nope", "nope"),
+        // Recordings shorter than the window: nothing to score, nothing written.
+        (
+            t,
+            "--window 20 --rows-per-group 10 --steps 20",
+            "no training recording has 20 readings",
+        ),
+    ] {
+        let e = fails(&fit_args(data, opts, &out));
+        assert!(e.contains(needle), "{e}");
+    }
     assert!(!out.exists());
     // A windowed model and eval's options.
-    succeeds(&[
-        "fit",
-        "--data",
+    succeeds(&fit_args(
         t,
-        "--window",
-        "3",
-        "--group-column",
-        "rec",
-        "--steps",
-        "30",
-        "--out",
-        o,
-        "--quiet",
-    ]);
+        "--window 3 --group-column rec --steps 30 --quiet",
+        &out,
+    ));
     let e = fails(&["eval", "--model", o, "--data", t, "--standardized"]);
     assert!(e.contains("scores raw readings"), "{e}");
     // A plain model with a window's options.
     let plain = dir.join("plain.nflw");
-    succeeds(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "500",
-        "--steps",
-        "20",
-        "--out",
-        p(&plain),
-        "--quiet",
-    ]);
+    succeeds(&fit_args("circles", "--n 500 --steps 20 --quiet", &plain));
     let circles = dir.join("c.csv");
     std::fs::write(&circles, "x1,x2\n0.1,0.2\n0.3,0.4\n").unwrap();
     let e = fails(&[

@@ -18,17 +18,7 @@ fn conditional_auto_honours_the_budget() {
     std::fs::write(&data, csv).unwrap();
     let model = dir.join("m.nflw");
     let params = |extra: &[&str]| -> usize {
-        let mut args = vec![
-            "fit",
-            "--data",
-            p(&data),
-            "--context-columns",
-            "t",
-            "--steps",
-            "5",
-            "--out",
-            p(&model),
-        ];
+        let mut args = fit_args(p(&data), "--context-columns t --steps 5", &model);
         args.extend_from_slice(extra);
         let err = fit_stderr(&args);
         let n: usize = err
@@ -54,17 +44,11 @@ fn conditional_auto_honours_the_budget() {
         // The largest of the ladder within the limit: above a quarter of it.
         assert!(n <= limit && n > limit / 4, "{extra:?}: {n} parameters");
     }
-    let err = fails(&[
-        "fit",
-        "--data",
+    let err = fails(&fit_args(
         p(&data),
-        "--context-columns",
-        "t",
-        "--max-params",
-        "10",
-        "--out",
-        p(&model),
-    ]);
+        "--context-columns t --max-params 10",
+        &model,
+    ));
     assert!(err.contains("fits in 10 parameters"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

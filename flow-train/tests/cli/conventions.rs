@@ -25,17 +25,7 @@ fn suspicious_data_warns_and_strict_refuses() {
     let data = dir.join("d.csv");
     std::fs::write(&data, &csv).unwrap();
     let model = dir.join("m.nflw");
-    let args = [
-        "fit",
-        "--data",
-        p(&data),
-        "--steps",
-        "20",
-        "--out",
-        p(&model),
-        "--flow",
-        "spline",
-    ];
+    let args = fit_args(p(&data), "--steps 20 --flow spline", &model);
     let err = fit_stderr(&args);
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
@@ -66,16 +56,7 @@ fn suspicious_data_warns_and_strict_refuses() {
         csv += &format!("{v},{}\n", -v);
     }
     std::fs::write(&data, &csv).unwrap();
-    let err = fails(&[
-        "fit",
-        "--data",
-        p(&data),
-        "--steps",
-        "5",
-        "--out",
-        p(&model),
-        "--strict",
-    ]);
+    let err = fails(&fit_args(p(&data), "--steps 5 --strict", &model));
     assert!(
         err.contains("39 of the 60 rows are exact copies of an earlier row (the first: line 3 repeats line 2)"),
         "{err}"
@@ -83,18 +64,7 @@ fn suspicious_data_warns_and_strict_refuses() {
     assert!(err.contains("60 rows (to line 61) for a model of"), "{err}");
     assert!(!model.exists());
     // Clean data: no warnings.
-    let err = fit_stderr(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "20000",
-        "--steps",
-        "5",
-        "--out",
-        p(&model),
-        "--strict",
-    ]);
+    let err = fit_stderr(&fit_args("circles", "--n 20000 --steps 5 --strict", &model));
     assert!(!err.contains("warning"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -106,18 +76,7 @@ fn suspicious_data_warns_and_strict_refuses() {
 fn unix_conventions() {
     let dir = scratch("unix");
     let model = dir.join("m.nflw");
-    ok(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "2000",
-        "--steps",
-        "50",
-        "--out",
-        p(&model),
-        "-q",
-    ]);
+    ok(&fit_args("circles", "--n 2000 --steps 50 -q", &model));
     let test = repo().join("data/circles_test_raw.csv");
     let text = read_text(&test);
     let head: String = text.lines().take(301).map(|l| format!("{l}\n")).collect();
@@ -238,32 +197,12 @@ fn unix_conventions() {
     }
 
     // Negative numbers as option values, without `=`; out-of-range values name the range.
-    let err = fails(&[
-        "fit",
-        "--data",
-        "circles",
-        "--flow",
-        "spline",
-        "--bound",
-        "-1",
-        "--out",
-        p(&model),
-    ]);
+    let err = fails(&fit_args("circles", "--flow spline --bound -1", &model));
     assert!(
         err.contains("--bound must be a positive number (got -1)"),
         "{err}"
     );
-    let err = fails(&[
-        "fit",
-        "--data",
-        "circles",
-        "--flow",
-        "spline",
-        "--bins",
-        "1",
-        "--out",
-        p(&model),
-    ]);
+    let err = fails(&fit_args("circles", "--flow spline --bins 1", &model));
     assert!(
         err.contains("--bins must be between 2 and 1000 (got 1)"),
         "{err}"
@@ -277,18 +216,11 @@ fn unix_conventions() {
     let data = dir.join("cond.csv");
     std::fs::write(&data, csv).unwrap();
     let cond = dir.join("c.nflw");
-    ok(&[
-        "fit",
-        "--data",
+    ok(&fit_args(
         p(&data),
-        "--context-columns",
-        "c",
-        "--steps",
-        "300",
-        "--out",
-        p(&cond),
-        "-q",
-    ]);
+        "--context-columns c --steps 300 -q",
+        &cond,
+    ));
     let out = ok(&[
         "sample",
         "--model",

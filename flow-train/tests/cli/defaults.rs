@@ -52,15 +52,7 @@ fn fit_reports_the_parameters_it_keeps() {
     let model = dir.join("m.nflw");
     // What fit chose and did is status: on stderr.
     let fit = |extra: &[&str]| {
-        let mut args = vec![
-            "fit",
-            "--data",
-            p(&data),
-            "--steps",
-            "200",
-            "--out",
-            p(&model),
-        ];
+        let mut args = fit_args(p(&data), "--steps 200", &model);
         args.extend_from_slice(extra);
         let o = run(&args);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -84,17 +76,7 @@ fn fit_reports_the_parameters_it_keeps() {
         !out.contains("validation:") && out.contains("(last step)"),
         "{out}"
     );
-    let out = fit_stderr(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "1000",
-        "--steps",
-        "200",
-        "--out",
-        p(&model),
-    ]);
+    let out = fit_stderr(&fit_args("circles", "--n 1000 --steps 200", &model));
     assert!(
         out.contains("early stopping after 60 checks")
             && out.contains("keeps the best validated parameters")
@@ -163,16 +145,7 @@ fn imu_defaults_on_new_recordings() {
     let info = ok(&["inspect", "--model", p(&model)]);
     let params = line_value(&info, "params ");
     assert!(params <= 5_000.0, "{params}");
-    let out = ok(&[
-        "eval",
-        "--model",
-        p(&model),
-        "--data",
-        p(&test_csv),
-        "--anomalies",
-        p(&amp_csv),
-        "-q",
-    ]);
+    let out = eval_anomalies(&model, &test_csv, &amp_csv, &["-q"]);
     let nll = last_nll(&out);
     let auroc = line_value(&out, "auroc ");
 
@@ -295,21 +268,11 @@ fn help_shows_the_defaults_used() {
     }
     let dir = scratch("help-defaults");
     let model = dir.join("m.nflw");
-    let err = fit_stderr(&[
-        "fit",
-        "--data",
+    let err = fit_stderr(&fit_args(
         "circles",
-        "--n",
-        "500",
-        "--steps",
-        "5",
-        "--flow",
-        "coupling",
-        "--layers",
-        "1",
-        "--out",
-        p(&model),
-    ]);
+        "--n 500 --steps 5 --flow coupling --layers 1",
+        &model,
+    ));
     // What the explicit flow used: the defaults --help shows.
     let info = ok(&["inspect", "--model", p(&model)]);
     assert!(
@@ -318,17 +281,7 @@ fn help_shows_the_defaults_used() {
     );
     assert!(err.contains("model: plain flow on 2 dims"), "{err}");
     // What auto chose is printed.
-    let err = fit_stderr(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "500",
-        "--steps",
-        "5",
-        "--out",
-        p(&model),
-    ]);
+    let err = fit_stderr(&fit_args("circles", "--n 500 --steps 5", &model));
     for needle in [
         "model: joint",
         "parameters: ",

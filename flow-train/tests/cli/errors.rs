@@ -36,16 +36,7 @@ fn bad_csv_rows_name_line_and_column() {
         text += &format!("{},{}\n", t.cos(), t.sin());
     }
     std::fs::write(&good, text).unwrap();
-    ok(&[
-        "fit",
-        "--data",
-        p(&good),
-        "--steps",
-        "20",
-        "--out",
-        p(&model),
-        "-q",
-    ]);
+    ok(&fit_args(p(&good), "--steps 20 -q", &model));
     let csv = dir.join("bad.csv");
     std::fs::write(&csv, "x1,x2\n0.1,0.2\n0.3,1e999\n").unwrap();
     let err = fails(&["eval", "--model", p(&model), "--data", p(&csv)]);
@@ -59,27 +50,15 @@ fn bad_csv_rows_name_line_and_column() {
 fn diverging_run_leaves_the_model_untouched() {
     let dir = scratch("diverge");
     let model = dir.join("m.nflw");
-    ok(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "1000",
-        "--steps",
-        "50",
-        "--out",
-        p(&model),
-        "-q",
-    ]);
+    ok(&fit_args("circles", "--n 1000 --steps 50 -q", &model));
     let before = std::fs::read(&model).unwrap();
     for extra in [
         &["--lr", "1e6"][..],
         &["--lr", "1e6", "--val-fraction", "0"],
         &["--lr", "1e30"],
     ] {
-        let mut args = vec!["fit", "--data", "circles", "--n", "1000", "--steps", "300"];
+        let mut args = fit_args("circles", "--n 1000 --steps 300 -q", &model);
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["--out", p(&model), "-q"]);
         let err = fails(&args);
         assert!(
             err.contains("diverged") && err.contains("was not written"),
@@ -97,18 +76,7 @@ fn diverging_run_leaves_the_model_untouched() {
 fn invalid_model_files_are_typed_errors() {
     let dir = scratch("invalid");
     let model = dir.join("m.nflw");
-    ok(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "500",
-        "--steps",
-        "5",
-        "--out",
-        p(&model),
-        "-q",
-    ]);
+    ok(&fit_args("circles", "--n 500 --steps 5 -q", &model));
     let good = std::fs::read(&model).unwrap();
     let csv = dir.join("x.csv");
     std::fs::write(&csv, "x1,x2\n0.1,0.2\n").unwrap();

@@ -61,12 +61,8 @@ fn import_pyro_reproduces_pyro_log_probs() {
             p(&rows),
         ]);
         let got = read_column(&rows);
-        let want: Vec<f64> = v["test_first50_joint_log_prob"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
+        let want: Vec<f64> =
+            serde_json::from_value(v["test_first50_joint_log_prob"].clone()).unwrap();
         assert_eq!(got.len(), 50);
         // Tolerance 1e-4 relative: both sides evaluate in f32 from identical float32
         // parameters and inputs, so they differ only by rounding order (transcendentals,

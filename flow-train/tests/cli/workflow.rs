@@ -11,20 +11,9 @@ fn fit_inspect_eval_sample_plot() {
     let dir = scratch("pipeline");
     let model = dir.join("m.nflw");
     let plots = dir.join("plots");
-    let out = ok(&[
-        "fit",
-        "--data",
-        "circles",
-        "--n",
-        "3000",
-        "--steps",
-        "400",
-        "--out",
-        p(&model),
-        "--plots",
-        p(&plots),
-        "--quiet",
-    ]);
+    let mut args = fit_args("circles", "--n 3000 --steps 400 --quiet", &model);
+    args.extend(["--plots", p(&plots)]);
+    let out = ok(&args);
     // "wrote <path> (<bytes> bytes, <N> parameters)"
     let wrote = out.lines().find(|l| l.starts_with("wrote ")).unwrap();
     let n_params: usize = wrote
@@ -98,28 +87,19 @@ fn fit_inspect_eval_sample_plot() {
     // Samples: reproducible by seed, in raw units (rings of radius ≈ 1 and 0.5).
     let s1 = dir.join("s1.csv");
     let s2 = dir.join("s2.csv");
-    ok(&[
-        "sample",
-        "--model",
-        p(&model),
-        "-n",
-        "2000",
-        "--seed",
-        "7",
-        "--out",
-        p(&s1),
-    ]);
-    ok(&[
-        "sample",
-        "--model",
-        p(&model),
-        "-n",
-        "2000",
-        "--seed",
-        "7",
-        "--out",
-        p(&s2),
-    ]);
+    for s in [&s1, &s2] {
+        ok(&[
+            "sample",
+            "--model",
+            p(&model),
+            "-n",
+            "2000",
+            "--seed",
+            "7",
+            "--out",
+            p(s),
+        ]);
+    }
     let text = read_text(&s1);
     assert_eq!(text, read_text(&s2));
     let mut lines = text.lines();
@@ -174,20 +154,11 @@ fn conditional_with_groups_and_anomalies() {
     std::fs::write(&data, csv).unwrap();
     std::fs::write(&bad, anomalies).unwrap();
     let model = dir.join("c.nflw");
-    let out = ok(&[
-        "fit",
-        "--data",
+    let out = ok(&fit_args(
         p(&data),
-        "--context-columns",
-        "temp",
-        "--group-column",
-        "run",
-        "--steps",
-        "1500",
-        "--out",
-        p(&model),
-        "--quiet",
-    ]);
+        "--context-columns temp --group-column run --steps 1500 --quiet",
+        &model,
+    ));
     assert!(out.contains("validation"), "{out}");
     let info = ok(&["inspect", "--model", p(&model)]);
     assert!(
@@ -223,15 +194,7 @@ fn conditional_with_groups_and_anomalies() {
         );
     }
     // The group column is text, ignored by eval (the model names its columns).
-    let out = ok(&[
-        "eval",
-        "--model",
-        p(&model),
-        "--data",
-        p(&data),
-        "--anomalies",
-        p(&bad),
-    ]);
+    let out = eval_anomalies(&model, &data, &bad, &[]);
     let lines: Vec<&str> = out.lines().collect();
     let auroc: f64 = lines[lines.len() - 2]
         .strip_prefix("auroc ")

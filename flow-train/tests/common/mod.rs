@@ -81,6 +81,22 @@ pub fn fails(args: &[&str]) -> String {
     stderr(&o)
 }
 
+/// `eval` of `model` on `data` with the anomalies `anomalies` and the further arguments
+/// `extra`; expects success and returns stdout.
+pub fn eval_anomalies(model: &Path, data: &Path, anomalies: &Path, extra: &[&str]) -> String {
+    let mut a = vec![
+        "eval",
+        "--model",
+        p(model),
+        "--data",
+        p(data),
+        "--anomalies",
+        p(anomalies),
+    ];
+    a.extend_from_slice(extra);
+    ok(&a)
+}
+
 /// The value of the last stdout line `nll <value>`.
 pub fn last_nll(out: &str) -> f64 {
     let last = out.lines().last().expect("output");
@@ -136,4 +152,13 @@ pub fn imu_split() -> (String, Vec<ImuRow>) {
         .map(|(r, m)| (m.0, m.1, held.contains(&m.0), *r))
         .collect();
     (header, rows)
+}
+
+/// The arguments of `fit` on `data` (a built-in data set's name or a CSV file) writing `out`,
+/// with the further options `opts` (words separated by spaces).
+pub fn fit_args<'a>(data: &'a str, opts: &'a str, out: &'a Path) -> Vec<&'a str> {
+    let mut a = vec!["fit", "--data", data];
+    a.extend(opts.split_whitespace());
+    a.extend(["--out", p(out)]);
+    a
 }

@@ -3,8 +3,9 @@
 //!
 //! Every message is written once, as a `&'static str` ([`Error::text`], [`FormatError::text`],
 //! [`LayerError::text`], [`Capacity::text`], [`Feature::name`], [`FlowKind::name`]), with `{}`
-//! where a number or a name goes. `Display` fills the slots in order; a device that prints
-//! errors without `core::fmt` can print the same texts, its own numbers in the slots.
+//! where a number or a name goes, and filled in one place: [`Error::pieces`] gives a message
+//! as words and values in order. `Display` writes those pieces; a device that prints errors
+//! without `core::fmt` writes the same pieces with its own digits.
 
 use core::fmt;
 
@@ -274,29 +275,124 @@ impl Error {
     }
 }
 
-/// Writes `text` with its `{}` slots filled by `args`, in order.
-fn fill(f: &mut fmt::Formatter<'_>, text: &str, args: &[&dyn fmt::Display]) -> fmt::Result {
-    let mut args = args.iter();
-    let mut parts = text.split("{}");
-    if let Some(first) = parts.next() {
-        f.write_str(first)?;
-    }
-    for part in parts {
-        if let Some(a) = args.next() {
-            a.fmt(f)?;
-        }
-        f.write_str(part)?;
-    }
-    Ok(())
+/// One piece of a message, as [`Error::pieces`] gives them: words, or a field's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Words of the message.
+    Text(&'a str),
+    /// A number, in decimal.
+    Dec(usize),
+    /// A CRC, as `0x` and 8 lowercase hex digits.
+    Hex(u32),
 }
 
-/// A CRC as `0x` and 8 lowercase hex digits.
-struct Hex(u32);
-
-impl fmt::Display for Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#010x}", self.0)
+/// Calls `out` with `text`'s words and, at each `{}` slot, the next of `slots` (a byte scan:
+/// `str::split` would link the general substring search, about 1.3 KB on a device).
+fn fill(text: &'static str, slots: &[Slot], out: &mut impl FnMut(Piece<'static>)) {
+    let mut slots = slots.iter();
+    let b = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    // (`get` rather than indexing: no panic path, which a device would link `core::fmt` for.)
+    while let Some(pair) = b.get(i..i + 2) {
+        if pair == b"{}" {
+            // `{` is ASCII: both ends are character boundaries.
+            out(Piece::Text(text.get(start..i).unwrap_or("")));
+            match slots.next() {
+                Some(Slot::Piece(p)) => out(*p),
+                Some(Slot::Format(e)) => e.pieces(out),
+                None => {}
+            }
+            i += 2;
+            start = i;
+        } else {
+            i += 1;
+        }
     }
+    out(Piece::Text(text.get(start..).unwrap_or("")));
+}
+
+/// What fills a slot: a piece, or a format error's whole message.
+enum Slot {
+    Piece(Piece<'static>),
+    Format(FormatError),
+}
+
+impl FormatError {
+    /// The message in pieces (see [`Error::pieces`]).
+    pub fn pieces(&self, out: &mut impl FnMut(Piece<'static>)) {
+        let text = self.text();
+        let p = |p: Piece<'static>| Slot::Piece(p);
+        match *self {
+            FormatError::Version { found, supported } => fill(
+                text,
+                &[p(Piece::Dec(found.into())), p(Piece::Dec(supported.into()))],
+                out,
+            ),
+            FormatError::Checksum { stored, computed } => {
+                fill(text, &[p(Piece::Hex(stored)), p(Piece::Hex(computed))], out)
+            }
+            FormatError::Kind { expected, found } => fill(
+                text,
+                &[
+                    p(Piece::Text(expected.name())),
+                    p(Piece::Text(found.name())),
+                ],
+                out,
+            ),
+            _ => out(Piece::Text(text)),
+        }
+    }
+}
+
+impl Error {
+    /// The message in pieces, in order: [`text`](Self::text) with its slots filled. Its
+    /// `Display` writes these pieces; a device that prints without `core::fmt` writes them
+    /// itself (its own decimal and hex digits) and prints the same words.
+    pub fn pieces(&self, out: &mut impl FnMut(Piece<'static>)) {
+        let text = self.text();
+        let p = |p: Piece<'static>| Slot::Piece(p);
+        match *self {
+            Error::DimensionMismatch { expected, found }
+            | Error::ParameterCount { expected, found } => {
+                fill(text, &[p(Piece::Dec(expected)), p(Piece::Dec(found))], out)
+            }
+            Error::Capacity {
+                what,
+                needed,
+                limit,
+            } => fill(
+                text,
+                &[
+                    p(Piece::Text(what.text())),
+                    p(Piece::Dec(needed)),
+                    p(Piece::Dec(limit)),
+                ],
+                out,
+            ),
+            Error::InvalidLayer(e) => fill(text, &[p(Piece::Text(e.text()))], out),
+            Error::Format(e) => fill(text, &[Slot::Format(e)], out),
+            Error::Unsupported(f) => fill(text, &[p(Piece::Text(f.name()))], out),
+            _ => out(Piece::Text(text)),
+        }
+    }
+}
+
+/// Writes pieces to a formatter, keeping the first error.
+fn write_pieces(
+    f: &mut fmt::Formatter<'_>,
+    pieces: impl FnOnce(&mut dyn FnMut(Piece<'static>)),
+) -> fmt::Result {
+    let mut r = Ok(());
+    pieces(&mut |p| {
+        if r.is_ok() {
+            r = match p {
+                Piece::Text(s) => f.write_str(s),
+                Piece::Dec(v) => write!(f, "{v}"),
+                Piece::Hex(v) => write!(f, "{v:#010x}"),
+            };
+        }
+    });
+    r
 }
 
 impl fmt::Display for Capacity {
@@ -319,34 +415,13 @@ impl fmt::Display for FlowKind {
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.text();
-        match *self {
-            FormatError::Version { found, supported } => fill(f, text, &[&found, &supported]),
-            FormatError::Checksum { stored, computed } => {
-                fill(f, text, &[&Hex(stored), &Hex(computed)])
-            }
-            FormatError::Kind { expected, found } => fill(f, text, &[&expected, &found]),
-            _ => f.write_str(text),
-        }
+        write_pieces(f, |out| self.pieces(&mut |p| out(p)))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.text();
-        match self {
-            Error::DimensionMismatch { expected, found }
-            | Error::ParameterCount { expected, found } => fill(f, text, &[expected, found]),
-            Error::Capacity {
-                what,
-                needed,
-                limit,
-            } => fill(f, text, &[what, needed, limit]),
-            Error::InvalidLayer(e) => fill(f, text, &[e]),
-            Error::Format(e) => fill(f, text, &[e]),
-            Error::Unsupported(feat) => fill(f, text, &[&feat.name()]),
-            _ => f.write_str(text),
-        }
+        write_pieces(f, |out| self.pieces(&mut |p| out(p)))
     }
 }
 
@@ -373,5 +448,64 @@ pub(crate) fn check_capacity(what: Capacity, needed: usize, limit: usize) -> Res
             needed,
             limit,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write as _;
+
+    /// `Display` and the pieces give the messages written out here, slots filled.
+    #[test]
+    fn messages_have_their_slots_filled() {
+        let cases = [
+            (Error::NonFiniteInput, "input contains NaN or infinity"),
+            (
+                Error::Capacity {
+                    what: Capacity::Bins,
+                    needed: 64,
+                    limit: 32,
+                },
+                "capacity exceeded: spline bins needs 64, compiled limit is 32",
+            ),
+            (
+                Error::InvalidLayer(LayerError::Split),
+                "invalid layer: coupling split must be in 1..dim",
+            ),
+            (
+                Error::Format(FormatError::Checksum {
+                    stored: 0x1234,
+                    computed: 0xdead_beef,
+                }),
+                "invalid model file: checksum mismatch: stored 0x00001234, computed 0xdeadbeef",
+            ),
+            (
+                Error::Format(FormatError::Kind {
+                    expected: FlowKind::Plain,
+                    found: FlowKind::Joint,
+                }),
+                "invalid model file: expected a Plain flow, the file holds a Joint flow",
+            ),
+            (
+                Error::Unsupported(Feature::Affine),
+                "the model needs flow-core's feature `affine`, which this build leaves out",
+            ),
+        ];
+        for (e, want) in cases {
+            let mut shown = heapless::String::<160>::new();
+            write!(shown, "{e}").unwrap();
+            assert_eq!(shown.as_str(), want);
+            // The pieces, joined with digits of their own.
+            let mut joined = heapless::String::<160>::new();
+            e.pieces(&mut |p| {
+                let _ = match p {
+                    Piece::Text(s) => joined.push_str(s).map_err(|_| core::fmt::Error),
+                    Piece::Dec(v) => write!(joined, "{v}"),
+                    Piece::Hex(v) => write!(joined, "0x{v:08x}"),
+                };
+            });
+            assert_eq!(joined.as_str(), want);
+        }
     }
 }

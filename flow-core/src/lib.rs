@@ -161,7 +161,7 @@ pub use base::StdNormal;
 pub use conditional::{ConditionalFlow, ConditionalSpline, Conditioned, JointFlow};
 pub use coupling::SplineCoupling;
 pub use density::Density;
-pub use error::{Capacity, Error, Feature, LayerError};
+pub use error::{Capacity, Error, Feature, LayerError, Piece};
 pub use flow::{Flow, Layer};
 pub use model::{FormatError, Model};
 pub use nn::DenseNN;

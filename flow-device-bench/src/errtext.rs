@@ -2,9 +2,9 @@
 //!
 //! - [`code`] (the default): `E<n>` and the variant's fields as numbers, e.g. `E9 3 … …` for a
 //!   checksum mismatch (table below). About 0.15 KB of flash.
-//! - [`error`] (feature `error-text`): the same text as flow-core's `Display` impls, from the
-//!   same messages ([`Error::text`] and the `text`/`name` of the errors inside it, in
-//!   `flow-core/src/error.rs`) with their `{}` slots filled here; `core::fmt` would cost about
+//! - [`error`] (feature `error-text`): the same text as flow-core's `Display` impls, the
+//!   pieces flow-core gives ([`Error::pieces`]: its messages with their slots filled, in
+//!   `flow-core/src/error.rs`) written with this file's digits; `core::fmt` would cost about
 //!   2 KB more.
 //!
 //! The host test (`tests/tests/firmware/`) compiles this file, checks [`error`] against
@@ -23,7 +23,7 @@
 //! | `E10` | `Unsupported` | the feature: 0 affine, 1 exp, 2 spline, 3 coupling, 4 permute, 5 conditional-spline, 6 quadratic |
 //! | `E0` | an error this file does not know yet | |
 
-use flow_core::{Error, Feature, FormatError};
+use flow_core::{Error, Feature, FormatError, Piece};
 
 /// Where the text goes.
 pub trait Text {
@@ -35,90 +35,16 @@ pub trait Text {
     fn hex(&mut self, v: u32);
 }
 
-/// What fills one `{}` slot of a message.
-enum Slot {
-    /// A number in decimal.
-    Dec(usize),
-    /// A CRC: `0x` and 8 hex digits.
-    Hex(u32),
-    /// A name or a nested message without slots.
-    Str(&'static str),
-    /// A format error's own message, its slots filled.
-    Format(FormatError),
-}
-
-/// Writes `text` with its `{}` slots filled by `slots`, in order, as flow-core's `Display`
-/// does. (A byte scan: `str::split` would link the general substring search, ~1.3 KB.)
-fn fill<T: Text>(t: &mut T, text: &str, slots: &[Slot]) {
-    let mut slots = slots.iter();
-    let b = text.as_bytes();
-    let (mut start, mut i) = (0, 0);
-    while i + 1 < b.len() {
-        if b[i] == b'{' && b[i + 1] == b'}' {
-            // `{` is ASCII: both ends are character boundaries.
-            t.str(text.get(start..i).unwrap_or(""));
-            match slots.next() {
-                // usize is 32 bits on the device; on the host the values come from u16/u32
-                // fields or small counts.
-                Some(Slot::Dec(v)) => t.dec(u32::try_from(*v).unwrap_or(u32::MAX)),
-                Some(Slot::Hex(v)) => t.hex(*v),
-                Some(Slot::Str(s)) => t.str(s),
-                Some(Slot::Format(f)) => format(t, *f),
-                None => {}
-            }
-            i += 2;
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    t.str(text.get(start..).unwrap_or(""));
-}
-
-/// Writes a format error's message: [`FormatError::text`] with its slots filled.
-fn format<T: Text>(t: &mut T, e: FormatError) {
-    let text = e.text();
-    match e {
-        FormatError::Version { found, supported } => fill(
-            t,
-            text,
-            &[Slot::Dec(found.into()), Slot::Dec(supported.into())],
-        ),
-        FormatError::Checksum { stored, computed } => {
-            fill(t, text, &[Slot::Hex(stored), Slot::Hex(computed)])
-        }
-        FormatError::Kind { expected, found } => fill(
-            t,
-            text,
-            &[Slot::Str(expected.name()), Slot::Str(found.name())],
-        ),
-        _ => t.str(text),
-    }
-}
-
-/// Writes `e` as flow-core's `Display` does: [`Error::text`], the one copy of the messages,
-/// with its slots filled.
+/// Writes `e` as flow-core's `Display` does: the pieces of [`Error::pieces`], the one copy of
+/// the messages and of how their slots are filled.
 pub fn error<T: Text>(t: &mut T, e: &Error) {
-    let text = e.text();
-    match *e {
-        Error::DimensionMismatch { expected, found }
-        | Error::ParameterCount { expected, found } => {
-            fill(t, text, &[Slot::Dec(expected), Slot::Dec(found)])
-        }
-        Error::Capacity {
-            what,
-            needed,
-            limit,
-        } => fill(
-            t,
-            text,
-            &[Slot::Str(what.text()), Slot::Dec(needed), Slot::Dec(limit)],
-        ),
-        Error::InvalidLayer(l) => fill(t, text, &[Slot::Str(l.text())]),
-        Error::Format(f) => fill(t, text, &[Slot::Format(f)]),
-        Error::Unsupported(f) => fill(t, text, &[Slot::Str(f.name())]),
-        _ => t.str(text),
-    }
+    e.pieces(&mut |p| match p {
+        Piece::Text(s) => t.str(s),
+        // usize is 32 bits on the device; on the host the values come from u16/u32 fields or
+        // small counts.
+        Piece::Dec(v) => t.dec(u32::try_from(v).unwrap_or(u32::MAX)),
+        Piece::Hex(v) => t.hex(v),
+    });
 }
 
 /// Appends a space and `v` in decimal: one field of a code.

@@ -103,7 +103,7 @@ fn error_texts_equal_flow_core_display() {
         let mut s = String::new();
         errtext::error(&mut s, &e);
         assert_eq!(s, e.to_string(), "{e:?}");
-        // The example's own copy of the texts (flow-firmware-example/src/text.rs).
+        // The example's text (flow-firmware-example/src/text.rs: the same pieces, its own digits).
         assert_eq!(shown(&e), s, "the example's text of {e:?}");
         // The codes tell every error apart, and are what the table in errtext.rs says.
         let c = device_code(&e);

@@ -47,15 +47,7 @@ impl<'a> Affine<'a> {
         if dim == 0 {
             return Err(Error::InvalidLayer(LayerError::ZeroDim));
         }
-        if weights.len() != 2 * dim {
-            return Err(Error::ParameterCount {
-                expected: 2 * dim,
-                found: weights.len(),
-            });
-        }
-        if !weights.all_finite() {
-            return Err(Error::NonFiniteParameter);
-        }
+        weights.check(2 * dim)?;
         if weights.iter().skip(dim).any(|s| s == 0.0) {
             return Err(Error::InvalidLayer(LayerError::Scale));
         }

@@ -74,15 +74,7 @@ impl<'a> DenseNN<'a> {
         let expected = used.windows(2).fold(0usize, |n, w| {
             n.saturating_add(w[0].saturating_mul(w[1]).saturating_add(w[1]))
         });
-        if weights.len() != expected {
-            return Err(Error::ParameterCount {
-                expected,
-                found: weights.len(),
-            });
-        }
-        if !weights.all_finite() {
-            return Err(Error::NonFiniteParameter);
-        }
+        weights.check(expected)?;
         Ok(Self {
             sizes,
             hidden,

@@ -4,6 +4,8 @@
 //! and a [`Weights`] view reads them from there. Reading through bytes rather than casting to
 //! `&[f32]` needs no alignment and no `unsafe`, and gives the same values on every target.
 
+use crate::error::Error;
+
 /// A view of `len()` little-endian `f32` values in a byte slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Weights<'a> {
@@ -82,6 +84,21 @@ impl<'a> Weights<'a> {
     /// `true` when every value is finite.
     pub fn all_finite(&self) -> bool {
         self.iter().all(f32::is_finite)
+    }
+
+    /// The check every layer makes of its parameters: exactly `expected` values
+    /// ([`Error::ParameterCount`] otherwise), all finite ([`Error::NonFiniteParameter`]).
+    pub(crate) fn check(&self, expected: usize) -> Result<(), Error> {
+        if self.len() != expected {
+            return Err(Error::ParameterCount {
+                expected,
+                found: self.len(),
+            });
+        }
+        if !self.all_finite() {
+            return Err(Error::NonFiniteParameter);
+        }
+        Ok(())
     }
 }
 

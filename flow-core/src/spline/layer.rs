@@ -25,16 +25,7 @@ impl<'a> Spline<'a> {
         if dim == 0 {
             return Err(Error::InvalidLayer(LayerError::ZeroDim));
         }
-        let expected = Self::param_count(dim, &shape);
-        if weights.len() != expected {
-            return Err(Error::ParameterCount {
-                expected,
-                found: weights.len(),
-            });
-        }
-        if !weights.all_finite() {
-            return Err(Error::NonFiniteParameter);
-        }
+        weights.check(Self::param_count(dim, &shape))?;
         Ok(Self {
             dim,
             shape,

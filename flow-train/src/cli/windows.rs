@@ -86,8 +86,13 @@ impl Rule {
 /// The log-density (raw units) of the window ending at each reading of `readings` (`d`
 /// values per row; `ids` their recordings), or `None` for a reading without `W - 1`
 /// predecessors in its recording. A reading flow-core cannot score is an error naming its
-/// row (1-based data row).
-pub fn score(rt: &mut Runtime<'_>, readings: &[f32], ids: &[u32]) -> Result<Vec<Option<f32>>> {
+/// data row (1-based): reading `i` is the table's row `row_of(i)` (0-based).
+pub fn score(
+    rt: &mut Runtime<'_>,
+    readings: &[f32],
+    ids: &[u32],
+    row_of: &dyn Fn(usize) -> usize,
+) -> Result<Vec<Option<f32>>> {
     let model = rt.model;
     let d = rt.dim() / 2;
     if d > MAX_READING || model.window().is_some_and(|w| w > MAX_WINDOW) {
@@ -106,7 +111,7 @@ pub fn score(rt: &mut Runtime<'_>, readings: &[f32], ids: &[u32]) -> Result<Vec<
         }
         match scorer.push(&mut *rt, x) {
             Ok(v) => out.push(v),
-            Err(e) => bail!("data row {}: flow-core: {e}", i + 1),
+            Err(e) => bail!("data row {}: flow-core: {e}", row_of(i) + 1),
         }
     }
     Ok(out)
@@ -175,7 +180,7 @@ pub fn eval(a: &super::EvalArgs, rt: &mut Runtime<'_>, quiet: bool) -> Result<()
         table.rows(),
         rule.describe()
     );
-    let lp = score(rt, &x, &ids).map_err(|e| e.context(table.source.clone()))?;
+    let lp = score(rt, &x, &ids, &|i| i).map_err(|e| e.context(table.source.clone()))?;
     if let Some(p) = &a.per_row {
         let mut text = String::from("log_prob\n");
         for v in &lp {
@@ -205,7 +210,7 @@ pub fn eval(a: &super::EvalArgs, rt: &mut Runtime<'_>, quiet: bool) -> Result<()
     if let Some(path) = &a.anomalies {
         let t = read_csv(path)?;
         let (bx, bids) = readings(rt, &t, &rule)?;
-        let bad: Vec<f32> = score(rt, &bx, &bids)
+        let bad: Vec<f32> = score(rt, &bx, &bids, &|i| i)
             .map_err(|e| e.context(t.source.clone()))?
             .into_iter()
             .flatten()
@@ -220,4 +225,29 @@ pub fn eval(a: &super::EvalArgs, rt: &mut Runtime<'_>, quiet: bool) -> Result<()
     let windows = [format!("windows {}", good.len())];
     super::figures::report(figures, a.json, per_row_stdout, &windows, auroc_value, nll);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reading flow-core cannot score is named by the row `row_of` gives (a subset's
+    /// reading by its row of the file), 1-based.
+    #[test]
+    fn a_failing_reading_is_named_by_its_row_of_the_file() {
+        let bytes = include_bytes!("../../../flow-firmware-example/models/imu_window8.nflw");
+        let mut rt = Runtime::new(bytes).expect("the committed windowed model loads");
+        let d = rt.dim() / 2;
+        let mut x = vec![0.1f32; 12 * d];
+        // Finite but far beyond the training range: the hypernetwork overflows to NaN.
+        x[5 * d] = 3e38;
+        let ids = vec![0u32; 12];
+        let err = score(&mut rt, &x, &ids, &|i| 100 + 2 * i).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "data row 111: flow-core: computation produced NaN"
+        );
+        let err = score(&mut rt, &x, &ids, &|i| i).unwrap_err();
+        assert!(err.to_string().starts_with("data row 6:"), "{err}");
+    }
 }

@@ -273,7 +273,9 @@ pub fn run(a: &FitArgs, quiet: bool) -> Result<()> {
             .flat_map(|&i| raw[i * d..(i + 1) * d].to_vec())
             .collect();
         let g: Vec<u32> = idx.iter().map(|&i| ids[i]).collect();
-        Ok(windows::score(&mut rt, &x, &g)?
+        // A reading's error names its row of the file, not of the subset.
+        Ok(windows::score(&mut rt, &x, &g, &|i| idx[i])
+            .map_err(|e| e.context(table.source.clone()))?
             .into_iter()
             .flatten()
             .collect())

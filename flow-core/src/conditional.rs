@@ -107,6 +107,27 @@ impl<'a, const D: usize, const C: usize, const L: usize, const H: usize, const K
     pub fn log_prob<T: Real>(&self, x: &[T; D], context: &[T; C]) -> Result<T, Error> {
         self.condition(context).log_prob(x)
     }
+
+    /// [`log_prob`](Self::log_prob) of many points (feature `wide`, for host tools): `out[i]`
+    /// becomes `self.log_prob(&xs[i], &contexts[i])` in `f32`, the same bits and the same
+    /// errors, evaluated in blocks as [`Flow::log_prob_many`](crate::Flow::log_prob_many) does. `contexts` and `out` must
+    /// be as long as `xs` ([`Error::DimensionMismatch`] otherwise, and nothing written).
+    #[cfg(feature = "wide")]
+    #[inline(always)] // a caller may compile it for a wider instruction set
+    pub fn log_prob_many(
+        &self,
+        xs: &[[f32; D]],
+        contexts: &[[f32; C]],
+        out: &mut [Result<f32, Error>],
+    ) -> Result<(), Error> {
+        if contexts.len() != xs.len() {
+            return Err(Error::DimensionMismatch {
+                expected: xs.len(),
+                found: contexts.len(),
+            });
+        }
+        crate::block::log_prob_many::<D, C, L, H, K>(&self.chain, xs, contexts, out)
+    }
 }
 
 /// A [`ConditionalFlow`] with its context fixed.

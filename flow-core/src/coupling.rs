@@ -15,10 +15,16 @@
 //! input `x1 ++ context`), which Pyro lacks.
 
 use crate::error::{Error, LayerError};
+#[cfg(feature = "wide")]
+use crate::flat::{Lanes, LANES};
 use crate::nn::DenseNN;
 use crate::real::Real;
 use crate::spline::{eval_all, Direction, ParamVector, Spline, SplineShape};
+#[cfg(feature = "wide")]
+use crate::spline::{eval_lanes, LaneRows};
 use crate::weights::Weights;
+#[cfg(feature = "wide")]
+use crate::workspace::LaneScratch;
 use crate::workspace::Scratch;
 
 /// The outputs of a hypernetwork as a parameter vector, computed row by row on demand.
@@ -188,5 +194,68 @@ impl<'a> SplineCoupling<'a> {
             };
         }
         Ok(total)
+    }
+
+    /// The inverse of [`apply`](Self::apply) (log-determinants wanted) on a block of points
+    /// (rows of `v` are dimensions and of `ctx` context values, lanes points), for the lanes
+    /// where `live` is `true`: each lane's values and returned log-determinant are that
+    /// point's `apply`, bit for bit. The hypernetwork runs on the whole block; the lower
+    /// spline reads its knot `table`, and without one (`None`, nothing changed) the caller
+    /// evaluates the points one by one.
+    #[cfg(feature = "wide")]
+    #[inline(always)] // see `block::log_prob_many`
+    pub(crate) fn inverse_lanes(
+        &self,
+        v: &mut [Lanes],
+        ctx: &[Lanes],
+        live: &[bool; LANES],
+        s: &mut LaneScratch<'_>,
+        lower_table: Weights<'_>,
+    ) -> Option<Lanes> {
+        let dir = Direction::Inverse;
+        let (x1, x2) = v.split_at_mut_checked(self.split)?;
+        // `apply`'s order: the lower spline's inverse recovers x1, which the hypernetwork
+        // then reads; the layer's log|J| is `0 + lower + upper`.
+        let lower = self.lower.apply_lanes(x1, dir, live, lower_table)?;
+        let last = self.nn.hidden_lanes(x1, ctx, s.h0, s.h1);
+        let (dims, k) = (x2.len(), self.upper.bins());
+        // Where dimension j's parameters start in the output (`DimParams`'s layout).
+        let starts = |j: usize| {
+            let d = 2 * dims * k;
+            [
+                j * k,
+                (dims + j) * k,
+                d + j * (k - 1),
+                d + dims * (k - 1) + j * k,
+            ]
+        };
+        let lens = [k, k, k - 1, self.upper.lambdas_per_dim()];
+        let mut upper = [0f32; LANES];
+        for (j, x) in x2.iter_mut().enumerate() {
+            let [w, h, d, l] = &mut s.rows;
+            let mut rows = [&mut **w, &mut **h, &mut **d, &mut **l];
+            for ((row, first), len) in rows.iter_mut().zip(starts(j)).zip(lens) {
+                let row = row.get_mut(..len)?;
+                self.nn.output_lanes(last, first, row);
+            }
+            let [w, h, d, l] = rows;
+            let p = LaneRows {
+                widths: w,
+                heights: h,
+                derivatives: d.get(..k - 1)?,
+                lambdas: l.get(..lens[3])?,
+            };
+            let mut ld = [0f32; LANES];
+            eval_lanes(&self.upper, p, x, &mut ld, dir, live);
+            for (u, l) in upper.iter_mut().zip(ld) {
+                *u += l;
+            }
+        }
+        let mut total = [0f32; LANES];
+        for ((t, l), u) in total.iter_mut().zip(lower).zip(upper) {
+            *t += l;
+            *t += u;
+        }
+        Some(total)
     }
 }

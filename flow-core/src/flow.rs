@@ -127,6 +127,22 @@ impl<'a, const D: usize, const L: usize, const H: usize, const K: usize> Flow<'a
             .log_prob(&mut v, &[], &mut lds, &mut ws.scratch())
     }
 
+    /// [`log_prob`](Self::log_prob) of many points (feature `wide`, for host tools): `out[i]`
+    /// becomes `self.log_prob(&xs[i])` in `f32`, the same bits and the same errors. The
+    /// points are evaluated in blocks of sixteen whose arithmetic vectorizes across the points
+    /// (spline couplings with their knot tables set; other layers point by point). Scratch of
+    /// about `(2H + 4K) × 64` bytes is on the stack. `out` must be as long as `xs`
+    /// ([`Error::DimensionMismatch`] otherwise, and nothing written).
+    #[cfg(feature = "wide")]
+    #[inline(always)] // a caller may compile it for a wider instruction set
+    pub fn log_prob_many(
+        &self,
+        xs: &[[f32; D]],
+        out: &mut [Result<f32, Error>],
+    ) -> Result<(), Error> {
+        crate::block::log_prob_many::<D, 0, L, H, K>(&self.chain, xs, &[], out)
+    }
+
     /// One sample `x`.
     pub fn sample<T: Real, R: RngCore + ?Sized>(&self, rng: &mut R) -> Result<[T; D], Error> {
         let mut ws = Workspace::<T, H, K>::new();

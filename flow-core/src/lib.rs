@@ -123,6 +123,9 @@ extern crate alloc;
 mod error;
 // 2. Numerics: the scalar type,
 mod real;
+// branch-free functions for blocks of points,
+#[cfg(feature = "wide")]
+mod flat;
 // borrowed parameters,
 mod weights;
 // the model file's wire reader,
@@ -145,6 +148,9 @@ pub mod coupling;
 mod conditional_spline;
 // 4. The layer machinery the flows share,
 mod chain;
+// many points at once,
+#[cfg(feature = "wide")]
+mod block;
 // and the interface they implement.
 mod density;
 // 5. The flows: plain,

@@ -8,6 +8,8 @@
 //! the full output is kept.
 
 use crate::error::{check_capacity, Capacity, Error, LayerError};
+#[cfg(feature = "wide")]
+use crate::flat::{Lanes, LANES};
 use crate::real::Real;
 use crate::weights::Weights;
 
@@ -282,6 +284,169 @@ impl<'a> DenseNN<'a> {
         self.output_rows(last, 0, out);
         Ok(())
     }
+}
+
+/// The network on a block of points (feature `wide`): lane `r` of every row belongs to point
+/// `r`, and each lane's values are the single-point ones bit for bit — every sum taken in the
+/// single-point order (`Σ_j W[i][j]·x_j` in order from `+0`, the two parts of a two-part input
+/// summed apart and added, then the bias), the vector lanes running across points.
+#[cfg(feature = "wide")]
+impl DenseNN<'_> {
+    /// [`hidden`](Self::hidden) on a block: the last activation of every point, as rows of
+    /// lanes. The caller guarantees what `hidden` checks with `check` (the input size is
+    /// `a.len() + b.len()`, `h0` and `h1` hold the widest hidden layer); short buffers give
+    /// an empty activation, never a panic.
+    #[inline(always)] // see `block::log_prob_many`
+    pub(crate) fn hidden_lanes<'s>(
+        &self,
+        a: &'s [Lanes],
+        b: &'s [Lanes],
+        h0: &'s mut [Lanes],
+        h1: &'s mut [Lanes],
+    ) -> (&'s [Lanes], &'s [Lanes]) {
+        let mut off = 0usize;
+        let mut prev = self.input();
+        let mut cur: (&mut [Lanes], &mut [Lanes]) = (h0, h1);
+        let mut have_src = false;
+        for &h in self.hidden_sizes() {
+            {
+                let (src, dst) = (&*cur.0, &mut *cur.1);
+                let (pa, pb): (&[Lanes], &[Lanes]) = if have_src {
+                    (src.get(..prev).unwrap_or(&[]), &[])
+                } else {
+                    (a, b)
+                };
+                let Some(dst) = dst.get_mut(..h) else {
+                    return (&[], &[]);
+                };
+                self.rows_lanes(off, prev, h, 0, (pa, pb), dst);
+                for row in dst.iter_mut() {
+                    for v in row.iter_mut() {
+                        // ReLU that propagates NaN, as `hidden`.
+                        *v = if *v < 0.0 { 0.0 } else { *v };
+                    }
+                }
+            }
+            off += prev * h + h;
+            prev = h;
+            have_src = true;
+            cur = (cur.1, cur.0);
+        }
+        if have_src {
+            let last: &'s [Lanes] = cur.0;
+            (last.get(..prev).unwrap_or(&[]), &[])
+        } else {
+            (a, b)
+        }
+    }
+
+    /// [`output_rows`](Self::output_rows) on a block: outputs `first..first + dst.len()` of
+    /// every point, given the last activations from [`hidden_lanes`](Self::hidden_lanes).
+    #[inline(always)] // see `block::log_prob_many`
+    pub(crate) fn output_lanes(&self, last: (&[Lanes], &[Lanes]), first: usize, dst: &mut [Lanes]) {
+        let n_in = last.0.len() + last.1.len();
+        let n_out = self.output_len();
+        let off = self.weights.len().saturating_sub(n_in * n_out + n_out);
+        self.rows_lanes(off, n_in, n_out, first, last, dst);
+    }
+
+    /// [`rows`](Self::rows) on a block: rows `first..first + dst.len()` of the layer at `off`
+    /// (`n_in` inputs, `n_out` outputs) for the input `a ++ b` of every point.
+    #[inline(always)] // see `block::log_prob_many`
+    fn rows_lanes(
+        &self,
+        off: usize,
+        n_in: usize,
+        n_out: usize,
+        first: usize,
+        (a, b): (&[Lanes], &[Lanes]),
+        dst: &mut [Lanes],
+    ) {
+        let values = self.weights.as_bytes().as_chunks::<4>().0;
+        let bias_at = off + n_out * n_in;
+        let na = a.len().min(n_in);
+        // Four rows at a time: four independent sums share each input row (each sum still
+        // taken in its own order).
+        let mut r = first;
+        let mut groups = dst.chunks_exact_mut(4);
+        for d in groups.by_ref() {
+            if !self.lane_rows::<4>(values, (off, n_in, na, bias_at), r, (a, b), d) {
+                return;
+            }
+            r += 4;
+        }
+        for d in groups.into_remainder().chunks_mut(1) {
+            if !self.lane_rows::<1>(values, (off, n_in, na, bias_at), r, (a, b), d) {
+                return;
+            }
+            r += 1;
+        }
+    }
+
+    /// Rows `r..r + G` of [`rows_lanes`](Self::rows_lanes) into `dst` (`G` rows); `false`
+    /// (nothing written) when the weights end early.
+    #[inline(always)]
+    fn lane_rows<const G: usize>(
+        &self,
+        values: &[[u8; 4]],
+        (off, n_in, na, bias_at): (usize, usize, usize, usize),
+        r: usize,
+        (a, b): (&[Lanes], &[Lanes]),
+        dst: &mut [Lanes],
+    ) -> bool {
+        let mut wa = [&[][..]; G];
+        let mut wb = [&[][..]; G];
+        let mut bias = [0f32; G];
+        for q in 0..G {
+            let row = off + (r + q) * n_in;
+            let (Some(a), Some(b), Some(c)) = (
+                values.get(row..row + na),
+                values.get(row + na..row + n_in),
+                values.get(bias_at + r + q),
+            ) else {
+                return false;
+            };
+            (wa[q], wb[q], bias[q]) = (a, b, f32::from_le_bytes(*c));
+        }
+        let mut sa = [[0f32; LANES]; G];
+        lane_dots(wa, a, &mut sa);
+        if n_in > na {
+            let mut sb = [[0f32; LANES]; G];
+            lane_dots(wb, b, &mut sb);
+            for (s, t) in sa.iter_mut().zip(sb) {
+                for (s, t) in s.iter_mut().zip(t) {
+                    *s += t;
+                }
+            }
+        }
+        for ((d, s), bias) in dst.iter_mut().zip(sa).zip(bias) {
+            for (d, s) in d.iter_mut().zip(s) {
+                *d = s + bias;
+            }
+        }
+        true
+    }
+}
+
+/// `s[q] += w[q]_j·x_j` for each lane and each of the `G` rows `q`, `j` in order, over the
+/// shortest of the `w[q]` (little-endian `f32` weights) and `x`.
+#[cfg(feature = "wide")]
+#[inline(always)]
+fn lane_dots<const G: usize>(w: [&[[u8; 4]]; G], x: &[Lanes], s: &mut [Lanes; G]) {
+    let n = w.iter().fold(x.len(), |n, w| n.min(w.len()));
+    let x = &x[..n];
+    let w = w.map(|w| &w[..n]);
+    let mut acc = *s;
+    for j in 0..n {
+        let xj = &x[j];
+        for q in 0..G {
+            let wv = f32::from_le_bytes(w[q][j]);
+            for r in 0..LANES {
+                acc[q][r] += wv * xj[r];
+            }
+        }
+    }
+    *s = acc;
 }
 
 /// Rows `first..first + dst.len()` of a layer given as `f32` (see [`DenseNN::output_f32`]),

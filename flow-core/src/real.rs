@@ -12,9 +12,9 @@
 //! (see [`ln_1p_f32`] for its accuracy). With the `micromath` feature, `f32` uses
 //! micromath's fast approximation of `exp` instead (see the crate docs for the measured accuracy
 //! cost); `f64` always uses libm. With the `wide` feature (host builds), the softmax
-//! exponentials of a spline are computed together by `expf_flat`, libm's `expf` written without
-//! branches so that it vectorizes: the same bits (tested on all 2³² inputs); with `micromath`
-//! too, they stay micromath's.
+//! exponentials of a spline are computed together by `flat::expf_flat`, libm's `expf` written
+//! without branches so that it vectorizes: the same bits (tested on all 2³² inputs); with
+//! `micromath` too, they stay micromath's.
 
 use core::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
@@ -81,72 +81,6 @@ pub trait Real:
             *x = x.exp();
         }
     }
-}
-
-/// libm's `expf` without branches: the same algorithm (FreeBSD's `e_expf.c`, as libm 0.2
-/// ports it) with the same constants and the same operations in the same order, every case
-/// computed and the result selected, so that a loop over many values compiles to vector
-/// instructions. The result is libm's `expf` bit for bit on every `f32` input, NaNs included
-/// (the tests compare the two on 10⁷ inputs and, by hand, on all 2³²).
-///
-/// Branches of libm's `expf` and how they are met here:
-/// - `|x| <= 2⁻¹⁴`: `1 + x`.
-/// - the argument reduction `x = k·ln2 + r`: `k` the truncation of `x/ln2 ± 1/2` above
-///   `1.5 ln2`, `±1` above `0.5 ln2`, `0` below (where `hi = x`, `lo = 0`, which the general
-///   formulas give exactly with `k = 0`);
-/// - `scalbnf(y, k)` for `k` in `[-150, 128]`: a first factor `2¹²⁷` above `k = 127`, `2⁻¹⁰²`
-///   below `k = -126`, then `2ⁿ` from its bits, as libm's `scalbn` multiplies;
-/// - NaN: `x` itself; `x >= 88.722839`: `+∞` (libm's `x·2¹²⁷`); `x <= -103.972084`: `+0`.
-#[cfg(all(feature = "wide", not(feature = "micromath")))]
-#[inline(always)]
-pub(crate) fn expf_flat(x: f32) -> f32 {
-    // libm's constants, by their bits.
-    const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 6.9314575195e-01
-    const LN2_LO: f32 = f32::from_bits(0x35bf_be8e); // 1.4286067653e-06
-    const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b); // 1.4426950216e+00
-    const P1: f32 = f32::from_bits(0x3e2a_aa8f); // 1.6666625440e-1
-    const P2: f32 = f32::from_bits(0xbb35_5215); // -2.7667332906e-3
-    let bits = x.to_bits();
-    let neg = bits >> 31 != 0;
-    let hx = bits & 0x7fff_ffff;
-    let half = if neg { -0.5 } else { 0.5 };
-    let k_far = (INV_LN2 * x + half) as i32;
-    let k_near = if neg { -1 } else { 1 };
-    let k = if hx > 0x3f85_1592 {
-        k_far
-    } else if hx > 0x3eb1_7218 {
-        k_near
-    } else {
-        0
-    };
-    // Outside [-150, 128] the result is one of the special cases below.
-    let k = k.clamp(-150, 128);
-    let kf = k as f32;
-    let hi = x - kf * LN2_HI;
-    let lo = kf * LN2_LO;
-    let r = hi - lo;
-    let xx = r * r;
-    let c = r - xx * (P1 + xx * P2);
-    let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
-    let (pre, n) = if k > 127 {
-        (f32::from_bits(0x7f00_0000), k - 127)
-    } else if k < -126 {
-        (f32::from_bits(0x0c80_0000), k + 102)
-    } else {
-        (1.0, k)
-    };
-    let scaled = y * pre * f32::from_bits(((127 + n) as u32) << 23);
-    let mut out = if hx <= 0x3900_0000 { 1.0 + x } else { scaled };
-    if hx >= 0x42b1_7218 && !neg {
-        out = f32::INFINITY;
-    }
-    if hx >= 0x42cf_f1b5 && neg {
-        out = 0.0;
-    }
-    if hx > 0x7f80_0000 {
-        out = x;
-    }
-    out
 }
 
 /// `(sin 2πu, cos 2πu)` in `f32` for `u` in `[0, 1)`, within 2.5e-7 of the exact values.
@@ -375,7 +309,7 @@ impl Real for f32 {
     #[inline]
     fn exp_all(v: &mut [Self]) {
         for x in v {
-            *x = expf_flat(*x);
+            *x = crate::flat::expf_flat(*x);
         }
     }
 
@@ -554,98 +488,6 @@ mod tests {
         // Random bit patterns.
         for _ in 0..1 << 22 {
             check_sqrt(rng.next_u32());
-        }
-    }
-
-    #[cfg(all(feature = "wide", not(feature = "micromath")))]
-    use alloc::{vec, vec::Vec};
-
-    /// `expf_flat` against libm's `expf` on the bit pattern `b`: the same bits (NaNs too).
-    #[cfg(all(feature = "wide", not(feature = "micromath")))]
-    fn check_expf(b: u32) {
-        let x = f32::from_bits(b);
-        let (got, want) = (expf_flat(x), libm::expf(x));
-        assert_eq!(
-            got.to_bits(),
-            want.to_bits(),
-            "expf({x:e}) (bits {b:#010x})"
-        );
-    }
-
-    /// The edges of every branch of libm's `expf` and of its `scalbnf` (±64 bit patterns
-    /// around each), both signs of every exponent (the first and last 256 significands),
-    /// every 509th bit pattern (8.4 million), 10⁶ random ones, and each through `exp_all`.
-    #[cfg(all(feature = "wide", not(feature = "micromath")))]
-    #[test]
-    fn expf_flat_matches_libm() {
-        let edges = [
-            0x0000_0000u32,
-            0x0000_0001,
-            0x0080_0000,
-            0x3900_0000,
-            0x3eb1_7218,
-            0x3f85_1592,
-            0x42ae_ac50,
-            0x42b1_7218,
-            0x42cf_f1b5,
-            0x7f80_0000,
-            0x7fc0_0000,
-        ];
-        // x where k = (x/ln2 ± 1/2) changes, around k = 127/128 and -126/-150.
-        let ks = [
-            -151.0f32, -150.0, -149.0, -127.0, -126.0, -125.0, 126.0, 127.0, 128.0,
-        ];
-        let k_edges = ks
-            .iter()
-            .map(|k| ((k - 0.5) * core::f32::consts::LN_2).abs().to_bits());
-        for e in edges.into_iter().chain(k_edges) {
-            for d in 0..=128u32 {
-                let b = (e + d).wrapping_sub(64);
-                check_expf(b);
-                check_expf(b | 0x8000_0000);
-            }
-        }
-        for exp in 0..256u32 {
-            for m in (0..256u32).chain((1 << 23) - 256..1 << 23) {
-                let b = (exp << 23) | m;
-                check_expf(b);
-                check_expf(b | 0x8000_0000);
-            }
-        }
-        for b in (0..=u32::MAX).step_by(509) {
-            check_expf(b);
-        }
-        let mut rng = Pcg32::seed_from_u64(17);
-        let mut v: Vec<f32> = (0..1_000_000)
-            .map(|_| f32::from_bits(rng.next_u32()))
-            .collect();
-        // Ordinary arguments, as the softmaxes see them.
-        v.extend((0..100_000).map(|i| -0.001 * i as f32));
-        let want: Vec<u32> = v.iter().map(|&x| libm::expf(x).to_bits()).collect();
-        for &x in &v {
-            check_expf(x.to_bits());
-        }
-        f32::exp_all(&mut v);
-        assert!(v.iter().zip(&want).all(|(x, &w)| x.to_bits() == w));
-    }
-
-    /// Every one of the 2^32 bit patterns (about a minute in release mode:
-    /// `cargo test -p flow-core --release --features wide -- --ignored expf_flat_exhaustive`).
-    #[cfg(all(feature = "wide", not(feature = "micromath")))]
-    #[test]
-    #[ignore]
-    fn expf_flat_exhaustive() {
-        let mut v = vec![0f32; 1 << 16];
-        for hi in 0..=u16::MAX as u32 {
-            for (lo, x) in v.iter_mut().enumerate() {
-                *x = f32::from_bits(hi << 16 | lo as u32);
-            }
-            f32::exp_all(&mut v);
-            for (lo, x) in v.iter().enumerate() {
-                let b = hi << 16 | lo as u32;
-                let want = libm::expf(f32::from_bits(b));
-                assert_eq!(x.to_bits(), want.to_bits(), "expf bits {b:#010x}");
-            }
         }
     }
 

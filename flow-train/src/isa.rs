@@ -70,7 +70,7 @@ impl Isa {
     ///
     /// A level the CPU lacks falls back to [`Isa::Baseline`].
     #[inline(always)]
-    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx2,fma")]

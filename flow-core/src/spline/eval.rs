@@ -1,9 +1,15 @@
 //! One point through one spline dimension: the bin search, then the bin's formulas.
 
 use super::bin::{Bin, RealOps};
+#[cfg(feature = "wide")]
+use super::knots::{lane_inner_knots, LaneKnots, LaneParams};
 use super::knots::{width_scale, Axis, Knots, Lazy};
+#[cfg(feature = "wide")]
+use super::lanes::{eval_flat, RowSource};
 use super::params::{BinParams, DimParams, Direction, Order, ParamVector, SplineShape};
 use crate::error::{Capacity, Error};
+#[cfg(feature = "wide")]
+use crate::flat::{Lanes, LANES};
 use crate::real::Real;
 
 /// Evaluates one spline dimension at `v`, returning `(output, log|J|)`.
@@ -126,6 +132,77 @@ fn eval_bin<T: Real>(
                 Direction::Inverse => lin.inverse::<RealOps>(v, want_log_det),
             }
         }
+    }
+}
+
+/// A spline dimension's unconstrained parameters for a block of points, one row per entry
+/// and one lane per point (see [`eval_lanes`]).
+#[cfg(feature = "wide")]
+pub(crate) struct LaneRows<'b> {
+    /// `uw[0..K]`; overwritten with the `x` knots.
+    pub(crate) widths: &'b mut [Lanes],
+    /// `uh[0..K]`; overwritten with the `y` knots.
+    pub(crate) heights: &'b mut [Lanes],
+    /// `ud[0..K-1]`.
+    pub(crate) derivatives: &'b [Lanes],
+    /// `ul[0..K]` (linear order; empty otherwise).
+    pub(crate) lambdas: &'b [Lanes],
+}
+
+/// [`eval`] of one spline dimension at the points of a block, lane `r` at `v[r]` with lane
+/// `r` of `p`'s rows, for the lanes where `live` is `true` (the others hold no meaning on
+/// return): `(v[r], lds[r])` become each lane's `eval` result, bit for bit. The knots are
+/// computed for all the lanes together ([`lane_inner_knots`]) and the bins evaluated on all
+/// of them ([`eval_flat`]); a lane whose result is not finite is evaluated again alone, by
+/// the single-point code.
+#[cfg(feature = "wide")]
+#[inline(always)] // see `block::log_prob_many`
+pub(crate) fn eval_lanes(
+    shape: &SplineShape,
+    p: LaneRows<'_>,
+    v: &mut Lanes,
+    lds: &mut Lanes,
+    dir: Direction,
+    live: &[bool; LANES],
+) {
+    let k_bins = shape.bins;
+    let bound = shape.bound;
+    let widths = p.widths.get_mut(..k_bins).unwrap_or(&mut []);
+    let heights = p.heights.get_mut(..k_bins).unwrap_or(&mut []);
+    let scale = width_scale(k_bins);
+    lane_inner_knots(widths, bound, scale);
+    lane_inner_knots(heights, bound, scale);
+    let inner = k_bins - 1;
+    let (widths, heights) = (
+        &widths[..inner.min(widths.len())],
+        &heights[..inner.min(heights.len())],
+    );
+    let src = RowSource {
+        knots: [widths, heights],
+        derivatives: p.derivatives,
+        lambdas: p.lambdas,
+        bound,
+    };
+    let start = *v;
+    let redo = eval_flat(shape, &src, v, lds, dir);
+    for (lane, _) in redo
+        .iter()
+        .zip(live)
+        .enumerate()
+        .filter(|(_, (&r, &l))| r && l)
+    {
+        crate::flat::count_redone();
+        let src = LaneKnots {
+            knots: [widths, heights],
+            params: LaneParams {
+                derivatives: p.derivatives,
+                lambdas: p.lambdas,
+                lane,
+            },
+            bins: k_bins,
+            bound,
+        };
+        (v[lane], lds[lane]) = eval_dim(shape, &src, start[lane], dir, true);
     }
 }
 

@@ -4,6 +4,8 @@
 use super::params::{
     sigmoid, softplus, BinParams, MIN_BIN_WIDTH, MIN_DERIVATIVE, MIN_LAMBDA, SEARCH_EPS,
 };
+#[cfg(feature = "wide")]
+use crate::flat::{exp_lanes, Lanes, LANES};
 use crate::real::{max, Real};
 
 /// Turns `K` unconstrained widths (or heights) in place into the right-hand knots
@@ -310,6 +312,153 @@ impl<T: Real, P: BinParams<T>> Knots<T> for Lazy<'_, '_, T, P> {
     #[inline]
     fn lambda(&self, k: usize) -> T {
         bin_lambda(self.p, k)
+    }
+}
+
+/// [`Axis::new`] and [`Axis::inner_knots`] on [`LANES`] axes at once: row `i` of `u` holds
+/// entry `i` of every lane's `K` unconstrained widths (or heights). On return rows `0..K-1`
+/// hold each lane's interior knots `x_1 … x_{K-1}` (row `K - 1` its last exponential): each
+/// lane's values are those of the single axis, bit for bit — the same operations in the same
+/// order, lane by lane.
+#[cfg(feature = "wide")]
+#[inline(always)] // see `block::log_prob_many`
+pub(crate) fn lane_inner_knots(u: &mut [Lanes], bound: f32, scale: f32) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    for row in u.iter() {
+        for (m, &v) in m.iter_mut().zip(row) {
+            *m = max(*m, v);
+        }
+    }
+    for row in u.iter_mut() {
+        for (v, &m) in row.iter_mut().zip(&m) {
+            *v -= m;
+        }
+        exp_lanes(row);
+    }
+    // `Compensated` and `KnotState`, one field per lane (so that each step is one vector
+    // operation across the lanes), with the same operations in the same order.
+    let (mut sum, mut carry) = ([0f32; LANES], [0f32; LANES]);
+    for row in u.iter() {
+        lane_add(&mut sum, &mut carry, row);
+    }
+    let bins = u.len();
+    let bs = bound * scale;
+    let bm = bound * MIN_BIN_WIDTH as f32;
+    let mut steps = -(bins as f32);
+    let mut s = [0f32; LANES];
+    for r in 0..LANES {
+        s[r] = sum[r] + carry[r];
+    }
+    let (mut d_sum, mut d_carry) = (sum.map(|v| -v), carry.map(|v| -v));
+    if let Some((_, inner)) = u.split_last_mut() {
+        for row in inner {
+            let mut twice = [0f32; LANES];
+            for r in 0..LANES {
+                twice[r] = row[r] + row[r];
+            }
+            lane_add(&mut d_sum, &mut d_carry, &twice);
+            steps += 1.0 + 1.0;
+            for r in 0..LANES {
+                row[r] = bs * ((d_sum[r] + d_carry[r]) / s[r]) + bm * steps;
+            }
+        }
+    }
+}
+
+/// [`Compensated::add`] of `v[r]` to lane `r` of `(sum, carry)`, for every lane.
+#[cfg(feature = "wide")]
+#[inline(always)]
+fn lane_add(sum: &mut Lanes, carry: &mut Lanes, v: &Lanes) {
+    for r in 0..LANES {
+        let t = sum[r] + v[r];
+        let abs = |x: f32| f32::from_bits(x.to_bits() & 0x7fff_ffff);
+        let c = if abs(sum[r]) >= abs(v[r]) {
+            (sum[r] - t) + v[r]
+        } else {
+            (v[r] - t) + sum[r]
+        };
+        carry[r] += c;
+        sum[r] = t;
+    }
+}
+
+/// The unconstrained knot derivatives and `λ`s of one lane of a block (rows as
+/// [`lane_inner_knots`] takes them). Its knots come precomputed: it has no widths or heights.
+#[cfg(feature = "wide")]
+pub(crate) struct LaneParams<'b> {
+    /// `ud[0..K-1]`, one row each.
+    pub(crate) derivatives: &'b [Lanes],
+    /// `ul[0..K]` (linear order; empty otherwise).
+    pub(crate) lambdas: &'b [Lanes],
+    /// The lane.
+    pub(crate) lane: usize,
+}
+
+#[cfg(feature = "wide")]
+impl BinParams<f32> for LaneParams<'_> {
+    fn widths(&self, _: &mut [f32]) {}
+    fn heights(&self, _: &mut [f32]) {}
+    #[inline]
+    fn derivative(&self, j: usize) -> f32 {
+        self.derivatives.get(j).map_or(0.0, |r| r[self.lane])
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> f32 {
+        self.lambdas.get(k).map_or(0.0, |r| r[self.lane])
+    }
+}
+
+/// One lane's knots from [`lane_inner_knots`] with its [`LaneParams`]: the same values as
+/// [`Lazy`] gives for that point, bit for bit (the search reads the interior knots as
+/// [`TableDim`](super::tables::TableDim) does; derivatives and `λ` are computed as `Lazy`
+/// computes them, for the bin found).
+#[cfg(feature = "wide")]
+pub(crate) struct LaneKnots<'b> {
+    /// The interior knots `x_1 … x_{K-1}` and `y_1 … y_{K-1}`, one row each.
+    pub(crate) knots: [&'b [Lanes]; 2],
+    pub(crate) params: LaneParams<'b>,
+    pub(crate) bins: usize,
+    pub(crate) bound: f32,
+}
+
+#[cfg(feature = "wide")]
+impl LaneKnots<'_> {
+    /// Knot `i in 0..=K` of the `y` axis (`on_y`) or the `x` axis.
+    #[inline]
+    fn knot(&self, on_y: bool, i: usize) -> f32 {
+        let inner = self.knots[on_y as usize]
+            .get(..self.bins - 1)
+            .unwrap_or(&[]);
+        match i.checked_sub(1) {
+            None => -self.bound,
+            Some(i) => inner.get(i).map_or(self.bound, |r| r[self.params.lane]),
+        }
+    }
+}
+
+#[cfg(feature = "wide")]
+impl Knots<f32> for LaneKnots<'_> {
+    #[inline]
+    fn search(&self, on_y: bool, v: f32) -> (usize, f32, f32) {
+        let inner = self.knots[on_y as usize]
+            .get(..self.bins - 1)
+            .unwrap_or(&[]);
+        let lane = self.params.lane;
+        search_knots(v, self.bound, self.bins, inner.iter().map(|r| r[lane]))
+    }
+    #[inline]
+    fn edges(&self, on_y: bool, k: usize) -> (f32, f32) {
+        (self.knot(on_y, k), self.knot(on_y, k + 1))
+    }
+    #[inline]
+    fn derivatives(&self, k: usize) -> (f32, f32) {
+        // `Lazy`'s values: each end knot's, each interior one `1e-3 + softplus(ud)`.
+        let d = |i: usize| knot_derivative(&self.params, i, self.bins);
+        (d(k), d(k + 1))
+    }
+    #[inline]
+    fn lambda(&self, k: usize) -> f32 {
+        bin_lambda(&self.params, k)
     }
 }
 

@@ -1,9 +1,13 @@
 //! The learnable element-wise spline layer.
 
 use super::eval::{eval_all, eval_dim};
+#[cfg(feature = "wide")]
+use super::lanes::eval_flat;
 use super::params::{DimParams, Direction, SplineShape};
 use super::tables::{dim_table, dim_table_well_formed, table_len_per_dim, TableDim};
 use crate::error::{Error, LayerError};
+#[cfg(feature = "wide")]
+use crate::flat::{Lanes, LANES};
 use crate::real::Real;
 use crate::weights::Weights;
 use crate::workspace::Scratch;
@@ -130,5 +134,46 @@ impl<'a> Spline<'a> {
             total += l;
         }
         Ok(total)
+    }
+
+    /// [`apply`](Self::apply) with its knot `table` on a block of points (rows of `v` are
+    /// dimensions, lanes points), for the lanes where `live` is `true`: each lane's values
+    /// and the returned log-determinant are that point's `apply`, bit for bit. `None` (and
+    /// nothing changed) without a table of [`table_len`](Self::table_len) entries.
+    #[cfg(feature = "wide")]
+    #[inline(always)] // see `block::log_prob_many`
+    pub(crate) fn apply_lanes(
+        &self,
+        v: &mut [Lanes],
+        dir: Direction,
+        live: &[bool; LANES],
+        table: Weights<'_>,
+    ) -> Option<Lanes> {
+        if table.len() != self.table_len() {
+            return None;
+        }
+        let per_dim = table_len_per_dim(&self.shape);
+        let bound = self.shape.bound;
+        let mut total = [0f32; LANES];
+        let mut rest = table.as_bytes().as_chunks::<4>().0;
+        for x in v.iter_mut() {
+            let (w, next) = rest.split_at_checked(per_dim).unwrap_or((rest, &[]));
+            rest = next;
+            let src = TableDim::split(w, self.shape.bins, bound);
+            let start = *x;
+            let mut ld = [0f32; LANES];
+            let redo = eval_flat(&self.shape, &src, x, &mut ld, dir);
+            for r in 0..LANES {
+                // `apply` adds the log-determinant of a point inside the box only.
+                if live[r] && start[r] >= -bound && start[r] <= bound {
+                    if redo[r] {
+                        crate::flat::count_redone();
+                        (x[r], ld[r]) = eval_dim(&self.shape, &src, start[r], dir, true);
+                    }
+                    total[r] += ld[r];
+                }
+            }
+        }
+        Some(total)
     }
 }

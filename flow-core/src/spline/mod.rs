@@ -62,12 +62,16 @@
 pub mod bin;
 mod eval;
 mod knots;
+#[cfg(feature = "wide")]
+mod lanes;
 mod layer;
 pub mod params;
 mod tables;
 
 pub use eval::eval;
 pub(crate) use eval::eval_all;
+#[cfg(feature = "wide")]
+pub(crate) use eval::{eval_lanes, LaneRows};
 pub use knots::knots_in_place;
 pub use layer::Spline;
 pub(crate) use params::ParamVector;

@@ -77,13 +77,13 @@ pub(crate) fn dim_table_well_formed(
 /// `f32`.
 pub(super) struct TableDim<'t> {
     /// The interior knots `x_1 … x_{K-1}` and `y_1 … y_{K-1}`.
-    knots: [&'t [[u8; 4]]; 2],
+    pub(super) knots: [&'t [[u8; 4]]; 2],
     /// The interior derivatives `δ_1 … δ_{K-1}`.
-    derivatives: &'t [[u8; 4]],
+    pub(super) derivatives: &'t [[u8; 4]],
     /// `λ_0 … λ_{K-1}` (linear order; empty otherwise).
-    lambdas: &'t [[u8; 4]],
-    bins: usize,
-    bound: f32,
+    pub(super) lambdas: &'t [[u8; 4]],
+    pub(super) bins: usize,
+    pub(super) bound: f32,
 }
 
 impl<'t> TableDim<'t> {

@@ -6,6 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../src/cli/decimal.rs"]
+mod decimal;
 #[allow(dead_code)]
 #[path = "../../src/cli/files.rs"]
 mod files;

@@ -32,6 +32,50 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// [`read_input`], a large regular file read in `threads` parts at once (each part's pages
+/// first touched by the thread that reads it); the same bytes. A file that changes size while
+/// it is read, or a part that fails, is read again whole by `read_input`.
+pub fn read_input_on(path: &Path, threads: usize) -> Result<Vec<u8>> {
+    #[cfg(unix)]
+    if threads > 1 && !is_std(path) {
+        if let Some(v) = read_parts(path, threads) {
+            return Ok(v);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = threads; // one read elsewhere
+    read_input(path)
+}
+
+/// The file at `path` in `threads` parts at once; `None` if it is not a regular file of at
+/// least 4 MiB, or any read falls short.
+#[cfg(unix)]
+fn read_parts(path: &Path, threads: usize) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let n = usize::try_from(meta.len()).ok()?;
+    if !meta.is_file() || n < 4 << 20 {
+        return None;
+    }
+    let mut buf = vec![0u8; n];
+    let part = n.div_ceil(threads);
+    let ok = std::thread::scope(|s| {
+        let handles: Vec<_> = buf
+            .chunks_mut(part)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let file = &file;
+                s.spawn(move || file.read_exact_at(chunk, (i * part) as u64).is_ok())
+            })
+            .collect();
+        handles.into_iter().all(|h| h.join().unwrap_or(false))
+    });
+    // Nothing past the length read: the file did not grow meanwhile.
+    let at_end = file.read_at(&mut [0u8], n as u64).ok()? == 0;
+    (ok && at_end).then_some(buf)
+}
+
 /// Whether `path` is the file standard output goes to (`/dev/stdout` when it is redirected to
 /// a file): writing to it through a descriptor of its own would overwrite what standard
 /// output writes, so it is written through standard output.

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Each command is its own module.
 
 mod checks;
+mod decimal;
 mod eval;
 mod export_c;
 mod figures;

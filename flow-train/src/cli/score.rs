@@ -6,9 +6,10 @@
 //! recomputes every table entry and compares it bit for bit, and evaluation with tables gives
 //! exactly the results without them. The rows are cut into one contiguous block per thread;
 //! each row's value does not depend on the others, so the per-row output is that of one thread
-//! (the test `parallel_scores_equal_the_runtime` checks both). flow-core's feature `wide`,
-//! on in this crate, computes each spline's softmax exponentials together with a vectorized
-//! port of libm's `expf` that returns the same bits (flow-core's `real::expf_flat`).
+//! (the test `parallel_scores_equal_the_runtime` checks both). Plain and conditional flows
+//! score their rows in blocks through flow-core's `log_prob_many` (feature `wide`, on in this
+//! crate), compiled for the CPU's vector instructions ([`Isa`]): the spline couplings run on a
+//! whole block at once, every point's value the single-point one bit for bit.
 //!
 //! Models outside the compiled geometries (more than 8 dimensions, 4 context values, 16
 //! layers, hidden layers wider than 64 or more than 64 bins) are scored by [`Runtime`], also on
@@ -17,20 +18,52 @@
 use super::runtime::Runtime;
 use flow_core::model::FlowKind;
 use flow_core::{ConditionalFlow, Error, Flow, JointFlow, Layer, Model};
+use flow_train::Isa;
 
 /// Layers, hidden width and bins of the compiled flows.
 const L: usize = 16;
 const H: usize = 64;
 const K: usize = 64;
 
-/// One row's `log p` in the flow's space.
+/// Rows' `log p` in the flow's space.
 trait Score: Sync {
+    /// One row's.
     fn score(&self, x: &[f32], ctx: &[f32]) -> Result<f32, Error>;
+
+    /// Each row's of `x` (rows of the flow's dimension) with the rows of `ctx` into `out`:
+    /// [`score`](Self::score) of each, the same bits; flows that evaluate blocks of rows
+    /// together (flow-core's `log_prob_many`) do so.
+    fn score_many(&self, x: &[f32], ctx: &[f32], out: &mut [Result<f32, Error>]) {
+        let (d, c) = (x.len() / out.len().max(1), ctx.len() / out.len().max(1));
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.score(&x[i * d..(i + 1) * d], &ctx[i * c..(i + 1) * c]);
+        }
+    }
 }
 
 impl<const D: usize> Score for Flow<'_, D, L, H, K> {
     fn score(&self, x: &[f32], _: &[f32]) -> Result<f32, Error> {
         self.log_prob(&point::<D>(x)?)
+    }
+
+    fn score_many(&self, x: &[f32], _: &[f32], out: &mut [Result<f32, Error>]) {
+        let (rows, rest) = x.as_chunks::<D>();
+        if let Err(e) = rest
+            .is_empty()
+            .then_some(())
+            .ok_or(Error::DimensionMismatch {
+                expected: D,
+                found: rest.len(),
+            })
+            .and_then(|()| {
+                Isa::detect().run(
+                    #[inline(always)]
+                    || self.log_prob_many(rows, out),
+                )
+            })
+        {
+            out.fill(Err(e));
+        }
     }
 }
 
@@ -43,6 +76,24 @@ impl<const D: usize> Score for JointFlow<'_, D, L, H, K> {
 impl<const D: usize, const C: usize> Score for ConditionalFlow<'_, D, C, L, H, K> {
     fn score(&self, x: &[f32], ctx: &[f32]) -> Result<f32, Error> {
         self.log_prob(&point::<D>(x)?, &point::<C>(ctx)?)
+    }
+
+    fn score_many(&self, x: &[f32], ctx: &[f32], out: &mut [Result<f32, Error>]) {
+        let ((rows, rest), (cs, crest)) = (x.as_chunks::<D>(), ctx.as_chunks::<C>());
+        let r = if rest.is_empty() && crest.is_empty() {
+            Isa::detect().run(
+                #[inline(always)]
+                || self.log_prob_many(rows, cs, out),
+            )
+        } else {
+            Err(Error::DimensionMismatch {
+                expected: D,
+                found: rest.len(),
+            })
+        };
+        if let Err(e) = r {
+            out.fill(Err(e));
+        }
     }
 }
 
@@ -159,30 +210,38 @@ pub fn score_rows(
                     Some(f) => Scorer::Compiled(f.as_ref()),
                     None => Scorer::Runtime(Box::new(Runtime::new(bytes)?)),
                 };
-                let mut buf = vec![0f32; d];
-                for (i, o) in chunk.iter_mut().enumerate() {
-                    let row = &x[i * d..(i + 1) * d];
-                    let ctx = &cx[i * c..(i + 1) * c];
+                // Rows go in batches: standardized (unless they are), scored together, and
+                // the scaler's log-Jacobian added.
+                const BATCH: usize = 512;
+                let mut buf = vec![0f32; BATCH * d];
+                for (b, out) in chunk.chunks_mut(BATCH).enumerate() {
+                    let first = b * BATCH;
+                    let rows = &x[first * d..(first + out.len()) * d];
+                    let ctx = &cx[first * c..(first + out.len()) * c];
                     let p: &[f32] = if standardized {
-                        row
+                        rows
                     } else {
-                        for (j, (b, &v)) in buf.iter_mut().zip(row).enumerate() {
-                            *b = match rt_model.model.scaler(j) {
+                        for (i, (b, &v)) in buf.iter_mut().zip(rows).enumerate() {
+                            *b = match rt_model.model.scaler(i % d) {
                                 Some((m, sc)) => (v - m) / sc,
                                 None => v,
                             };
                         }
-                        &buf
+                        &buf[..rows.len()]
                     };
-                    let lp = match &mut scorer {
-                        Scorer::Compiled(f) => f.score(p, ctx),
-                        Scorer::Runtime(r) => r.log_prob(p, ctx),
-                    };
-                    *o = if standardized {
-                        lp
-                    } else {
-                        lp.map(|v| v + shift)
-                    };
+                    match &mut scorer {
+                        Scorer::Compiled(f) => f.score_many(p, ctx, out),
+                        Scorer::Runtime(r) => {
+                            for (i, o) in out.iter_mut().enumerate() {
+                                *o = r.log_prob(&p[i * d..(i + 1) * d], &ctx[i * c..(i + 1) * c]);
+                            }
+                        }
+                    }
+                    if !standardized {
+                        for o in out.iter_mut() {
+                            *o = o.map(|v| v + shift);
+                        }
+                    }
                 }
                 Ok(())
             }));

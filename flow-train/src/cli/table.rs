@@ -15,7 +15,8 @@
 //! `plain_files_read_as_the_csv_crate_reads_them`), including the `csv` crate's line of a row
 //! that follows empty lines: the first empty line's, not the row's own.
 
-use super::files::{is_std, read_input, write_atomic};
+use super::decimal::decimal_f32;
+use super::files::{is_std, read_input_on, write_atomic};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -114,13 +115,19 @@ impl Table {
                         .zip(starts.chunks(per).zip(lines.chunks(per)))
                         .map(|(out, (starts, lines))| {
                             s.spawn(move || -> Result<()> {
-                                let mut fields = Vec::with_capacity(w);
+                                // Where each field starts and ends (`fields[j]..ends[j]`).
+                                let mut ends = Vec::with_capacity(w);
                                 let rows = out.chunks_exact_mut(idx.len());
                                 for ((o, &start), &line) in rows.zip(starts).zip(lines) {
-                                    fields.clear();
-                                    fields.extend(line_at(text, start).split(','));
+                                    ends.clear();
+                                    let end = commas(text.as_bytes(), start, |p| ends.push(p));
+                                    ends.push(end);
                                     for (v, &j) in o.iter_mut().zip(idx) {
-                                        *v = self.number(fields[j].trim(), line, j)?;
+                                        let from = match j.checked_sub(1) {
+                                            Some(i) => ends[i] + 1,
+                                            None => start,
+                                        };
+                                        *v = self.number(trim(&text[from..ends[j]]), line, j)?;
                                     }
                                 }
                                 Ok(())
@@ -139,6 +146,9 @@ impl Table {
     }
 
     fn number(&self, field: &str, line: u64, j: usize) -> Result<f32> {
+        if let Some(v) = decimal_f32(field) {
+            return Ok(v);
+        }
         let (source, name) = (&self.source, &self.columns[j]);
         let v: f64 = field.parse().map_err(|_| {
             anyhow::anyhow!(
@@ -188,6 +198,19 @@ impl Table {
     }
 }
 
+/// `field.trim()`, without decoding a character where both ends are printable ASCII (which
+/// `trim` keeps: the white space it removes is ASCII up to the space, or not ASCII).
+#[inline]
+fn trim(field: &str) -> &str {
+    let b = field.as_bytes();
+    let kept = |c: Option<&u8>| c.is_some_and(|&c| c > b' ' && c < 0x80);
+    if kept(b.first()) && kept(b.last()) {
+        field
+    } else {
+        field.trim()
+    }
+}
+
 /// The line of `text` that starts at byte `start`, without its line feed.
 fn line_at(text: &str, start: usize) -> &str {
     let rest = &text[start..];
@@ -207,7 +230,7 @@ fn cores() -> usize {
 
 /// [`read_csv`] on `threads` threads.
 pub fn read_csv_on(path: &Path, threads: usize) -> Result<Table> {
-    let text = read_input(path)?;
+    let text = read_input_on(path, threads)?;
     let source = if is_std(path) {
         "<stdin>".to_string()
     } else {
@@ -226,12 +249,15 @@ pub fn parse_csv(bytes: &[u8], source: &str) -> Result<Table> {
 /// Parses CSV bytes on `threads` threads: a plain file by [`parse_plain`], any other by the
 /// `csv` crate.
 fn parse_owned(bytes: Vec<u8>, source: &str, threads: usize) -> Result<Table> {
-    let plain = !bytes.is_empty()
-        && !bytes.starts_with(b"\n")
-        && !bytes.contains(&b'"')
-        && !bytes.contains(&b'\r');
+    // Quotes and carriage returns are looked for by `parse_plain`, on every core.
+    let plain = !bytes.is_empty() && !bytes.starts_with(b"\n");
     match String::from_utf8(bytes) {
-        Ok(text) if plain && !text.starts_with('\u{feff}') => parse_plain(text, source, threads),
+        Ok(text) if plain && !text.starts_with('\u{feff}') => {
+            match parse_plain(text, source, threads) {
+                Ok(table) => table,
+                Err(text) => parse_with_csv(text.as_bytes(), source),
+            }
+        }
         Ok(text) => parse_with_csv(text.as_bytes(), source),
         Err(e) => parse_with_csv(e.as_bytes(), source),
     }
@@ -268,37 +294,87 @@ fn wrong_width(source: &str, line: u64, fields: usize, header: &[String]) -> any
     )
 }
 
+/// Calls `comma` with the place of each `,` of the line of `text` that starts at `start`, in
+/// order, and returns where the line ends (its line feed, or the end of `text`). Eight bytes
+/// at a time: the bytes that are `,` or a line feed are found with integer arithmetic on the
+/// eight as one `u64` (each byte tested exactly, no carries between bytes).
+#[inline]
+fn commas(text: &[u8], start: usize, mut comma: impl FnMut(usize)) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // The high bit of each byte of `word` equal to the byte repeated in `v`.
+    let equal = |word: u64, v: u64| {
+        let x = word ^ v;
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    };
+    let mut i = start;
+    let mut words = text.get(start..).unwrap_or(&[]).chunks_exact(8);
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let mut hits = equal(word, 0x2c2c_2c2c_2c2c_2c2c) | equal(word, 0x0a0a_0a0a_0a0a_0a0a);
+        while hits != 0 {
+            let at = i + (hits.trailing_zeros() / 8) as usize;
+            if text[at] == b'\n' {
+                return at;
+            }
+            comma(at);
+            hits &= hits - 1;
+        }
+        i += 8;
+    }
+    for (at, &c) in (i..).zip(words.remainder()) {
+        match c {
+            b'\n' => return at,
+            b',' => comma(at),
+            _ => {}
+        }
+    }
+    text.len()
+}
+
 /// What one thread finds in its block of lines: where each row starts, the row's line (see
 /// [`scan`]), the first row with the wrong number of fields (its line and field count), the
 /// number of lines, and the line after the block's last record.
 struct Block {
     starts: Vec<usize>,
-    lines: Vec<Option<u64>>,
-    wrong: Option<(Option<u64>, usize)>,
+    lines: Vec<u64>,
+    wrong: Option<(u64, usize)>,
     newlines: u64,
-    after_last: Option<u64>,
+    after_last: u64,
+    /// A quote or a carriage return is in the block: the file is not plain.
+    not_plain: bool,
+}
+
+/// In [`Block`]'s lines: the previous record is in an earlier block.
+const NO_LINE: u64 = u64::MAX;
+
+/// Whether `text` holds a quote or a carriage return (a file the `csv` crate reads).
+fn not_plain(text: &[u8]) -> bool {
+    text.contains(&b'"') || text.contains(&b'\r')
 }
 
 /// Scans the lines of `text[from..to]` (`from` at a line's start) for rows of `w` fields.
 ///
 /// A row's line is the one the `csv` crate gives it: the line after the previous record
-/// (counted from the block's first; `None`: the previous record is in an earlier block). The
-/// crate skips empty lines without counting them in the next record's place, so a row after
-/// an empty line is named by the empty line's number, as `eval` and `fit` have always named it.
+/// (counted from the block's first; [`NO_LINE`]: the previous record is in an earlier block).
+/// The crate skips empty lines without counting them in the next record's place, so a row
+/// after an empty line is named by the empty line's number, as `eval` and `fit` have always
+/// named it.
 fn scan(text: &[u8], from: usize, to: usize, w: usize) -> Block {
     let mut b = Block {
         starts: Vec::with_capacity((to - from) / 16),
         lines: Vec::with_capacity((to - from) / 16),
         wrong: None,
         newlines: 0,
-        after_last: None,
+        after_last: NO_LINE,
+        not_plain: not_plain(&text[from..to]),
     };
+    if b.not_plain {
+        return b;
+    }
     let mut start = from;
     while start < to {
-        let end = text[start..to]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(to, |e| start + e);
+        let mut fields = 1;
+        let end = commas(&text[..to], start, |_| fields += 1);
         let line = &text[start..end];
         let n = b.newlines;
         b.newlines += 1;
@@ -307,8 +383,7 @@ fn scan(text: &[u8], from: usize, to: usize, w: usize) -> Block {
             continue; // not a record for the `csv` crate
         }
         let place = b.after_last;
-        b.after_last = Some(n + 1);
-        let fields = 1 + line.iter().filter(|&&c| c == b',').count();
+        b.after_last = n + 1;
         // A line of only blanks is a record of one empty cell, skipped.
         if fields == 1 && std::str::from_utf8(line).is_ok_and(|l| l.trim().is_empty()) {
             continue;
@@ -325,14 +400,21 @@ fn scan(text: &[u8], from: usize, to: usize, w: usize) -> Block {
 
 /// Parses a plain file (UTF-8; no quotes, carriage returns or byte-order mark; not starting
 /// with an empty line): split at commas and line feeds, the lines in one block per thread.
-fn parse_plain(text: String, source: &str, threads: usize) -> Result<Table> {
+/// Gives the text back (`Err`) if it holds a quote or a carriage return after all.
+fn parse_plain(
+    text: String,
+    source: &str,
+    threads: usize,
+) -> std::result::Result<Result<Table>, String> {
     let bytes = text.as_bytes();
     let first = text.find('\n').unwrap_or(text.len());
+    if not_plain(&bytes[..first]) {
+        return Err(text);
+    }
     let header: Vec<String> = text[..first]
         .split(',')
         .map(|h| h.trim().to_string())
         .collect();
-    check_header(&header, source)?;
     let w = header.len();
     // Block boundaries: after the line feed at or after each even share of the text.
     let body = (first + 1).min(bytes.len());
@@ -360,19 +442,47 @@ fn parse_plain(text: String, source: &str, threads: usize) -> Result<Table> {
             .map(|h| h.join().expect("a CSV thread panicked"))
             .collect()
     });
-    let mut starts = Vec::with_capacity(blocks.iter().map(|b| b.starts.len()).sum());
-    let mut lines = Vec::with_capacity(starts.capacity());
+    if blocks.iter().any(|b| b.not_plain) {
+        return Err(text);
+    }
+    Ok(plain_table(text, header, blocks, source, threads))
+}
+
+/// The table of a plain file from its blocks (see [`parse_plain`]).
+fn plain_table(
+    text: String,
+    header: Vec<String>,
+    blocks: Vec<Block>,
+    source: &str,
+    threads: usize,
+) -> Result<Table> {
+    check_header(&header, source)?;
+    // The first block's rows stay where they are; the others' are appended (into the spare
+    // capacity of the first block's vectors, reserved at one row per 16 bytes, when it
+    // suffices).
+    let mut blocks = blocks.into_iter();
+    let Some(mut first) = blocks.next() else {
+        bail!("{source}: no data rows");
+    };
+    let mut starts = std::mem::take(&mut first.starts);
+    let mut lines = std::mem::take(&mut first.lines);
     // Line 1 is the header; the body starts on line 2, the line after the header's record.
     let (mut before, mut carry) = (2u64, 2u64);
-    for b in blocks {
-        let place = |l: Option<u64>| l.map_or(carry, |l| before + l);
+    for (i, b) in std::iter::once(first).chain(blocks).enumerate() {
+        let place = |l: u64| if l == NO_LINE { carry } else { before + l };
         if let Some((line, fields)) = b.wrong {
             return Err(wrong_width(source, place(line), fields, &header));
         }
-        starts.extend(b.starts);
-        lines.extend(b.lines.iter().map(|&l| place(l)));
-        if let Some(l) = b.after_last {
-            carry = before + l;
+        if i == 0 {
+            for l in &mut lines {
+                *l = place(*l);
+            }
+        } else {
+            starts.extend(b.starts);
+            lines.extend(b.lines.iter().map(|&l| place(l)));
+        }
+        if b.after_last != NO_LINE {
+            carry = before + b.after_last;
         }
         before += b.newlines;
     }
@@ -447,6 +557,50 @@ pub fn write_csv(path: &Path, header: &[String], values: &[f32]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `trim` is `str::trim` on cells with and without white space (ASCII, and Unicode's at
+    /// either end) and other characters at their ends.
+    #[test]
+    fn trim_is_str_trim() {
+        let ends = [
+            "", " ", "\t", "\u{0b}", "\u{a0}", "\u{85}", "\u{2003}", "é", "x", "1", "\u{7f}",
+        ];
+        for a in ends {
+            for b in ends {
+                for mid in ["", "0.5", " 1 ", "\u{3000}"] {
+                    let s = format!("{a}{mid}{b}");
+                    assert_eq!(trim(&s), s.trim(), "{s:?}");
+                }
+            }
+        }
+    }
+
+    /// `commas` finds what a byte-by-byte walk finds, from every start, in random texts of
+    /// commas, line feeds and other bytes (high bytes too), of every length up to 40.
+    #[test]
+    fn commas_are_found_as_one_byte_at_a_time() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = [b',', b'\n', b'1', b'.', b' ', 0xc3, 0x2b, 0x0b, 0xac, 0x8a];
+        for len in 0..=40usize {
+            for _ in 0..200 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                for start in 0..=len {
+                    let mut got = Vec::new();
+                    let end = commas(&text, start, |p| got.push(p));
+                    let want_end = (start..len).find(|&i| text[i] == b'\n').unwrap_or(len);
+                    let want: Vec<usize> = (start..want_end).filter(|&i| text[i] == b',').collect();
+                    assert_eq!((end, &got), (want_end, &want), "{text:?} from {start}");
+                }
+            }
+        }
+    }
 
     fn err(s: &str) -> String {
         match parse_csv(s.as_bytes(), "t.csv").and_then(|t| t.select(&[0, 1])) {
